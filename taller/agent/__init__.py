@@ -1,0 +1,1 @@
+"""Taller agent package."""

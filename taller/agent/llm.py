@@ -1,0 +1,374 @@
+"""LLM backends behind one function, :func:`get_chat_model`, that returns a LangChain chat model.
+
+* ``ollama``   — ``langchain_ollama.ChatOllama`` on ``OLLAMA_HOST`` (default model ``llama3.1``).
+* ``embedded`` — :class:`EmbeddedChatModel`, a GGUF model run in-process by ``llama-cpp-python``.
+* ``fake``     — :class:`FakeChatModel`, a scripted model for tests (no LLM at all).
+* ``auto``     — Ollama when the server answers, else the embedded model.
+
+Small local models need their output constrained to pick a tool reliably, so every backend
+also answers :func:`invoke_json` — a reply forced to match a JSON schema (Ollama's ``format``,
+llama.cpp's JSON-schema grammar, a scripted dict for the fake model).
+
+Tools that need the LLM (video answers, SQL generation) call :func:`get_chat_model` too, so a
+test that installs a fake model with :func:`use_chat_model` drives the whole stack.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr
+
+from taller.config import Settings, get_settings
+
+BACKENDS = ("auto", "ollama", "embedded", "fake")
+
+
+class LLMUnavailableError(RuntimeError):
+    """No LLM backend can answer; the message says how to get one."""
+
+
+# --- fake ---------------------------------------------------------------------------------------
+
+Script = Any  # str | dict | AIMessage | Callable[[list[BaseMessage]], str | dict | AIMessage]
+
+
+class FakeChatModel(BaseChatModel):
+    """A scripted chat model: each call takes the next response from ``responses``.
+
+    A response is a string (a text answer, streamed word by word), a dict (the JSON answer of a
+    schema-constrained call), an ``AIMessage``, or a callable that receives the messages and
+    returns one of those. When the script runs out, ``default`` answers (or an error is raised
+    when ``default`` is None), so a test sees exactly how many calls were made.
+    """
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    responses: list[Any] = Field(default_factory=list)
+    default: Any = None
+    model_name: str = "fake"
+    # Seconds to wait between streamed tokens (lets tests cancel mid-stream).
+    token_delay: float = 0.0
+    _calls: list[list[BaseMessage]] = PrivateAttr(default_factory=list)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @property
+    def _llm_type(self) -> str:
+        return "taller-fake"
+
+    @property
+    def calls(self) -> list[list[BaseMessage]]:
+        """Every list of messages the model was called with, in order."""
+        return self._calls
+
+    def _next(self, messages: list[BaseMessage]) -> Any:
+        with self._lock:
+            self._calls.append(list(messages))
+            if self.responses:
+                response = self.responses.pop(0)
+            elif self.default is not None:
+                response = self.default
+            else:
+                raise RuntimeError("FakeChatModel: the script has no response left")
+        if callable(response) and not isinstance(response, BaseMessage):
+            response = response(list(messages))
+        return response
+
+    @staticmethod
+    def _as_message(response: Any) -> AIMessage:
+        if isinstance(response, AIMessage):
+            return response
+        if isinstance(response, dict):
+            return AIMessage(content=json.dumps(response))
+        return AIMessage(content=str(response))
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=self._as_message(self._next(messages)))])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        import time
+
+        message = self._as_message(self._next(messages))
+        text = message.content if isinstance(message.content, str) else json.dumps(message.content)
+        for piece in re.findall(r"\S+\s*|\s+", text) or [""]:
+            if self.token_delay:
+                time.sleep(self.token_delay)
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+
+    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict) -> dict:
+        response = self._next(list(messages))
+        if isinstance(response, dict):
+            return response
+        return parse_json_object(self._as_message(response).content)
+
+
+# --- embedded (llama.cpp) -------------------------------------------------------------------------
+
+_llama_cache: dict[tuple, Any] = {}
+_llama_lock = threading.Lock()
+
+
+def _load_llama(path: str, n_ctx: int, n_threads: int) -> Any:
+    """Load a GGUF model once per process; loading takes seconds and hundreds of MB."""
+    key = (path, n_ctx, n_threads)
+    with _llama_lock:
+        if key not in _llama_cache:
+            try:
+                from llama_cpp import Llama
+            except ImportError as exc:
+                raise LLMUnavailableError(
+                    "the embedded backend needs llama-cpp-python: pip install 'taller[embedded]' "
+                    "(it compiles llama.cpp, about 15 minutes on 2 cores)"
+                ) from exc
+            _llama_cache[key] = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads or None,
+                                      verbose=False, seed=0)
+        return _llama_cache[key]
+
+
+def _to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    roles = {"human": "user", "ai": "assistant", "system": "system", "tool": "user"}
+    out = []
+    for m in messages:
+        content = m.content if isinstance(m.content, str) else json.dumps(m.content)
+        out.append({"role": roles.get(m.type, "user"), "content": content})
+    return out
+
+
+class EmbeddedChatModel(BaseChatModel):
+    """A GGUF instruct model run in-process by llama-cpp-python (no server, no network)."""
+
+    model_path: str
+    n_ctx: int = 4096
+    n_threads: int = 0
+    temperature: float = 0.0
+    max_tokens: int = 512
+
+    @property
+    def _llm_type(self) -> str:
+        return "taller-llama-cpp"
+
+    @property
+    def model_name(self) -> str:
+        return Path(self.model_path).name
+
+    def _llama(self) -> Any:
+        return _load_llama(self.model_path, self.n_ctx, self.n_threads or (os.cpu_count() or 2))
+
+    def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                  run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
+        out = self._llama().create_chat_completion(
+            messages=_to_openai(messages), temperature=self.temperature,
+            max_tokens=kwargs.get("max_tokens", self.max_tokens), stop=stop)
+        text = out["choices"][0]["message"]["content"] or ""
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
+
+    def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
+                run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        for part in self._llama().create_chat_completion(
+                messages=_to_openai(messages), temperature=self.temperature,
+                max_tokens=kwargs.get("max_tokens", self.max_tokens), stop=stop, stream=True):
+            piece = part["choices"][0]["delta"].get("content") or ""
+            if not piece:
+                continue
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=piece))
+            if run_manager:
+                run_manager.on_llm_new_token(piece, chunk=chunk)
+            yield chunk
+
+    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict) -> dict:
+        # llama.cpp compiles the JSON schema into a grammar: the reply cannot leave the schema.
+        out = self._llama().create_chat_completion(
+            messages=_to_openai(messages), temperature=0.0, max_tokens=256,
+            response_format={"type": "json_object", "schema": schema})
+        return parse_json_object(out["choices"][0]["message"]["content"] or "")
+
+
+# --- selection ------------------------------------------------------------------------------------
+
+_override: BaseChatModel | None = None
+_override_lock = threading.Lock()
+
+
+def set_chat_model(model: BaseChatModel | None) -> None:
+    """Install a process-wide chat model (tests, benchmarks); None removes it."""
+    global _override
+    with _override_lock:
+        _override = model
+
+
+@contextlib.contextmanager
+def use_chat_model(model: BaseChatModel) -> Iterator[BaseChatModel]:
+    """Within the block, :func:`get_chat_model` returns ``model``."""
+    global _override
+    with _override_lock:
+        previous, _override = _override, model
+    try:
+        yield model
+    finally:
+        with _override_lock:
+            _override = previous
+
+
+def ollama_status(host: str, timeout: float = 0.8) -> dict[str, Any]:
+    """``{"reachable": bool, "models": [...], "error": str|None}`` for an Ollama server."""
+    import httpx
+
+    try:
+        response = httpx.get(host.rstrip("/") + "/api/tags", timeout=timeout)
+        response.raise_for_status()
+        names = [m.get("name", "") for m in response.json().get("models", [])]
+        return {"reachable": True, "models": names, "error": None}
+    except Exception as exc:
+        return {"reachable": False, "models": [], "error": f"{type(exc).__name__}: {exc}"}
+
+
+def _ollama_has(models: list[str], wanted: str) -> bool:
+    base = wanted if ":" in wanted else wanted + ":latest"
+    return any(name == wanted or name == base for name in models)
+
+
+def embedded_model_path(settings: Settings | None = None) -> Path | None:
+    """The GGUF file the embedded backend would use, or None when there is none."""
+    from taller.agent.models import installed_model_path
+
+    settings = settings or get_settings()
+    if settings.embedded_model_path:
+        path = Path(settings.embedded_model_path).expanduser()
+        return path if path.is_file() else None
+    return installed_model_path(settings)
+
+
+def _fake_from_env() -> FakeChatModel:
+    """``TALLER_FAKE_SCRIPT`` (a JSON list of responses) scripts the fake backend from outside."""
+    script = os.environ.get("TALLER_FAKE_SCRIPT")
+    responses: list[Any] = []
+    if script:
+        text = Path(script).read_text(encoding="utf-8") if Path(script).is_file() else script
+        responses = json.loads(text)
+    return FakeChatModel(responses=responses, default="(fake model: no scripted answer left)")
+
+
+def get_chat_model(backend: str | None = None, model: str | None = None,
+                   settings: Settings | None = None) -> BaseChatModel:
+    """Return the chat model for ``backend`` (default: the configured one).
+
+    Raises :class:`LLMUnavailableError` with instructions when nothing can answer.
+    """
+    with _override_lock:
+        if _override is not None:
+            return _override
+    settings = settings or get_settings()
+    backend = (backend or settings.backend or "auto").lower()
+    if backend not in BACKENDS:
+        raise LLMUnavailableError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "fake":
+        return _fake_from_env()
+    if backend in ("ollama", "auto"):
+        status = ollama_status(settings.ollama_host)
+        wanted = model or settings.ollama_model
+        if status["reachable"] and (backend == "ollama" or _ollama_has(status["models"], wanted)):
+            from langchain_ollama import ChatOllama
+
+            return ChatOllama(base_url=settings.ollama_host, model=wanted,
+                              temperature=settings.temperature)
+        if backend == "ollama":
+            raise LLMUnavailableError(
+                f"Ollama does not answer at {settings.ollama_host} ({status['error']}). Start it "
+                f"with `ollama serve` and `ollama pull {wanted}`, or set OLLAMA_HOST.")
+    path = Path(model).expanduser() if model and model.endswith(".gguf") else embedded_model_path(settings)
+    if path is None or not path.is_file():
+        raise LLMUnavailableError(
+            "no LLM available: Ollama does not answer at "
+            f"{settings.ollama_host} and no embedded model is installed. Either start Ollama "
+            "(`ollama serve; ollama pull llama3.1`) or run `taller model install` to install the "
+            "embedded model, or set TALLER_EMBEDDED_MODEL_PATH to any GGUF file.")
+    return EmbeddedChatModel(model_path=str(path), n_ctx=settings.embedded_context,
+                             n_threads=settings.embedded_threads, temperature=settings.temperature)
+
+
+def describe(model: BaseChatModel) -> dict[str, str]:
+    """Backend and model name, for status bars and ``final`` events."""
+    if isinstance(model, FakeChatModel):
+        return {"backend": "fake", "model": model.model_name}
+    if isinstance(model, EmbeddedChatModel):
+        return {"backend": "embedded", "model": model.model_name}
+    name = getattr(model, "model", None) or getattr(model, "model_name", None) or type(model).__name__
+    kind = "ollama" if type(model).__name__ == "ChatOllama" else type(model).__name__
+    return {"backend": kind, "model": str(name)}
+
+
+def parse_json_object(text: str) -> dict:
+    """The first JSON object in ``text`` (models sometimes wrap it in prose or code fences)."""
+    text = text.strip()
+    try:
+        value = json.loads(text)
+        if isinstance(value, dict):
+            return value
+    except json.JSONDecodeError:
+        pass
+    match = re.search(r"\{.*\}", text, re.S)
+    if match:
+        try:
+            value = json.loads(match.group(0))
+            if isinstance(value, dict):
+                return value
+        except json.JSONDecodeError:
+            pass
+    raise ValueError(f"the model did not return a JSON object: {text[:200]!r}")
+
+
+def invoke_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: dict) -> dict:
+    """Ask ``model`` for a reply that matches the JSON ``schema`` and return it parsed."""
+    own = getattr(model, "invoke_json", None)
+    if callable(own):
+        return own(messages, schema)
+    if type(model).__name__ == "ChatOllama":
+        # Ollama's structured outputs: `format` takes a JSON schema and constrains decoding.
+        reply = model.bind(format=schema).invoke(list(messages))
+        return parse_json_object(str(reply.content))
+    structured = model.with_structured_output(schema, method="json_schema")
+    out = structured.invoke(list(messages))
+    return out if isinstance(out, dict) else dict(out)
+
+
+def text_of(message: BaseMessage | str) -> str:
+    """Plain text of a model reply (content may be a list of parts)."""
+    if isinstance(message, str):
+        return message
+    content = message.content
+    if isinstance(content, str):
+        return content
+    return "".join(part.get("text", "") if isinstance(part, dict) else str(part) for part in content)
+
+
+def complete(prompt: str | Sequence[BaseMessage], system: str | None = None,
+             model: BaseChatModel | None = None) -> str:
+    """One plain-text completion; the helper knowledge modules use to call the agent's LLM."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    model = model or get_chat_model()
+    if isinstance(prompt, str):
+        messages: list[BaseMessage] = [HumanMessage(content=prompt)]
+    else:
+        messages = list(prompt)
+    if system:
+        messages.insert(0, SystemMessage(content=system))
+    return text_of(model.invoke(messages)).strip()
+
+
+ChatModelFactory = Callable[[], BaseChatModel]

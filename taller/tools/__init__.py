@@ -1,0 +1,95 @@
+"""The tool registry: the fixed contract between the agent and Taller's modules.
+
+Names and arguments are fixed (foundation issue). Each group of tools lives in its own module
+and is imported only when the agent or the CLI needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import traceback
+from typing import TYPE_CHECKING, Any
+
+from taller.tools.base import ToolError, error_result
+
+if TYPE_CHECKING:  # pragma: no cover
+    from langchain_core.tools import BaseTool
+
+log = logging.getLogger(__name__)
+
+# tool name -> module that defines it (a LangChain tool object of the same name).
+TOOL_MODULES: dict[str, str] = {
+    "train_model": "taller.tools.training",
+    "list_models": "taller.tools.training",
+    "classify_pet": "taller.tools.training",
+    "generate_images": "taller.tools.training",
+    "forecast": "taller.tools.sequences",
+    "punctuate": "taller.tools.sequences",
+    "translate": "taller.tools.sequences",
+    "analyze_face": "taller.tools.faces",
+    "add_video": "taller.tools.videos",
+    "ask_video": "taller.tools.videos",
+    "summarize_video": "taller.tools.videos",
+    "query_database": "taller.tools.database",
+    "describe_database": "taller.tools.database",
+}
+TOOL_NAMES: tuple[str, ...] = tuple(TOOL_MODULES)
+
+# Tools that pause for the user's confirmation (LangGraph interrupt) unless auto_approve is on.
+COSTLY_TOOLS: frozenset[str] = frozenset({"train_model"})
+
+
+def get_tool(name: str) -> "BaseTool":
+    """The LangChain tool called ``name``; a clear ToolError for an unknown name."""
+    if name not in TOOL_MODULES:
+        raise ToolError(f"unknown tool {name!r}; available tools: {', '.join(TOOL_NAMES)}")
+    module = importlib.import_module(TOOL_MODULES[name])
+    return getattr(module, name)
+
+
+def get_tools() -> list["BaseTool"]:
+    return [get_tool(name) for name in TOOL_NAMES]
+
+
+def validate_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
+    """Check ``args`` against the tool's pydantic schema; ToolError says what is wrong."""
+    from pydantic import ValidationError
+
+    tool = get_tool(name)
+    if args is None:
+        args = {}
+    if not isinstance(args, dict):
+        raise ToolError(f"arguments for {name} must be a JSON object, got {type(args).__name__}")
+    schema = tool.args_schema
+    try:
+        model = schema.model_validate(args)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = ".".join(str(p) for p in err["loc"]) or "arguments"
+            problems.append(f"{where}: {err['msg']}")
+        raise ToolError(f"bad arguments for {name}: " + "; ".join(problems)) from None
+    return model.model_dump(exclude_unset=False)
+
+
+def run_tool(name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Validate and run one tool; never raises for bad input, returns ``{"error": ...}``."""
+    from taller.data import DataNotFoundError
+    from taller.progress import CancelledError
+
+    try:
+        clean = validate_args(name, args)
+        tool = get_tool(name)
+        out = tool.func(**clean)
+    except (ToolError, DataNotFoundError, CancelledError) as exc:
+        return error_result(str(exc) or type(exc).__name__, tool=name)
+    except (FileNotFoundError, PermissionError, IsADirectoryError, ValueError) as exc:
+        return error_result(f"{type(exc).__name__}: {exc}", tool=name)
+    except Exception as exc:  # keep serving: log the traceback, tell the user what failed
+        log.error("tool %s failed:\n%s", name, traceback.format_exc())
+        return error_result(f"{name} failed unexpectedly ({type(exc).__name__}: {exc})", tool=name)
+    if not isinstance(out, dict):
+        out = {"summary": str(out)}
+    out.setdefault("summary", "")
+    return out
