@@ -1,12 +1,12 @@
 """One stream for progress: tools and background runs report here; interfaces listen.
 
-``emit(event)`` does two things:
+``emit(event)`` sends each event exactly once:
 
-* inside a LangGraph run (a tool called by the agent), it writes the event to LangGraph's
-  custom stream (``stream_mode="custom"``), so the caller of that run sees it in order with
-  the run's other events;
-* always, it publishes the event on the process-wide :data:`bus`, so interfaces also see
-  progress from work that outlives the request (training runs in background threads).
+* inside a LangGraph run (a tool called by the agent), to LangGraph's custom stream
+  (``stream_mode="custom"``), so the caller of that run sees it in order with the run's other
+  events (``Agent.run`` yields it);
+* outside one (training runs in background threads, which outlive the request), on the
+  process-wide :data:`bus`, which the TUI and the server subscribe to.
 
 Events are plain JSON-able dicts with a ``"type"``; progress events look like::
 
@@ -73,6 +73,7 @@ def emit(event: dict[str, Any]) -> None:
     if writer is not None:
         try:
             writer(event)
+            return
         except Exception:
             pass
     bus.publish(event)

@@ -53,3 +53,12 @@ def data_dir() -> Path:
     if data is None:
         pytest.skip("real data sets not found: set TALLER_DATA_DIR or provide ../shared/data")
     return data
+
+
+@pytest.fixture(autouse=True)
+def _no_semantic_router(monkeypatch):
+    """Routing in tests goes through the scripted fake model unless a test turns MiniLM on."""
+    monkeypatch.setenv("TALLER_SEMANTIC_ROUTER", "0")
+    from taller.config import get_settings
+
+    get_settings(reload=True)

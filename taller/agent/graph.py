@@ -1,0 +1,195 @@
+"""The LangGraph graph: route → (confirm) → act → answer.
+
+::
+
+    START → route ──(no tool)────────────────────────────→ answer → END
+              │                                              ↑
+              ├─(costly tool)→ confirm ─(rejected)───────────┤
+              │                   │ (approved)                │
+              └─(tool)──────────→ act ──(single step, or done)┘
+                                   └─(multi_step)→ route (repeated-call and step guards)
+
+``route`` makes one schema-constrained decision (:mod:`taller.agent.router`); ``act`` runs the
+tool and reports ``tool_start``/``tool_end``/``image`` events on LangGraph's custom stream;
+``answer`` writes the reply from the tool's result with tools unbound (or answers a chat
+message directly), streaming ``token`` events. ``confirm`` pauses with ``interrupt()``.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from typing import Any, Callable
+
+from langchain_core.language_models.chat_models import BaseChatModel
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import interrupt
+
+from taller.agent import prompts, router
+from taller.agent.llm import LLMUnavailableError, text_of
+from taller.agent.state import AgentState
+from taller.config import Settings
+from taller.tools import COSTLY_TOOLS, run_tool
+from taller.tools.base import to_json
+
+RESULT_CHARS = 3000  # how much of a tool result the answer prompt may quote
+
+
+def _writer() -> Callable[[dict], None]:
+    try:
+        return get_stream_writer()
+    except Exception:  # called outside a streamed run (plain invoke)
+        return lambda event: None
+
+
+def _cancel_event(config: RunnableConfig) -> threading.Event | None:
+    return (config.get("configurable") or {}).get("cancel_event")
+
+
+def _same_call(a: dict, b: dict) -> bool:
+    return a.get("tool") == b.get("tool") and json.dumps(a.get("args"), sort_keys=True) == json.dumps(b.get("args"), sort_keys=True)
+
+
+def confirmation_text(tool: str, args: dict[str, Any]) -> str:
+    template = prompts.CONFIRM_MESSAGE.get(tool)
+    if template and tool == "train_model":
+        epochs = f"{args['epochs']} epochs" if args.get("epochs") else "its default number of epochs"
+        return template.format(model=args.get("model"), epochs=epochs)
+    return f"Run {tool} with {json.dumps(args, ensure_ascii=False)}?"
+
+
+def template_answer(tool: str | None, result: dict[str, Any] | None) -> str:
+    """The answer without an LLM: the tool's own summary (tools write it for people)."""
+    if not tool or result is None:
+        return ""
+    if result.get("error"):
+        return f"I could not run {tool}: {result['error']}"
+    return str(result.get("summary") or f"{tool} finished.")
+
+
+def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, checkpointer: Any = None):
+    """Compile the agent graph. ``model_factory`` is called lazily, only when an LLM is needed."""
+
+    def route(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        results = state.get("results") or []
+        note = None
+        if results:
+            note = "\n".join(f"- {r['tool']}({json.dumps(r['args'], ensure_ascii=False)}) -> "
+                             f"{to_json(r['result'])[:800]}" for r in results)
+        history = state.get("messages", [])[:-1] if not results else state.get("messages", [])
+        decision = router.plan(state["request"], model_factory, history=history,
+                               use_semantic=settings.semantic_router, results_note=note)
+        if decision.get("tool") and any(_same_call(decision, r) for r in results):
+            # Small models repeat the call they just made; the result would be the same.
+            return {"plan": None, "stop_reason": "repeated call"}
+        return {"plan": decision}
+
+    def after_route(state: AgentState) -> str:
+        decision = state.get("plan") or {}
+        tool = decision.get("tool")
+        if not tool or decision.get("error"):
+            return "answer"
+        if tool in COSTLY_TOOLS and not settings.auto_approve:
+            return "confirm"
+        return "act"
+
+    def confirm(state: AgentState) -> dict[str, Any]:
+        decision = state["plan"]
+        reply = interrupt({
+            "tool": decision["tool"],
+            "args": decision["args"],
+            "message": confirmation_text(decision["tool"], decision["args"]),
+        })
+        approved = reply.get("approve") if isinstance(reply, dict) else bool(reply)
+        if approved:
+            return {}
+        return {"stop_reason": "rejected"}
+
+    def after_confirm(state: AgentState) -> str:
+        return "answer" if state.get("stop_reason") == "rejected" else "act"
+
+    def act(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        write = _writer()
+        decision = state["plan"]
+        tool, args = decision["tool"], decision["args"]
+        call_id = f"call_{uuid.uuid4().hex[:12]}"
+        write({"type": "tool_start", "tool": tool, "args": args, "call_id": call_id})
+        outcome = run_tool(tool, args)
+        write({"type": "tool_end", "tool": tool, "call_id": call_id, "result": outcome,
+               "ok": "error" not in outcome})
+        for path in outcome.get("images") or []:
+            write({"type": "image", "tool": tool, "call_id": call_id, "path": str(path),
+                   "caption": outcome.get("summary", "")[:200]})
+        record = {"tool": tool, "args": args, "result": outcome}
+        return {
+            "results": [*(state.get("results") or []), record],
+            "plan": None,
+            "messages": [
+                AIMessage(content="", tool_calls=[{"name": tool, "args": args, "id": call_id}]),
+                ToolMessage(content=to_json(outcome)[:20000], tool_call_id=call_id, name=tool),
+            ],
+        }
+
+    def after_act(state: AgentState) -> str:
+        results = state.get("results") or []
+        if settings.multi_step and len(results) < settings.max_tool_steps and "error" not in results[-1]["result"]:
+            return "route"
+        return "answer"
+
+    def answer(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
+        write = _writer()
+        cancel = _cancel_event(config)
+        results = state.get("results") or []
+        decision = state.get("plan") or {}
+        last = results[-1] if results else None
+        if state.get("stop_reason") == "rejected":
+            text = "OK, I did not run it."
+            write({"type": "token", "text": text})
+            return {"messages": [AIMessage(content=text)], "plan": None}
+        if decision.get("error") and not results:
+            text = f"I understood you want {decision.get('tool') or 'a tool'}, but the request was incomplete: {decision['error']}"
+            write({"type": "token", "text": text})
+            return {"messages": [AIMessage(content=text)], "plan": None}
+        if last is not None and last["result"].get("error"):
+            # Errors are answered from the tool's own message: an LLM paraphrase can lose the fix.
+            text = template_answer(last["tool"], last["result"])
+            write({"type": "token", "text": text})
+            return {"messages": [AIMessage(content=text)], "plan": None}
+        if last is not None:
+            system = prompts.ANSWER_SYSTEM.format(tool=last["tool"], result=to_json(last["result"])[:RESULT_CHARS])
+            messages = [SystemMessage(content=system), HumanMessage(content=state["request"])]
+        else:
+            history = [m for m in state.get("messages", []) if m.type in ("human", "ai") and text_of(m).strip()]
+            messages = [SystemMessage(content=prompts.CHAT_SYSTEM), *history[-8:]]
+        pieces: list[str] = []
+        try:
+            for chunk in model_factory().stream(messages):
+                if cancel is not None and cancel.is_set():
+                    pieces.append(" …")
+                    break
+                piece = text_of(chunk)
+                if piece:
+                    pieces.append(piece)
+                    write({"type": "token", "text": piece})
+        except LLMUnavailableError as exc:
+            fallback = template_answer(last["tool"], last["result"]) if last else str(exc)
+            pieces = [fallback]
+            write({"type": "token", "text": fallback})
+        text = "".join(pieces).strip() or template_answer(last["tool"] if last else None, last["result"] if last else None)
+        return {"messages": [AIMessage(content=text)], "plan": None}
+
+    graph = StateGraph(AgentState)
+    graph.add_node("route", route)
+    graph.add_node("confirm", confirm)
+    graph.add_node("act", act)
+    graph.add_node("answer", answer)
+    graph.add_edge(START, "route")
+    graph.add_conditional_edges("route", after_route, ["confirm", "act", "answer"])
+    graph.add_conditional_edges("confirm", after_confirm, ["act", "answer"])
+    graph.add_conditional_edges("act", after_act, ["route", "answer"])
+    graph.add_edge("answer", END)
+    return graph.compile(checkpointer=checkpointer)

