@@ -1,0 +1,336 @@
+"""The ``taller`` command line.
+
+Sub-commands import what they need when they run, so ``taller --help`` answers at once.
+
+    taller ask "…"                 answer once, streaming to stdout
+    taller ask --plan "…"          print the tool call the agent would make, as JSON
+    taller tool NAME --args JSON   run one tool directly and print its JSON result
+    taller train MODEL             train a workshop model in the foreground, with progress
+    taller chat | serve            the terminal UI | the local websocket server
+    taller doctor | config         check the installation | print the effective settings
+    taller model install           install the embedded LLM (GGUF) for offline use
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+MODELS = ["dense_classifier", "autoencoder", "rnn", "birnn", "seq2seq", "vae", "pix2pix"]
+
+
+def _apply_overrides(args: argparse.Namespace) -> None:
+    """``--backend``/``--model`` override the config for this process only."""
+    if getattr(args, "backend", None):
+        os.environ["TALLER_BACKEND"] = args.backend
+    if getattr(args, "model", None):
+        if args.model.endswith(".gguf"):
+            os.environ["TALLER_EMBEDDED_MODEL_PATH"] = args.model
+        else:
+            os.environ["TALLER_OLLAMA_MODEL"] = args.model
+    from taller.config import get_settings
+
+    get_settings(reload=True)
+
+
+def _print_json(value) -> None:
+    from taller.tools.base import to_json
+
+    print(json.dumps(json.loads(to_json(value)), ensure_ascii=False, indent=2))
+
+
+# --- sub-commands ---------------------------------------------------------------------------------
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    _apply_overrides(args)
+    text = " ".join(args.text).strip()
+    if not text:
+        print("taller ask: give the request as an argument, e.g. taller ask \"train the autoencoder\"", file=sys.stderr)
+        return 2
+    if args.server:
+        from taller.client import ask_sync
+
+        def show(event: dict) -> None:
+            _render_event(event, args)
+
+        final = ask_sync(args.server, args.token, text, thread_id=args.thread, on_event=show)
+        print()
+        return 0 if final and final.get("type") == "final" else 1
+    from taller.agent.session import Agent
+
+    agent = Agent()
+    if args.plan:
+        try:
+            print(json.dumps(agent.plan(text), ensure_ascii=False))
+        except Exception as exc:  # no LLM available, for instance
+            print(f"taller: {exc}", file=sys.stderr)
+            return 1
+        return 0
+    if args.yes:
+        os.environ["TALLER_AUTO_APPROVE"] = "1"
+    thread = args.thread
+    events = agent.run(text, thread_id=thread)
+    while True:
+        last = None
+        for event in events:
+            _render_event(event, args)
+            last = event
+        if last and last["type"] == "interrupt":
+            approve = _confirm(last.get("message", "Approve?"))
+            events = agent.resume(last["thread_id"], approve)
+            continue
+        print()
+        return 0 if last and last["type"] == "final" else 1
+
+
+def _confirm(question: str) -> bool:
+    if not sys.stdin.isatty():
+        print(f"\n{question} [no terminal to confirm: use --yes to approve]", file=sys.stderr)
+        return False
+    answer = input(f"\n{question} [y/N] ").strip().lower()
+    return answer in ("y", "yes", "s", "si", "sí")
+
+
+def _render_event(event: dict, args: argparse.Namespace) -> None:
+    kind = event.get("type")
+    if getattr(args, "json", False):
+        print(json.dumps(event, ensure_ascii=False, default=str), flush=True)
+        return
+    if kind == "token":
+        print(event.get("text", ""), end="", flush=True)
+    elif kind == "tool_start":
+        print(f"[{event['tool']}({json.dumps(event.get('args', {}), ensure_ascii=False)})]", file=sys.stderr, flush=True)
+    elif kind == "tool_end":
+        result = event.get("result") or {}
+        status = "error" if result.get("error") else "done"
+        print(f"[{event['tool']} {status}]", file=sys.stderr, flush=True)
+    elif kind == "progress":
+        print(f"\r[{_progress_line(event)}]", end="", file=sys.stderr, flush=True)
+    elif kind == "image":
+        print(f"[image: {event.get('path')}]", file=sys.stderr, flush=True)
+    elif kind == "error":
+        print(f"taller: {event.get('message')}", file=sys.stderr, flush=True)
+
+
+def _progress_line(event: dict) -> str:
+    parts = []
+    if event.get("epoch") is not None:
+        parts.append(f"epoch {event['epoch']}/{event.get('epochs', '?')}")
+    if event.get("step") is not None and event.get("total"):
+        parts.append(f"step {event['step']}/{event['total']}")
+    if event.get("loss") is not None:
+        parts.append(f"loss {event['loss']:.4f}")
+    if event.get("metric") is not None:
+        parts.append(f"{event.get('metric_name') or 'metric'} {event['metric']:.4f}")
+    if event.get("eta_s") is not None:
+        parts.append(f"ETA {int(event['eta_s'])}s")
+    return ", ".join(parts) or str(event.get("message", ""))
+
+
+def cmd_tool(args: argparse.Namespace) -> int:
+    _apply_overrides(args)
+    from taller.tools import TOOL_NAMES, run_tool
+
+    if args.name not in TOOL_NAMES:
+        print(f"taller tool: unknown tool {args.name!r}; available: {', '.join(TOOL_NAMES)}", file=sys.stderr)
+        return 2
+    try:
+        tool_args = json.loads(args.args) if args.args else {}
+    except json.JSONDecodeError as exc:
+        print(f"taller tool: --args is not valid JSON: {exc}", file=sys.stderr)
+        return 2
+    out = run_tool(args.name, tool_args)
+    _print_json(out)
+    return 1 if "error" in out else 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    import importlib
+    import dataclasses
+    import threading
+
+    from taller.progress import CancelledError, bus
+    from taller.trainers import TRAINERS
+
+    if args.epochs is not None and args.epochs < 1:
+        print("taller train: --epochs must be at least 1", file=sys.stderr)
+        return 2
+    module = importlib.import_module(TRAINERS[args.model])
+    config = module.Config()
+    if args.epochs is not None:
+        config = dataclasses.replace(config, epochs=args.epochs)
+    if args.dry_run and hasattr(config, "dry_run"):
+        config = dataclasses.replace(config, dry_run=True)
+    unsubscribe = bus.subscribe(lambda event: print(f"\r{_progress_line(event)}   ", end="", file=sys.stderr, flush=True))
+    cancel = threading.Event()
+    try:
+        metrics = module.train(config, cancel_event=cancel)
+    except KeyboardInterrupt:
+        cancel.set()
+        print("\ntaller train: cancelled", file=sys.stderr)
+        return 130
+    except CancelledError:
+        print("\ntaller train: cancelled", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        print(f"\ntaller train: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        unsubscribe()
+    print()
+    _print_json(metrics)
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from taller.doctor import run_checks
+
+    checks = run_checks()
+    if args.json:
+        print(json.dumps(checks, indent=2, default=str))
+    else:
+        width = max(len(c["name"]) for c in checks)
+        for c in checks:
+            mark = {"ok": "ok  ", "warn": "WARN", "missing": "MISS"}.get(c["status"], c["status"])
+            print(f"{mark}  {c['name']:<{width}}  {c['detail']}")
+            if c["status"] != "ok" and c.get("fix"):
+                print(f"      {'':<{width}}  → {c['fix']}")
+    return 0
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    from taller.config import ConfigError, get_settings, save_setting
+
+    if args.set:
+        name, _, value = args.set.partition("=")
+        try:
+            path = save_setting(name.strip(), value.strip())
+        except ConfigError as exc:
+            print(f"taller config: {exc}", file=sys.stderr)
+            return 2
+        print(f"saved {name.strip()} in {path}")
+        return 0
+    settings = get_settings()
+    values = settings.as_dict()
+    if args.json:
+        print(json.dumps(values, indent=2, default=str))
+        return 0
+    width = max(len(k) for k in values)
+    for key, value in values.items():
+        print(f"{key:<{width}}  {json.dumps(value, default=str, ensure_ascii=False):<40}  ({settings.sources.get(key, 'default')})")
+    print(f"\nconfig file: {settings.config_file}")
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    _apply_overrides(args)
+    from taller.tui import run_chat
+
+    run_chat(thread_id=args.thread, backend=args.backend, model=args.model)
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    _apply_overrides(args)
+    from taller.server import serve
+
+    serve(host=args.host, port=args.port, token=args.token)
+    return 0
+
+
+def cmd_model(args: argparse.Namespace) -> int:
+    from taller.agent.models import DEFAULT_EMBEDDED, EMBEDDED_MODELS, install, installed_model_path
+
+    if args.action == "list":
+        current = installed_model_path()
+        for name, spec in EMBEDDED_MODELS.items():
+            mark = "*" if name == DEFAULT_EMBEDDED else " "
+            print(f"{mark} {name:<14} {spec.description}")
+        print(f"\ninstalled: {current or 'none'}")
+        return 0
+    try:
+        install(args.name)
+    except Exception as exc:
+        print(f"taller model install: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="taller", description="Taller: a local assistant over a deep-learning workshop.")
+    parser.add_argument("--version", action="version", version="taller 0.1.0")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def llm_flags(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--backend", choices=["auto", "ollama", "embedded", "fake"], help="LLM backend (default: config)")
+        p.add_argument("--model", help="Ollama model tag, or a .gguf path for the embedded backend")
+
+    p = sub.add_parser("ask", help="answer one request, streaming to stdout")
+    p.add_argument("text", nargs="*", help="the request")
+    p.add_argument("--plan", action="store_true", help="print the tool call as JSON without running it")
+    p.add_argument("--thread", help="conversation thread id to continue")
+    p.add_argument("--yes", action="store_true", help="approve costly actions (training) without asking")
+    p.add_argument("--json", action="store_true", help="print every event as a JSON line")
+    p.add_argument("--server", help="ask a running `taller serve` (ws://127.0.0.1:8765) instead")
+    p.add_argument("--token", help="the server's token (default: read from the data folder)")
+    llm_flags(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("tool", help="run one tool directly and print its JSON result")
+    p.add_argument("name", help="tool name, e.g. query_database")
+    p.add_argument("--args", default="{}", help="the tool's arguments as a JSON object")
+    llm_flags(p)
+    p.set_defaults(func=cmd_tool)
+
+    p = sub.add_parser("train", help="train a workshop model in the foreground")
+    p.add_argument("model", choices=MODELS)
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--dry-run", action="store_true", help="a few batches only")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("chat", help="open the terminal chat")
+    p.add_argument("--thread", help="thread id to resume")
+    llm_flags(p)
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("serve", help="run the local websocket server and web page")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8765; 0 = any free port)")
+    p.add_argument("--token", help="access token (default: generated into the data folder)")
+    llm_flags(p)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("doctor", help="check each component and say how to fix what is missing")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("config", help="print the effective settings (or --set NAME=VALUE)")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--set", metavar="NAME=VALUE", help="save one setting in config.toml")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("model", help="the embedded LLM: list or install")
+    p.add_argument("action", choices=["list", "install"])
+    p.add_argument("name", nargs="?", default="qwen2.5-0.5b")
+    p.set_defaults(func=cmd_model)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 0
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
