@@ -15,8 +15,9 @@ Where the fixture is looked for, in order:
 
 The fixture holds Chinook 1.x with invoices dated 2007–2011. The official 1.4 releases moved every
 invoice date forward by the same 5,114 days (2007-01-01 → 2021-01-01; measured against the
-official ``Chinook_Sqlite.sqlite`` v1.4.5); the build applies that shift so that questions written
-for today's Chinook ("sales in 2023") have the same answers. ``tests/knowledge/test_sql_chinook.py``
+official ``Chinook_Sqlite.sqlite`` v1.4.5) and corrected two track rows. The build applies the
+same shift and corrections (:data:`ERRATA`), so questions written for today's Chinook ("sales in
+2023") get the same answers. ``tests/knowledge/test_sql_chinook.py``
 checks the built file against the official one: same tables, columns, row counts and query results.
 
 Run ``python -m taller.knowledge.chinook [--output PATH] [--force]`` to build it by hand.

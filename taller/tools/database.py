@@ -1,15 +1,19 @@
-"""Tools over SQL databases: answer a question with a safe read-only query, describe a schema."""
+"""Tools over SQL databases: answer a question with a safe read-only query, describe a schema.
+
+Thin wrappers over :mod:`taller.knowledge.sql` (imported inside the functions: it pulls
+SQLAlchemy, sqlglot and, for retrieval, ChromaDB). To teach the SQL module a confirmed
+question→SQL pair or documentation, use ``python -m taller.knowledge.sql remember|add-doc``
+(see docs/sql.md): the tools' names and arguments are fixed.
+"""
 
 from __future__ import annotations
 
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
-from taller.tools.base import not_available
-
 
 class QueryDatabaseArgs(BaseModel):
-    question: str = Field(min_length=1, description="The question, in English or Spanish.")
+    question: str = Field(min_length=1, max_length=2000, description="The question, in English or Spanish.")
     database: str | None = Field(default=None, description="Configured database name or SQLAlchemy URL; default 'sales'.")
 
 
@@ -19,11 +23,19 @@ class DescribeDatabaseArgs(BaseModel):
 
 @tool("query_database", args_schema=QueryDatabaseArgs)
 def query_database(question: str, database: str | None = None) -> dict:
-    """Answer a question about a database (default: the 'sales' music store) with a read-only SQL query."""
-    return not_available("query_database", "the SQL module is being built")
+    """Answer a question about a database (default: the 'sales' music store: artists, albums,
+    tracks, genres, playlists, customers, employees, invoices) by writing and running one
+    read-only SQL query. Returns the SQL, the columns, the rows and a one-sentence answer;
+    large results are saved to a CSV file."""
+    from taller.knowledge.sql import ask
+
+    return ask(question, database)
 
 
 @tool("describe_database", args_schema=DescribeDatabaseArgs)
 def describe_database(database: str | None = None) -> dict:
-    """Describe a database's tables, columns and keys (default: the 'sales' music store)."""
-    return not_available("describe_database", "the SQL module is being built")
+    """Describe a database's tables, columns, types, keys and row counts (default: the 'sales'
+    music store)."""
+    from taller.knowledge.sql import describe
+
+    return describe(database)

@@ -1,0 +1,241 @@
+"""Structural SQL safety: only one read-only query may reach a database, and only read-only.
+
+Two independent layers, neither of them a prompt:
+
+1. :func:`check_sql` parses the SQL with ``sqlglot`` in the database's dialect and accepts exactly
+   one statement whose root is a query (``SELECT``, ``UNION``/``INTERSECT``/``EXCEPT``, a
+   parenthesised query, ``WITH … SELECT``) and whose tree holds no write, DDL, transaction,
+   ``ATTACH``/``PRAGMA``/``SET`` or ``SELECT … INTO`` node anywhere (so ``WITH d AS (DELETE …)
+   SELECT …`` is refused), nor a call to a function with side effects (``load_extension``,
+   ``pg_read_file``, ``pg_sleep``, ``dblink``, …). What runs is the SQL regenerated from the
+   checked tree, so the database executes exactly what was checked (no parser differential with
+   comments or quoting).
+2. :func:`open_readonly` connects so that the database itself refuses writes: SQLite through a
+   ``file:…?mode=ro`` URI plus ``PRAGMA query_only``, PostgreSQL in a ``READ ONLY`` transaction,
+   MySQL/MariaDB with ``SET SESSION TRANSACTION READ ONLY``; each with a statement timeout
+   (SQLite: a progress handler that interrupts the query at the deadline).
+
+Every refusal is an :class:`UnsafeSQLError` whose message says why, in words a user understands.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator
+
+# Longer SQL than this is refused before parsing (a generated query is a few hundred characters;
+# megabytes of SQL are an attack on the parser or the planner, not a question).
+MAX_SQL_CHARS = 20_000
+MAX_NESTING_DEPTH = 60
+
+# Functions that read or write files, sleep, reach other servers or change settings.
+FORBIDDEN_FUNCTIONS = frozenset({
+    # SQLite
+    "load_extension", "readfile", "writefile", "edit", "fts3_tokenizer", "sqlite_compileoption_get",
+    # PostgreSQL
+    "pg_read_file", "pg_read_binary_file", "pg_ls_dir", "pg_stat_file", "pg_sleep", "pg_sleep_for",
+    "pg_sleep_until", "lo_import", "lo_export", "lo_unlink", "lo_create", "lo_from_bytea", "lo_put",
+    "dblink", "dblink_exec", "dblink_connect", "set_config", "pg_terminate_backend",
+    "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "nextval", "setval",
+    "pg_advisory_lock", "pg_advisory_xact_lock", "query_to_xml", "pg_logical_emit_message",
+    "pg_notify", "txid_current", "pg_current_xact_id",
+    # MySQL
+    "sleep", "benchmark", "load_file", "get_lock",
+})
+
+_DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "mariadb": "mysql", "sqlite": "sqlite",
+             "mysql": "mysql", "oracle": "oracle", "duckdb": "duckdb", "snowflake": "snowflake",
+             "bigquery": "bigquery", "redshift": "redshift", "trino": "trino", "clickhouse": "clickhouse"}
+
+
+class UnsafeSQLError(ValueError):
+    """The SQL was refused before it reached the database; the message says why."""
+
+
+class SQLSyntaxError(ValueError):
+    """The SQL does not parse in the database's dialect (the LLM may correct it)."""
+
+
+@dataclass(frozen=True)
+class CheckedSQL:
+    """A query that passed :func:`check_sql`: ``sql`` is what will run."""
+
+    sql: str
+    original: str
+    kind: str  # root node: Select, Union, ...
+    tables: tuple[str, ...]
+
+
+def sqlglot_dialect(sqlalchemy_dialect: str) -> str:
+    """The sqlglot dialect name for a SQLAlchemy dialect name (``postgresql`` → ``postgres``)."""
+    return _DIALECTS.get(sqlalchemy_dialect.lower(), sqlalchemy_dialect.lower())
+
+
+def _forbidden_nodes() -> tuple[type, ...]:
+    from sqlglot import exp
+
+    names = ["Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "TruncateTable",
+             "Command", "Pragma", "Set", "SetItem", "Transaction", "Commit", "Rollback", "Into",
+             "Attach", "Detach", "Copy", "Grant", "Revoke", "Use", "Analyze", "Lock", "LoadData",
+             "Kill", "Cache", "Uncache", "Refresh", "Comment", "Describe", "Export", "Install"]
+    return tuple(getattr(exp, name) for name in names if isinstance(getattr(exp, name, None), type))
+
+
+def _describe(node: Any) -> str:
+    """Words for a refused node: 'a DELETE statement', 'SELECT … INTO'."""
+    from sqlglot import exp
+
+    words = {
+        exp.Insert: "an INSERT (it writes data)", exp.Update: "an UPDATE (it writes data)",
+        exp.Delete: "a DELETE (it removes data)", exp.Create: "a CREATE (it changes the schema)",
+        exp.Drop: "a DROP (it removes tables)", exp.Alter: "an ALTER (it changes the schema)",
+        exp.Pragma: "a PRAGMA (it reads or changes database settings)",
+        exp.Into: "SELECT … INTO (it creates a table)",
+        exp.Transaction: "a transaction statement", exp.Commit: "a COMMIT", exp.Rollback: "a ROLLBACK",
+        exp.Set: "a SET (it changes session settings)",
+    }
+    for kind, text in words.items():
+        if isinstance(node, kind):
+            return text
+    name = type(node).__name__
+    if name == "Command":
+        first = str(node.this or "").split()[0].upper() if node.this else "COMMAND"
+        return f"{'an' if first[0] in 'AEIOU' else 'a'} {first} statement"
+    if name in ("Attach", "Detach"):
+        return f"{name.upper()} (it opens or closes other database files)"
+    if name in (
+            "Column", "Identifier", "Literal", "Paren", "Alias"):
+        return f"not a statement that reads tables (it parses as {name})"
+    return f"{'an' if name[0] in 'AEIOU' else 'a'} {name.upper()} statement"
+
+
+def _depth(node: Any) -> int:
+    depth = 0
+    while node is not None:
+        depth += 1
+        node = node.parent
+    return depth
+
+
+def check_sql(sql: str, dialect: str = "sqlite") -> CheckedSQL:
+    """Accept one read-only query or raise :class:`UnsafeSQLError` / :class:`SQLSyntaxError`.
+
+    Args:
+        sql: the SQL text (from the LLM or a user).
+        dialect: a SQLAlchemy or sqlglot dialect name (``sqlite``, ``postgresql``, ``mysql``, ...).
+    """
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import ParseError, TokenError
+
+    if not isinstance(sql, str) or not sql.strip():
+        raise UnsafeSQLError("there is no SQL to run")
+    if len(sql) > MAX_SQL_CHARS:
+        raise UnsafeSQLError(f"the query is {len(sql):,} characters long; the limit is "
+                             f"{MAX_SQL_CHARS:,}, so it was not run")
+    if "\x00" in sql:
+        raise UnsafeSQLError("the query contains a NUL character")
+    read = sqlglot_dialect(dialect)
+    logger = logging.getLogger("sqlglot")
+    previous = logger.level
+    logger.setLevel(logging.ERROR)  # its "falling back to Command" warnings are refusals here
+    try:
+        statements = [s for s in sqlglot.parse(sql, read=read) if s is not None]
+    except (ParseError, TokenError) as exc:
+        raise SQLSyntaxError(f"the SQL does not parse as {read}: {str(exc).splitlines()[0][:300]}") from None
+    except RecursionError:
+        raise UnsafeSQLError("the query is nested too deeply to check, so it was not run") from None
+    finally:
+        logger.setLevel(previous)
+    if not statements:
+        raise UnsafeSQLError("there is no SQL statement to run")
+    if len(statements) > 1:
+        raise UnsafeSQLError(f"the text holds {len(statements)} statements; only one single "
+                             "read-only query may run")
+    root = statements[0]
+    forbidden = _forbidden_nodes()
+    if not isinstance(root, exp.Query):
+        raise UnsafeSQLError(f"only a read-only query (SELECT) may run; this is {_describe(root)}")
+    for node in root.walk():
+        if isinstance(node, forbidden):
+            raise UnsafeSQLError(f"the query contains {_describe(node)}; only reading is allowed")
+        if isinstance(node, exp.Func):
+            name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
+            if name in FORBIDDEN_FUNCTIONS:
+                raise UnsafeSQLError(f"the function {name}() is not allowed (it has side effects)")
+        if isinstance(node, (exp.Select, exp.Subquery)) and _depth(node) > MAX_NESTING_DEPTH:
+            raise UnsafeSQLError("the query is nested too deeply, so it was not run")
+    try:
+        checked = root.sql(dialect=read, comments=False)
+    except Exception as exc:  # sqlglot cannot regenerate it: never run text we could not check
+        raise SQLSyntaxError(f"the SQL could not be normalised: {exc}") from None
+    tables = tuple(sorted({t.name for t in root.find_all(exp.Table) if t.name}))
+    return CheckedSQL(sql=checked, original=sql, kind=type(root).__name__, tables=tables)
+
+
+# --- read-only connections ------------------------------------------------------------------------
+
+class QueryTimeoutError(RuntimeError):
+    """The statement ran longer than the timeout and was interrupted."""
+
+
+def sqlite_readonly_creator(path: str) -> Any:
+    """A SQLAlchemy ``creator`` that opens a SQLite file read-only (``mode=ro`` URI)."""
+    import sqlite3
+    from pathlib import Path
+    from urllib.parse import quote
+
+    resolved = Path(path).expanduser().resolve()
+
+    def connect() -> sqlite3.Connection:
+        if not resolved.is_file():
+            raise FileNotFoundError(f"SQLite database not found: {resolved}")
+        connection = sqlite3.connect(f"file:{quote(str(resolved))}?mode=ro", uri=True,
+                                     check_same_thread=False)
+        # A second lock: even a statement the parser missed cannot write through this connection.
+        connection.execute("PRAGMA query_only = ON")
+        return connection
+
+    return connect
+
+
+@contextlib.contextmanager
+def readonly_connection(engine: Any, timeout_s: float) -> Iterator[Any]:
+    """A SQLAlchemy connection on which writes fail and statements stop after ``timeout_s``.
+
+    Raises :class:`QueryTimeoutError` (from the caller's ``execute``) when the deadline passes.
+    """
+    dialect = engine.dialect.name
+    with engine.connect() as connection:
+        if dialect == "sqlite":
+            raw = connection.connection.driver_connection
+            deadline = [time.monotonic() + timeout_s]
+            # Called every N SQLite VM instructions; a non-zero return interrupts the statement.
+            raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline[0] else 0, 5_000)
+            try:
+                yield connection
+            finally:
+                raw.set_progress_handler(None, 0)
+                connection.rollback()
+            return
+        if dialect == "postgresql":
+            connection.exec_driver_sql("SET TRANSACTION READ ONLY")
+            connection.exec_driver_sql(f"SET LOCAL statement_timeout = {max(1, int(timeout_s * 1000))}")
+        elif dialect in ("mysql", "mariadb"):
+            connection.exec_driver_sql("SET SESSION TRANSACTION READ ONLY")
+            connection.exec_driver_sql(f"SET SESSION max_execution_time = {max(1, int(timeout_s * 1000))}")
+        try:
+            yield connection
+        finally:
+            # Nothing to keep: a read-only session ends with a rollback.
+            connection.rollback()
+
+
+def is_timeout(exc: BaseException) -> bool:
+    """Whether a driver error means the statement hit the timeout (SQLite interrupt, PG cancel)."""
+    text = str(exc).lower()
+    return ("interrupted" in text or "statement timeout" in text or "canceling statement" in text
+            or "max_execution_time" in text or "query execution was interrupted" in text)
