@@ -1,11 +1,14 @@
-"""Tools over the video knowledge base: add a video, ask it questions, summarise it."""
+"""Tools over the video knowledge base: add a video, ask it questions, summarise it.
+
+Thin wrappers around :mod:`taller.knowledge.videos`; chromadb and sentence-transformers are
+imported only when a tool runs. Results carry ``summary`` plus ``citations`` (``video``,
+``start``, ``time``, ``url``, ``text``) so every interface can show clickable timestamps.
+"""
 
 from __future__ import annotations
 
 from langchain_core.tools import tool
 from pydantic import BaseModel, Field
-
-from taller.tools.base import not_available
 
 
 class AddVideoArgs(BaseModel):
@@ -23,17 +26,27 @@ class SummarizeVideoArgs(BaseModel):
 
 @tool("add_video", args_schema=AddVideoArgs)
 def add_video(url_or_path: str) -> dict:
-    """Add a YouTube video (or a local transcript file) to the video knowledge base."""
-    return not_available("add_video", "the video knowledge base is being built")
+    """Add a YouTube video (URL or id) or a local transcript file (.vtt, .srt, or the JSON of
+    youtube-transcript-api) to the video knowledge base, so it can be asked about or summarised.
+    Adding the same video again changes nothing."""
+    from taller.knowledge.videos import add_video as add
+
+    return add(url_or_path)
 
 
 @tool("ask_video", args_schema=AskVideoArgs)
 def ask_video(question: str, video: str | None = None) -> dict:
-    """Answer a question from the transcripts of added videos, citing timestamps."""
-    return not_available("ask_video", "the video knowledge base is being built")
+    """Answer a question from the transcripts of added videos, citing each claim with a
+    clickable timestamp; says so when the transcripts do not contain the answer."""
+    from taller.knowledge.videos import ask
+
+    return ask(question, video=video)
 
 
 @tool("summarize_video", args_schema=SummarizeVideoArgs)
 def summarize_video(video: str | None = None) -> dict:
-    """Summarise a whole video section by section, with timestamps."""
-    return not_available("summarize_video", "the video knowledge base is being built")
+    """Summarise a whole added video section by section, with a timestamp for each section
+    (default: the video added last)."""
+    from taller.knowledge.videos import summarize
+
+    return summarize(video)

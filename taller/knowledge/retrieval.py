@@ -1,0 +1,215 @@
+"""Retrieval over a Chroma collection of transcript chunks: dense top-k, BM25 hybrid, de-dup.
+
+* Dense: Chroma's nearest neighbours of the query embedding (cosine), optionally filtered by a
+  metadata ``where`` (one video).
+* Hybrid: a BM25 ranking (``rank-bm25``'s Okapi BM25) over the same chunks is fused with the
+  dense ranking by reciprocal-rank fusion, so an exact name or number in the question ("1,200
+  tractors", "Marshall Plan") finds its chunk even when the embedding is vague. The BM25 index is
+  built once per (collection, filter) and rebuilt when the collection changes.
+* De-duplication: overlapping time windows of the same video and near-identical texts (the same
+  talk added twice) would fill the context with the same words; only the best of them is kept.
+
+Every hit keeps its dense cosine similarity in ``score``; that (not the fused rank) is what the
+"the transcript does not say" decision compares with a threshold, because it is calibrated
+across questions while BM25 scores are not.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+# Reciprocal-rank-fusion constant (Cormack et al. 2009); 60 is the usual, robust choice.
+RRF_K = 60
+
+# Function words in English and Spanish carry no topic; dropping them sharpens BM25.
+_STOPWORDS = frozenset("""
+a an and are as at be but by for from has have he her his i if in into is it its me my no not of on
+or our she so than that the their them then there these they this to us was we were what when where
+which who why will with would you your do does did been being can could should about how all any
+el la los las un una unos unas y o de del al en con por para que se es son fue lo le les su sus mi
+tu nos como mas pero si no ya muy este esta estos estas ese esa eso hay ha han era ser
+""".split())
+
+_generation = 0
+_generation_lock = threading.Lock()
+
+
+def bump_generation() -> None:
+    """Mark every cached lexical index stale (call after adding or deleting chunks)."""
+    global _generation
+    with _generation_lock:
+        _generation += 1
+
+
+def tokenize(text: str) -> list[str]:
+    """Lower-case words without accents or stop words ("Económica" and "economica" match)."""
+    folded = unicodedata.normalize("NFKD", text.lower())
+    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    return [word for word in re.findall(r"\w+", folded) if word not in _STOPWORDS]
+
+
+@dataclass
+class Hit:
+    """One retrieved chunk."""
+
+    id: str
+    text: str
+    metadata: dict[str, Any]
+    score: float  # dense cosine similarity to the question, in [-1, 1]
+    lexical: float = 0.0  # BM25 score (0 when hybrid is off or the chunk has no query word)
+    fused: float = 0.0  # the ranking score actually used
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def video(self) -> str:
+        return str(self.metadata.get("video", ""))
+
+    @property
+    def start(self) -> float:
+        return float(self.metadata.get("start", 0.0))
+
+    @property
+    def end(self) -> float:
+        return float(self.metadata.get("end", self.start))
+
+
+class LexicalIndex:
+    """BM25 over every chunk matching one filter, with their ids, texts and metadata."""
+
+    def __init__(self, ids: list[str], documents: list[str], metadatas: list[dict]) -> None:
+        from rank_bm25 import BM25Okapi
+
+        self.ids = ids
+        self.documents = documents
+        self.metadatas = metadatas
+        tokenized = [tokenize(document) or ["_"] for document in documents]
+        self.bm25 = BM25Okapi(tokenized) if tokenized else None
+
+    def top(self, query: str, n: int) -> list[tuple[int, float]]:
+        """Indexes and scores of the ``n`` best chunks that share a word with the query."""
+        import numpy as np
+
+        terms = tokenize(query)
+        if self.bm25 is None or not terms:
+            return []
+        scores = self.bm25.get_scores(terms)
+        if not len(scores):
+            return []
+        n = min(n, len(scores))
+        best = np.argpartition(-scores, n - 1)[:n]
+        best = best[np.argsort(-scores[best])]
+        return [(int(i), float(scores[i])) for i in best if scores[i] > 0]
+
+
+_lexical_cache: dict[tuple, tuple[int, LexicalIndex]] = {}
+_lexical_lock = threading.Lock()
+
+
+def lexical_index(collection: Any, where: dict | None) -> LexicalIndex:
+    """The cached BM25 index of the chunks matching ``where`` (rebuilt after any change)."""
+    key = (collection.name, repr(sorted((where or {}).items())))
+    with _lexical_lock:
+        cached = _lexical_cache.get(key)
+        stamp = _generation * 1_000_003 + collection.count()
+        if cached and cached[0] == stamp:
+            return cached[1]
+    data = collection.get(where=where, include=["documents", "metadatas"]) if where else \
+        collection.get(include=["documents", "metadatas"])
+    index = LexicalIndex(list(data["ids"]), list(data["documents"] or []), list(data["metadatas"] or []))
+    with _lexical_lock:
+        _lexical_cache[key] = (stamp, index)
+    return index
+
+
+def clear_cache() -> None:
+    with _lexical_lock:
+        _lexical_cache.clear()
+
+
+def _overlap_fraction(a: Hit, b: Hit) -> float:
+    """Shared time of two chunks of the same video, as a fraction of the shorter one."""
+    if a.video != b.video:
+        return 0.0
+    shared = min(a.end, b.end) - max(a.start, b.start)
+    shorter = max(1e-6, min(a.end - a.start, b.end - b.start))
+    return max(0.0, shared) / shorter
+
+
+def _jaccard(a: str, b: str) -> float:
+    left, right = set(tokenize(a)), set(tokenize(b))
+    if not left or not right:
+        return 0.0
+    return len(left & right) / len(left | right)
+
+
+def deduplicate(hits: Sequence[Hit], k: int, max_overlap: float = 0.5,
+                max_similarity: float = 0.8) -> list[Hit]:
+    """The first ``k`` hits (in order) that neither overlap a kept one in time by more than
+    ``max_overlap`` of the shorter chunk nor repeat its words (Jaccard above ``max_similarity``)."""
+    kept: list[Hit] = []
+    for hit in hits:
+        if any(_overlap_fraction(hit, other) > max_overlap for other in kept):
+            continue
+        if any(_jaccard(hit.text, other.text) > max_similarity for other in kept):
+            continue
+        kept.append(hit)
+        if len(kept) == k:
+            break
+    return kept
+
+
+def search(collection: Any, query: str, query_embedding: Sequence[float], k: int = 5,
+           where: dict | None = None, hybrid: bool = True, candidates: int | None = None,
+           max_overlap: float = 0.5) -> list[Hit]:
+    """The ``k`` best chunks for ``query``: dense (plus BM25 when ``hybrid``), de-duplicated."""
+    import numpy as np
+
+    total = collection.count()
+    if total == 0 or k <= 0:
+        return []
+    # Extra candidates leave room for de-duplication and for the two rankings to disagree.
+    candidates = min(total, candidates or max(4 * k, 20))
+    query_vector = np.asarray(query_embedding, dtype=np.float32)
+    kwargs: dict[str, Any] = {"query_embeddings": [query_vector.tolist()], "n_results": candidates,
+                              "include": ["documents", "metadatas", "distances"]}
+    if where:
+        kwargs["where"] = where
+    found = collection.query(**kwargs)
+    hits: dict[str, Hit] = {}
+    dense_order: list[str] = []
+    for chunk_id, document, metadata, distance in zip(found["ids"][0], found["documents"][0],
+                                                      found["metadatas"][0], found["distances"][0]):
+        # Chroma's cosine distance is 1 - cosine similarity.
+        hits[chunk_id] = Hit(chunk_id, document or "", dict(metadata or {}), score=1.0 - float(distance))
+        dense_order.append(chunk_id)
+
+    fused: dict[str, float] = {cid: 1.0 / (RRF_K + rank) for rank, cid in enumerate(dense_order, 1)}
+    if hybrid:
+        index = lexical_index(collection, where)
+        lexical_order: list[str] = []
+        missing: list[str] = []
+        for position, bm25 in index.top(query, candidates):
+            chunk_id = index.ids[position]
+            lexical_order.append(chunk_id)
+            if chunk_id not in hits:
+                hits[chunk_id] = Hit(chunk_id, index.documents[position], dict(index.metadatas[position] or {}),
+                                     score=float("nan"))
+                missing.append(chunk_id)
+            hits[chunk_id].lexical = bm25
+        if missing:
+            # BM25-only hits still need their dense similarity for the no-answer threshold.
+            vectors = collection.get(ids=missing, include=["embeddings"])
+            for chunk_id, vector in zip(vectors["ids"], vectors["embeddings"]):
+                hits[chunk_id].score = float(np.dot(np.asarray(vector, dtype=np.float32), query_vector))
+        for rank, chunk_id in enumerate(lexical_order, 1):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
+    for chunk_id, hit in hits.items():
+        hit.fused = fused.get(chunk_id, 0.0)
+        if hit.score != hit.score:  # NaN: an embedding Chroma did not return
+            hit.score = -1.0
+    ranked = sorted(hits.values(), key=lambda h: (h.fused, h.score), reverse=True)
+    return deduplicate(ranked, k, max_overlap=max_overlap)
