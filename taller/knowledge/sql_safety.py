@@ -195,11 +195,36 @@ def sqlite_readonly_creator(path: str) -> Any:
             raise FileNotFoundError(f"SQLite database not found: {resolved}")
         connection = sqlite3.connect(f"file:{quote(str(resolved))}?mode=ro", uri=True,
                                      check_same_thread=False)
-        # A second lock: even a statement the parser missed cannot write through this connection.
+        # More locks: even a statement the parser missed cannot write through this connection,
+        # attach another file, change a setting or load an extension.
         connection.execute("PRAGMA query_only = ON")
+        connection.set_authorizer(_sqlite_authorizer)
         return connection
 
     return connect
+
+
+# Pragmas SQLAlchemy reads on connect and in its inspector (with no value assigned); every other
+# pragma is denied.
+# The first set takes a table or index name as its argument; the second only reads with no value.
+_SCHEMA_PRAGMAS = frozenset({"table_info", "table_xinfo", "foreign_key_list", "index_list", "index_info",
+                             "index_xinfo", "database_list", "table_list", "collation_list"})
+_SETTING_PRAGMAS = frozenset({"read_uncommitted", "user_version", "encoding"})
+
+
+def _sqlite_authorizer(action: int, arg1: Any, arg2: Any, database: Any, trigger: Any) -> int:
+    """SQLite's per-statement authorizer: reads are allowed, everything else is denied."""
+    import sqlite3
+
+    if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_RECURSIVE):
+        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_FUNCTION:
+        return sqlite3.SQLITE_DENY if str(arg2).lower() in FORBIDDEN_FUNCTIONS else sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = str(arg1).lower()
+        allowed = name in _SCHEMA_PRAGMAS or (arg2 is None and name in _SETTING_PRAGMAS)
+        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
+    return sqlite3.SQLITE_DENY
 
 
 @contextlib.contextmanager
