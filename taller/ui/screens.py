@@ -1,0 +1,255 @@
+"""Modal screens of the chat: confirmation, text prompt, image picker, help, training runs.
+
+Each one is keyboard-first (a letter or Enter/Esc answers it) and returns its answer through
+``dismiss`` so the App decides what happens next.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Iterable
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.markup import escape
+from textual.screen import ModalScreen
+from textual.widgets import Button, DataTable, DirectoryTree, Input, Label, Markdown, Static
+
+from taller.ui.widgets import compact_args, format_number
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Ask before a costly action (training): ``y``/Enter runs it, ``n``/Esc does not."""
+
+    BINDINGS = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n,escape", "answer(False)", "No"),
+    ]
+
+    def __init__(self, message: str, detail: str | None = None, yes: str = "Run it", no: str = "Cancel") -> None:
+        super().__init__(classes="modal")
+        self.message = message
+        self.detail = detail
+        self.yes, self.no = yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="confirm-dialog"):
+            yield Static(escape(self.message), classes="dialog-title")
+            if self.detail:
+                yield Static(f"[dim]{escape(self.detail)}[/dim]", classes="dialog-detail")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button(f"{self.yes} (y)", variant="success", id="yes")
+                yield Button(f"{self.no} (n)", variant="error", id="no")
+
+    def on_mount(self) -> None:
+        self.query_one("#yes", Button).focus()
+
+    def action_answer(self, approve: bool) -> None:
+        self.dismiss(approve)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "yes")
+
+    @staticmethod
+    def for_tool(tool: str, args: dict[str, Any], message: str | None = None) -> "ConfirmScreen":
+        return ConfirmScreen(message or f"Run {tool}?", detail=f"{tool} {compact_args(args)}")
+
+
+class TextPromptScreen(ModalScreen[str | None]):
+    """One line of text (a thread's new title): Enter accepts, Esc cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
+        super().__init__(classes="modal")
+        self.prompt_title = title
+        self.value = value
+        self.placeholder = placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog"):
+            yield Static(escape(self.prompt_title), classes="dialog-title")
+            yield Input(value=self.value, placeholder=self.placeholder, id="prompt-input")
+            yield Static("[dim]Enter to save · Esc to cancel[/dim]")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.dismiss(event.value.strip() or None)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class ImageTree(DirectoryTree):
+    """A directory tree that lists folders and image files only (hidden files left out)."""
+
+    def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
+        return [p for p in paths if not p.name.startswith(".")
+                and (p.is_dir() or p.suffix.lower() in IMAGE_SUFFIXES)]
+
+
+class FilePickerScreen(ModalScreen[str | None]):
+    """Pick an image to attach: browse with the arrow keys, or type a path and press Enter."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, start: str | Path | None = None) -> None:
+        super().__init__(classes="modal")
+        self.start = Path(start or Path.cwd()).expanduser()
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="picker-dialog"):
+            yield Static("Attach an image", classes="dialog-title")
+            yield Input(placeholder="type a path, or choose below and press Enter", id="picker-path")
+            yield ImageTree(str(self.start), id="picker-tree")
+            yield Static("[dim]Tab moves between the path and the tree · Esc cancels[/dim]")
+
+    def on_mount(self) -> None:
+        self.query_one(ImageTree).focus()
+
+    @on(DirectoryTree.FileSelected)
+    def _file_selected(self, event: DirectoryTree.FileSelected) -> None:
+        event.stop()
+        self.dismiss(str(Path(event.path).absolute()))
+
+    @on(Input.Submitted, "#picker-path")
+    def _typed(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip().strip("'\"")
+        if not text:
+            return
+        path = Path(text).expanduser()
+        if path.is_dir():
+            self.query_one(ImageTree).path = path
+            return
+        if not path.is_file():
+            self.notify(f"no such file: {path}", severity="error")
+            return
+        self.dismiss(str(path.absolute()))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+HELP = """\
+# Taller chat
+
+Ask in plain words: *train the autoencoder for 3 epochs*, *what is a VAE?*,
+*which artist sold most?*, *summarise the video*.
+
+| Key | Does |
+|---|---|
+| Enter | send the message |
+| Esc | cancel the running answer or tool |
+| Ctrl+O | attach an image (file picker) |
+| Ctrl+B | show/hide the threads |
+| Ctrl+N | new thread |
+| Ctrl+T | training runs (cancel with `c`) |
+| Ctrl+L | clear the screen |
+| F1 | this help |
+| Ctrl+Q | quit |
+
+In the threads list: Enter opens, `r` renames, `d` deletes.
+
+| Command | Does |
+|---|---|
+| `/train MODEL [EPOCHS]` | train a workshop model (asks first) |
+| `/models` | list the training runs and their metrics |
+| `/runs` | the runs window, with cancel |
+| `/cancel RUN_ID` | stop a training run |
+| `/attach [PATH]` | attach an image (no path: the picker) |
+| `/new`, `/threads` | new thread, show the threads |
+| `/rename TITLE`, `/delete` | rename or delete this thread |
+| `/clear` | clear the screen (the thread is kept) |
+| `/help` | this help |
+| `/quit` | leave |
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    """Keys and slash commands."""
+
+    BINDINGS = [Binding("escape,q,f1", "close", "Close")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="help-dialog"):
+            yield Markdown(HELP)
+            yield Static("[dim]Esc closes[/dim]")
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class RunsScreen(ModalScreen[None]):
+    """Every training run (this session's and those on disk); ``c`` cancels the selected one."""
+
+    BINDINGS = [
+        Binding("escape,q", "close", "Close"),
+        Binding("c", "cancel_run", "Cancel run"),
+        Binding("r", "refresh", "Refresh"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="runs-dialog"):
+            yield Static("Training runs", classes="dialog-title")
+            yield DataTable(id="runs-table", cursor_type="row", zebra_stripes=True)
+            yield Label("loading…", id="runs-note")
+            yield Static("[dim]c cancels the selected run · r refreshes · Esc closes[/dim]")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_columns("run", "model", "state", "epoch", "metrics")
+        table.focus()
+        self.action_refresh()
+
+    def action_refresh(self) -> None:
+        self._load()
+
+    @work(thread=True, exclusive=True, group="runs")
+    def _load(self) -> None:
+        # Reading every run's status.json is file I/O: off the UI thread.
+        try:
+            from taller.trainers import runs
+        except ImportError as exc:
+            self.app.call_from_thread(self._show, [], f"training runs are not available in this version ({exc})")
+            return
+        try:
+            rows = runs.list_all()
+        except Exception as exc:
+            self.app.call_from_thread(self._show, [], f"cannot list runs: {type(exc).__name__}: {exc}")
+            return
+        self.app.call_from_thread(self._show, rows, None)
+
+    def _show(self, rows: list[dict[str, Any]], problem: str | None) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        for row in rows:
+            metrics = row.get("metrics") or {}
+            shown = ", ".join(f"{k} {format_number(v)}" for k, v in list(metrics.items())[:3]
+                              if isinstance(v, (int, float)))
+            epoch = f"{row.get('epoch') or 0}/{row.get('epochs') or '?'}"
+            table.add_row(str(row.get("run_id")), str(row.get("model") or ""), str(row.get("state") or ""),
+                          epoch, shown, key=str(row.get("run_id")))
+        note = self.query_one("#runs-note", Label)
+        note.update(problem or (f"{len(rows)} run(s)" if rows else "no training runs yet: try /train autoencoder 1"))
+
+    def action_cancel_run(self) -> None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return
+        run_id = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
+        self.app.cancel_run(run_id)  # the App knows how (and says so when runs are unavailable)
+        self.set_timer(0.5, self.action_refresh)
+
+    def action_close(self) -> None:
+        self.dismiss(None)
