@@ -267,8 +267,12 @@ def _age_summary(ages: np.ndarray, probabilities: np.ndarray) -> dict[str, Any]:
     tail = (1 - AGE_RANGE_COVERAGE) / 2
     low = float(ages[int(np.searchsorted(cumulative, tail))])
     high = float(ages[min(int(np.searchsorted(cumulative, 1 - tail)), len(ages) - 1)])
+    value = float(np.dot(ages, probabilities))
+    # On a skewed distribution (piled on the last class) the mean can fall just outside
+    # the percentiles; widen the range so it always contains the reported value.
+    low, high = min(low, math.floor(value)), max(high, math.ceil(value))
     return {
-        "value": round(float(np.dot(ages, probabilities)), 1),
+        "value": round(value, 1),
         "range": [int(math.floor(low)), int(math.ceil(high))],
         "range_coverage": AGE_RANGE_COVERAGE,
         # The last class means "this age or older": the model cannot tell 80 from 90.
@@ -335,8 +339,11 @@ class DlibAgeModel(_LazyModel):
 # --- Hugging Face transformers models (the seed's path) ------------------------------
 
 
-def locate_hf_model(spec: str) -> Path | None:
-    """A local folder with a saved model for ``spec`` (folder or repo id), never downloading."""
+def locate_hf_model(spec: str, cache_dir: str | Path | None = None) -> Path | None:
+    """A local folder with a saved model for ``spec`` (folder or repo id), never downloading.
+
+    ``cache_dir`` overrides the Hugging Face cache (``HF_HUB_CACHE``) for this lookup.
+    """
     candidate = Path(spec).expanduser()
     if candidate.is_dir():
         return candidate if (candidate / "config.json").is_file() else None
@@ -345,7 +352,7 @@ def locate_hf_model(spec: str) -> Path | None:
     try:
         from huggingface_hub import snapshot_download
 
-        folder = Path(snapshot_download(spec, local_files_only=True))
+        folder = Path(snapshot_download(spec, local_files_only=True, cache_dir=cache_dir))
     except Exception:  # not in the cache (or hub library missing): simply not available
         return None
     return folder if (folder / "config.json").is_file() else None
@@ -393,12 +400,12 @@ class HFEmotionModel(HFImageClassifier):
         return [_as_distribution(self.labels, row) for row in exp]
 
 
-_RANGE_LABEL = re.compile(r"(\d+)\s*(?:-|–|to|_)\s*(\d+)")
+_RANGE_LABEL = re.compile(r"(\d+)\s*(?:-|–|to|_|,)\s*(\d+)")
 _OPEN_LABEL = re.compile(r"(\d+)\s*\+|(?:over|more than|>)\s*(\d+)")
 
 
 def parse_age_label(label: str) -> tuple[float, float] | None:
-    """Age bounds of a class label: ``"20-29"`` -> (20, 29), ``"70+"`` -> (70, 90), ``"35"`` -> (35, 35)."""
+    """Age bounds of a class label: ``"20-29"`` or ``"(25, 32)"`` -> (20, 29) / (25, 32), ``"70+"`` -> (70, 90), ``"35"`` -> (35, 35)."""
     text = str(label).strip().lower()
     match = _RANGE_LABEL.search(text)
     if match:

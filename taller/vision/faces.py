@@ -170,7 +170,9 @@ def annotate(photo: Photo, faces: list[dict[str, Any]], destination: Path) -> Pa
         draw.rectangle([label_left, label_top, label_left + text_w + 2 * pad, label_top + text_h + 2 * pad], fill=colour)
         draw.text((label_left + pad - text_left, label_top + pad - text_top), text, fill=(255, 255, 255), font=font)
     destination.parent.mkdir(parents=True, exist_ok=True)
-    image.save(destination, format="PNG")
+    # compress_level=1: a 16 MP PNG is written ~5x faster than at the default level 6, for
+    # files ~20 % larger; this copy is for looking at, not archiving.
+    image.save(destination, format="PNG", compress_level=1)
     return destination
 
 

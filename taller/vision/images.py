@@ -28,9 +28,9 @@ from taller.tools.base import ToolError
 # Longer side of the image the detectors see. 1280 px keeps a 40 px face of a 4000 px
 # photo at ~13 px, so very large photos lose their smallest faces: we say so in the notes.
 MAX_ANALYSIS_SIDE = 1280
-# The annotated copy keeps the original size up to this many pixels (a 24 MP camera photo
+# The annotated copy keeps the original size up to this many pixels (a 16 MP phone photo
 # still fits); beyond that it is shrunk so writing the PNG stays fast and small.
-MAX_DISPLAY_PIXELS = 25_000_000
+MAX_DISPLAY_PIXELS = 16_000_000
 # Refuse to decode more than this: 120 MP is already ~360 MB of RGB pixels.
 MAX_SOURCE_PIXELS = 120_000_000
 
@@ -82,9 +82,13 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def _resize(image: Image.Image, scale: float) -> Image.Image:
+def _resize(image: Image.Image, scale: float, fast: bool = False) -> Image.Image:
+    """Shrink by ``scale``; ``fast`` (bilinear) for the display copy, Lanczos for the models."""
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-    return image.resize(size, Image.Resampling.LANCZOS if scale < 1 else Image.Resampling.BICUBIC)
+    # reducing_gap: box-reduce by an integer factor first, then filter the rest; several
+    # times faster than a full Lanczos from 40 MP and visually the same.
+    method = Image.Resampling.BILINEAR if fast else Image.Resampling.LANCZOS
+    return image.resize(size, method, reducing_gap=2.0 if fast else 3.0)
 
 
 def load_photo(path: Path | str) -> Photo:
@@ -131,7 +135,7 @@ def load_photo(path: Path | str) -> Photo:
         raise ImageError(f"{path.name} looks corrupt or truncated ({exc})") from None
 
     if rgb.width * rgb.height > MAX_DISPLAY_PIXELS:
-        rgb = _resize(rgb, (MAX_DISPLAY_PIXELS / (rgb.width * rgb.height)) ** 0.5)
+        rgb = _resize(rgb, (MAX_DISPLAY_PIXELS / (rgb.width * rgb.height)) ** 0.5, fast=True)
     if rgb.size != original_size:
         notes.append(
             f"the photo is {original_size[0]}x{original_size[1]}; the annotated copy is "
