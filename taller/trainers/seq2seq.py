@@ -1,0 +1,628 @@
+"""Sequence to sequence: English→Spanish translation with an attentional encoder–decoder.
+
+The workshop's seq2seq lesson, complete: a bidirectional GRU (or LSTM) encoder, a decoder with
+Luong ("general") or Bahdanau (additive) attention, trained with teacher forcing and label
+smoothing on the Tatoeba/Anki pairs of ``spa-eng.zip``; decoded greedily or with beam search
+and length normalisation; scored with corpus BLEU and chrF (``sacrebleu``) on a held-out split.
+
+Data: both sides are lower-cased and split into words and punctuation (``¿`` ``¡`` are tokens);
+the word vocabularies are saved inside the checkpoint. Tatoeba often gives several Spanish
+translations of one English sentence, so the split is made by *English sentence*: no test
+source is ever seen in training, and all its translations are its references. The split is
+written to the run folder (``split.json``).
+
+Scores: BLEU and chrF are computed against the original (cased, punctuated) references with
+``lowercase=True`` because the model writes lower case (the first letter is capitalised on
+output); ``bleu_cased`` is also reported. An attention heat map of a test sentence is saved as
+``attention.png``.
+
+    python -m taller.trainers.seq2seq --epochs 10
+    python -m taller.trainers.seq2seq --dry-run
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+from taller.progress import CancelledError
+from taller.trainers import engine
+from taller.trainers.text import Vocab, detokenize, is_word, load_pairs, pad_batch, tokenize
+
+MODEL_NAME = "seq2seq"
+CELLS = ("gru", "lstm")
+ATTENTIONS = ("luong", "bahdanau")
+
+
+@dataclass
+class Config:
+    epochs: int = 12
+    batch_size: int = 128
+    lr: float = 1e-3
+    max_pairs: int | None = None  # None = the whole corpus (118,964 pairs)
+    max_length: int = 20  # tokens per side; longer pairs are left out
+    min_freq: int = 2
+    max_vocab: int = 30000
+    embedding_dim: int = 256
+    hidden_size: int = 512
+    cell: str = "gru"
+    attention: str = "luong"
+    dropout: float = 0.2
+    teacher_forcing: float = 1.0  # probability of feeding the reference token (1 = always)
+    label_smoothing: float = 0.1
+    test_sources: int = 2000  # English sentences held out for the final scores
+    val_sources: int = 1000  # English sentences for per-epoch validation (greedy BLEU)
+    beam_size: int = 4
+    length_penalty: float = 0.6  # GNMT's alpha: score / ((5 + length) / 6) ** alpha
+    beam_eval_sentences: int = 500  # beam search is one sentence at a time: score this many
+    patience: int = 3
+    seed: int = 0
+    device: str = "auto"
+    data_path: str | None = None
+    dry_run: bool = False
+    resume: bool = False
+
+
+# --- data --------------------------------------------------------------------------------
+
+@dataclass
+class Split:
+    """Held-out English sentences with all their reference translations."""
+
+    sources: list[str]
+    references: list[list[str]]
+
+
+def prepare(config: Config) -> dict[str, Any]:
+    """Tokenise, filter by length, split by English sentence, build vocabularies and tensors."""
+    pairs = load_pairs(config.data_path)
+    rng = random.Random(config.seed)
+    order = list(range(len(pairs)))
+    rng.shuffle(order)
+    limit = config.max_pairs
+    if config.dry_run:
+        limit = min(limit or 1500, 1500)
+    groups: dict[str, list[int]] = {}
+    tokenized: dict[int, tuple[list[str], list[str]]] = {}
+    for index in order:
+        english, spanish = pairs[index]
+        src, tgt = tokenize(english, lower=True), tokenize(spanish, lower=True)
+        if not src or not tgt or len(src) > config.max_length or len(tgt) > config.max_length:
+            continue
+        tokenized[index] = (src, tgt)
+        groups.setdefault(" ".join(src), []).append(index)
+        if limit is not None and len(tokenized) >= limit:
+            break
+    keys = list(groups)  # already in shuffled order
+    n_test = min(config.test_sources, max(1, len(keys) // 10), 30 if config.dry_run else len(keys))
+    n_val = min(config.val_sources, max(1, len(keys) // 10), 30 if config.dry_run else len(keys))
+    split_keys = {"test": keys[:n_test], "val": keys[n_test : n_test + n_val], "train": keys[n_test + n_val :]}
+
+    def held_out(names: list[str]) -> Split:
+        return Split([pairs[groups[k][0]][0] for k in names], [[pairs[i][1] for i in groups[k]] for k in names])
+
+    train_pairs = [tokenized[i] for k in split_keys["train"] for i in groups[k]]
+    src_vocab = Vocab.build((s for s, _ in train_pairs), config.min_freq, config.max_vocab)
+    tgt_vocab = Vocab.build((t for _, t in train_pairs), config.min_freq, config.max_vocab)
+    val_pairs = [tokenized[i] for k in split_keys["val"] for i in groups[k]]
+    return {
+        "src_vocab": src_vocab,
+        "tgt_vocab": tgt_vocab,
+        "train": encode_pairs(train_pairs, src_vocab, tgt_vocab, config.max_length),
+        "val_tensors": encode_pairs(val_pairs, src_vocab, tgt_vocab, config.max_length),
+        "val": held_out(split_keys["val"]),
+        "test": held_out(split_keys["test"]),
+        "train_pairs": len(train_pairs),
+    }
+
+
+def encode_pairs(pairs, src_vocab: Vocab, tgt_vocab: Vocab, max_length: int) -> tuple[torch.Tensor, ...]:
+    """(src ids, src lengths, decoder input ``<s> y``, decoder target ``y </s>``) tensors."""
+    src, src_len = pad_batch([src_vocab.encode(s) for s, _ in pairs], src_vocab.pad_id, max_length)
+    tgt_ids = [tgt_vocab.encode(t) for _, t in pairs]
+    tgt_in, _ = pad_batch([[tgt_vocab.bos_id, *ids] for ids in tgt_ids], tgt_vocab.pad_id, max_length + 1)
+    tgt_out, _ = pad_batch([[*ids, tgt_vocab.eos_id] for ids in tgt_ids], tgt_vocab.pad_id, max_length + 1)
+    return src, src_len, tgt_in, tgt_out
+
+
+# --- model -------------------------------------------------------------------------------
+
+def _top(state):
+    """The decoder's hidden vector [B, H] from a GRU state or an LSTM (h, c) pair."""
+    return (state[0] if isinstance(state, tuple) else state)[-1]
+
+
+class Encoder(nn.Module):
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, cell: str, dropout: float, pad_id: int):
+        super().__init__()
+        self.cell = cell
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        rnn = nn.GRU if cell == "gru" else nn.LSTM
+        self.rnn = rnn(embedding_dim, hidden_size, batch_first=True, bidirectional=True)
+        # The decoder starts from both directions' final states, squeezed to its own size.
+        self.bridge = nn.Linear(2 * hidden_size, hidden_size)
+        self.bridge_cell = nn.Linear(2 * hidden_size, hidden_size) if cell == "lstm" else None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, src: torch.Tensor, src_len: torch.Tensor):
+        embedded = self.dropout(self.embedding(src))
+        packed = pack_padded_sequence(embedded, src_len.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
+        outputs, state = self.rnn(packed)
+        outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.shape[1])
+
+        def squeeze(final: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
+            both = torch.cat([final[0], final[1]], dim=-1)  # forward and backward directions
+            return torch.tanh(layer(both)).unsqueeze(0)
+
+        if self.cell == "lstm":
+            h, c = state
+            return outputs, (squeeze(h, self.bridge), squeeze(c, self.bridge_cell))
+        return outputs, squeeze(state, self.bridge)
+
+
+class Attention(nn.Module):
+    """Luong "general" (score = h·W·e) or Bahdanau additive (score = v·tanh(W e + U h))."""
+
+    def __init__(self, kind: str, hidden_size: int, encoder_size: int):
+        super().__init__()
+        self.kind = kind
+        if kind == "luong":
+            self.key = nn.Linear(encoder_size, hidden_size, bias=False)
+        else:
+            self.key = nn.Linear(encoder_size, hidden_size, bias=False)
+            self.query = nn.Linear(hidden_size, hidden_size, bias=True)
+            self.v = nn.Linear(hidden_size, 1, bias=False)
+
+    def keys(self, encoder_outputs: torch.Tensor) -> torch.Tensor:
+        """Project the encoder outputs once per sentence, not once per decoder step."""
+        return self.key(encoder_outputs)
+
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, mask: torch.Tensor):
+        """query [B, T, H], keys [B, S, H], values [B, S, 2H], mask [B, S] → context, weights [B, T, S]."""
+        if self.kind == "luong":
+            scores = torch.bmm(query, keys.transpose(1, 2))
+        else:
+            scores = self.v(torch.tanh(keys.unsqueeze(1) + self.query(query).unsqueeze(2))).squeeze(-1)
+        scores = scores.float().masked_fill(~mask.unsqueeze(1), float("-inf"))
+        weights = torch.softmax(scores, dim=-1)
+        context = torch.bmm(weights.to(values.dtype), values)
+        return context, weights
+
+
+class Decoder(nn.Module):
+    def __init__(self, vocab_size: int, embedding_dim: int, hidden_size: int, cell: str, attention: str,
+                 dropout: float, pad_id: int):
+        super().__init__()
+        self.attention_kind = attention
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=pad_id)
+        encoder_size = 2 * hidden_size
+        # Bahdanau feeds the context into the recurrent cell; Luong attends after it.
+        rnn_input = embedding_dim + (encoder_size if attention == "bahdanau" else 0)
+        self.rnn = (nn.GRU if cell == "gru" else nn.LSTM)(rnn_input, hidden_size, batch_first=True)
+        self.attention = Attention(attention, hidden_size, encoder_size)
+        self.combine = nn.Linear(hidden_size + encoder_size, hidden_size)
+        self.out = nn.Linear(hidden_size, vocab_size)
+        self.dropout = nn.Dropout(dropout)
+
+    def step(self, previous: torch.Tensor, state, values, keys, mask):
+        """One decoding step for tokens ``previous`` [B] → logits [B, V], new state, weights [B, S]."""
+        embedded = self.dropout(self.embedding(previous)).unsqueeze(1)
+        if self.attention_kind == "bahdanau":
+            context, weights = self.attention(_top(state).unsqueeze(1), keys, values, mask)
+            output, state = self.rnn(torch.cat([embedded, context], dim=-1), state)
+        else:
+            output, state = self.rnn(embedded, state)
+            context, weights = self.attention(output, keys, values, mask)
+        logits = self.out(self.dropout(torch.tanh(self.combine(torch.cat([output, context], dim=-1)))))
+        return logits.squeeze(1), state, weights.squeeze(1)
+
+    def teacher_forced(self, inputs: torch.Tensor, state, values, keys, mask) -> torch.Tensor:
+        """Logits [B, T, V] for a whole reference prefix at once (Luong) or step by step (Bahdanau)."""
+        if self.attention_kind == "luong":
+            # Without input feeding, every decoder state depends only on the reference prefix,
+            # so one cuDNN call covers the whole sequence: same numbers as step(), far faster.
+            embedded = self.dropout(self.embedding(inputs))
+            output, _ = self.rnn(embedded, state)
+            context, _ = self.attention(output, keys, values, mask)
+            return self.out(self.dropout(torch.tanh(self.combine(torch.cat([output, context], dim=-1)))))
+        logits = []
+        for t in range(inputs.shape[1]):
+            step_logits, state, _ = self.step(inputs[:, t], state, values, keys, mask)
+            logits.append(step_logits)
+        return torch.stack(logits, dim=1)
+
+
+class Seq2Seq(nn.Module):
+    def __init__(self, src_vocab_size: int, tgt_vocab_size: int, config: Config, src_pad: int = 0, tgt_pad: int = 0):
+        super().__init__()
+        if config.cell not in CELLS:
+            raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {config.cell!r}")
+        if config.attention not in ATTENTIONS:
+            raise ValueError(f"attention must be one of {', '.join(ATTENTIONS)}, not {config.attention!r}")
+        self.encoder = Encoder(src_vocab_size, config.embedding_dim, config.hidden_size, config.cell, config.dropout, src_pad)
+        self.decoder = Decoder(tgt_vocab_size, config.embedding_dim, config.hidden_size, config.cell, config.attention,
+                               config.dropout, tgt_pad)
+
+    def encode(self, src: torch.Tensor, src_len: torch.Tensor):
+        values, state = self.encoder(src, src_len)
+        keys = self.decoder.attention.keys(values)
+        mask = torch.arange(src.shape[1], device=src.device).unsqueeze(0) < src_len.to(src.device).unsqueeze(1)
+        return values, keys, mask, state
+
+    def forward(self, src, src_len, tgt_in, teacher_forcing: float = 1.0) -> torch.Tensor:
+        values, keys, mask, state = self.encode(src, src_len)
+        if teacher_forcing >= 1.0:
+            return self.decoder.teacher_forced(tgt_in, state, values, keys, mask)
+        # Scheduled sampling: at each step feed the reference or the model's own best guess.
+        logits, previous = [], tgt_in[:, 0]
+        for t in range(tgt_in.shape[1]):
+            step_logits, state, _ = self.decoder.step(previous, state, values, keys, mask)
+            logits.append(step_logits)
+            if t + 1 < tgt_in.shape[1]:
+                use_reference = random.random() < teacher_forcing
+                previous = tgt_in[:, t + 1] if use_reference else step_logits.argmax(-1)
+        return torch.stack(logits, dim=1)
+
+
+def max_decode_length(source_length: int) -> int:
+    return 2 * source_length + 10
+
+
+def _never(logits: torch.Tensor) -> torch.Tensor:
+    """Padding and ``<s>`` are never outputs: mask them before choosing (ids 0 and 2)."""
+    logits = logits.float()
+    logits[:, 0] = float("-inf")
+    logits[:, 2] = float("-inf")
+    return logits
+
+
+@torch.no_grad()
+def greedy_decode(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, bos: int, eos: int,
+                  max_len: int | None = None) -> tuple[list[list[int]], torch.Tensor]:
+    """Batched greedy decoding → token ids per sentence (without ``</s>``) and weights [B, T, S]."""
+    values, keys, mask, state = model.encode(src, src_len)
+    max_len = max_len or max_decode_length(int(src_len.max()))
+    previous = torch.full((src.shape[0],), bos, dtype=torch.long, device=src.device)
+    done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
+    steps, weights = [], []
+    for _ in range(max_len):
+        logits, state, attention = model.decoder.step(previous, state, values, keys, mask)
+        previous = _never(logits).argmax(-1)
+        steps.append(previous)
+        weights.append(attention)
+        done |= previous == eos
+        if bool(done.all()):
+            break
+    ids = torch.stack(steps, dim=1).tolist()
+    out = []
+    for row in ids:
+        out.append(row[: row.index(eos)] if eos in row else row)
+    return out, torch.stack(weights, dim=1)
+
+
+def _select(state, index: torch.Tensor):
+    if isinstance(state, tuple):
+        return tuple(s.index_select(1, index) for s in state)
+    return state.index_select(1, index)
+
+
+@torch.no_grad()
+def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, bos: int, eos: int, beam_size: int = 4,
+                length_penalty: float = 0.6, max_len: int | None = None) -> tuple[list[int], torch.Tensor]:
+    """Beam search for one sentence (``src`` [1, S]) → best ids (without ``</s>``), weights [T, S].
+
+    Finished hypotheses are ranked by log-probability / ((5 + length) / 6) ** length_penalty
+    (GNMT). Only an ``</s>`` among the top ``beam_size`` candidates of a step ends a hypothesis,
+    and the search stops once ``beam_size`` hypotheses have ended, so ``beam_size=1`` is exactly
+    greedy decoding.
+    """
+    values, keys, mask, state = model.encode(src, src_len)
+    max_len = max_len or max_decode_length(int(src_len.max()))
+    tokens: list[list[int]] = [[]]
+    history: list[list[torch.Tensor]] = [[]]
+    scores = torch.zeros(1, device=src.device)
+    previous = torch.tensor([bos], device=src.device)
+    finished: list[tuple[float, list[int], list[torch.Tensor]]] = []
+
+    def normalised(score: float, length: int) -> float:
+        return score / (((5 + length) / 6) ** length_penalty)
+
+    for _ in range(max_len):
+        count = len(tokens)
+        logits, state, attention = model.decoder.step(
+            previous, state, values.expand(count, -1, -1), keys.expand(count, -1, -1), mask.expand(count, -1))
+        total = scores.unsqueeze(1) + torch.log_softmax(_never(logits), dim=-1)
+        vocab_size = total.shape[1]
+        top_scores, top_index = total.view(-1).topk(min(2 * beam_size, total.numel()))
+        keep_beam, keep_token, keep_score = [], [], []
+        for rank, (score, index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
+            beam, token = divmod(index, vocab_size)
+            if token == eos:
+                if rank < beam_size:
+                    finished.append((normalised(score, len(tokens[beam]) + 1), tokens[beam], history[beam] + [attention[beam]]))
+            else:
+                keep_beam.append(beam)
+                keep_token.append(token)
+                keep_score.append(score)
+            if len(keep_beam) == beam_size:
+                break
+        if len(finished) >= beam_size or not keep_beam:
+            break
+        index = torch.tensor(keep_beam, device=src.device)
+        state = _select(state, index)
+        tokens = [tokens[b] + [t] for b, t in zip(keep_beam, keep_token)]
+        history = [history[b] + [attention[b]] for b in keep_beam]
+        scores = torch.tensor(keep_score, device=src.device)
+        previous = torch.tensor(keep_token, device=src.device)
+    if not finished:  # ran out of length: the live hypotheses compete as they are
+        finished = [(normalised(float(s), len(t)), t, h) for s, t, h in zip(scores.tolist(), tokens, history)]
+    _, best, weights = max(finished, key=lambda item: item[0])
+    return best, torch.stack(weights) if weights else torch.zeros(0, src.shape[1])
+
+
+# --- scoring and pictures ----------------------------------------------------------------
+
+def score(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
+    """Corpus BLEU (lower-cased and cased) and chrF with sacrebleu; several references allowed."""
+    from sacrebleu.metrics import BLEU, CHRF
+
+    # sacrebleu wants reference *streams* of equal length: pad each sentence's list by
+    # repeating its first reference (a repeated reference changes neither BLEU nor chrF).
+    width = max(len(r) for r in references)
+    streams = [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(width)]
+    return {
+        "bleu": round(BLEU(lowercase=True).corpus_score(hypotheses, streams).score, 2),
+        "bleu_cased": round(BLEU().corpus_score(hypotheses, streams).score, 2),
+        "chrf": round(CHRF(lowercase=True).corpus_score(hypotheses, streams).score, 2),
+    }
+
+
+def plot_attention(source_tokens: list[str], target_tokens: list[str], weights: torch.Tensor, path: Path) -> Path:
+    """Heat map of attention weights: one row per output word, one column per input word."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    weights = weights.detach().float().cpu()[: len(target_tokens), : len(source_tokens)]
+    figure, axes = plt.subplots(figsize=(1.0 + 0.55 * len(source_tokens), 1.0 + 0.45 * len(target_tokens)))
+    axes.imshow(weights.numpy(), cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
+    axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
+    axes.set_yticks(range(len(target_tokens)), target_tokens)
+    axes.set_xlabel("English (input)")
+    axes.set_ylabel("Spanish (output)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
+# --- use (translation of new text) -------------------------------------------------------
+
+class Translator:
+    """A trained model with its vocabularies: ``translate("I am hungry.")``."""
+
+    def __init__(self, model: Seq2Seq, src_vocab: Vocab, tgt_vocab: Vocab, config: Config, device="cpu"):
+        self.model = model.to(device).eval()
+        self.src_vocab, self.tgt_vocab, self.config = src_vocab, tgt_vocab, config
+        self.device = torch.device(device)
+
+    def source_tokens(self, text: str) -> list[str]:
+        return tokenize(text, lower=True)
+
+    def unknown_words(self, tokens: list[str]) -> list[str]:
+        return [t for t in tokens if is_word(t) and t not in self.src_vocab.index]
+
+    def _tensors(self, tokens: list[str]):
+        src = torch.tensor([self.src_vocab.encode(tokens)], dtype=torch.long, device=self.device)
+        return src, torch.tensor([len(tokens)], dtype=torch.long)
+
+    @torch.no_grad()
+    def translate_tokens(self, tokens: list[str], beam_size: int = 4) -> tuple[list[str], torch.Tensor]:
+        src, src_len = self._tensors(tokens)
+        bos, eos = self.tgt_vocab.bos_id, self.tgt_vocab.eos_id
+        if beam_size <= 1:
+            ids, weights = greedy_decode(self.model, src, src_len, bos, eos)
+            ids, weights = ids[0], weights[0, : len(ids[0]) + 1]
+        else:
+            ids, weights = beam_search(self.model, src, src_len, bos, eos, beam_size, self.config.length_penalty)
+        return self.tgt_vocab.decode(ids), weights
+
+    def translate(self, text: str, beam_size: int = 4) -> str:
+        output, _ = self.translate_tokens(self.source_tokens(text), beam_size)
+        return detokenize(output)
+
+
+def load(path: str | Path | None = None, device: str = "cpu") -> Translator:
+    """The trained translator from ``path`` or the newest finished run; FileNotFoundError if none."""
+    checkpoint_path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME, "best.pt")
+    if checkpoint_path is None:
+        raise FileNotFoundError("no trained seq2seq model")
+    state = engine.load_checkpoint(checkpoint_path)
+    config = engine.config_from_checkpoint(Config, state)
+    src_vocab, tgt_vocab = Vocab(state["extra"]["src_vocab"]), Vocab(state["extra"]["tgt_vocab"])
+    model = Seq2Seq(len(src_vocab), len(tgt_vocab), config, src_vocab.pad_id, tgt_vocab.pad_id)
+    model.load_state_dict(state["model"])
+    return Translator(model, src_vocab, tgt_vocab, config, device)
+
+
+# --- train -------------------------------------------------------------------------------
+
+def _trim(src, src_len, tgt_in=None, tgt_out=None):
+    """Cut a batch to its own longest sentences (most are far shorter than max_length)."""
+    src = src[:, : max(int(src_len.max()), 1)]
+    if tgt_in is None:
+        return src, src_len
+    longest = max(int((tgt_out != 0).sum(1).max()), 1)
+    return src, src_len, tgt_in[:, :longest], tgt_out[:, :longest]
+
+
+def translate_split(model: Seq2Seq, split: Split, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device,
+                    beam_size: int = 1, length_penalty: float = 0.6, batch_size: int = 256,
+                    limit: int | None = None) -> list[str]:
+    """Translations of a held-out split (batched greedy, or beam search one sentence at a time)."""
+    model.eval()
+    sources = split.sources[:limit] if limit else split.sources
+    tokens = [tokenize(s, lower=True) for s in sources]
+    outputs: list[str] = []
+    bos, eos = tgt_vocab.bos_id, tgt_vocab.eos_id
+    for start in range(0, len(tokens), batch_size):
+        chunk = tokens[start : start + batch_size]
+        src, src_len = pad_batch([src_vocab.encode(t) for t in chunk], src_vocab.pad_id)
+        src = src.to(device)
+        with engine.autocast(device):
+            if beam_size <= 1:
+                ids, _ = greedy_decode(model, src, src_len, bos, eos)
+            else:
+                ids = [beam_search(model, src[i : i + 1, : len(chunk[i])], src_len[i : i + 1], bos, eos, beam_size,
+                                   length_penalty)[0] for i in range(len(chunk))]
+        outputs.extend(detokenize(tgt_vocab.decode(row)) for row in ids)
+    model.train()
+    return outputs
+
+
+@torch.no_grad()
+def validation_loss(model: Seq2Seq, tensors, criterion, device: torch.device, batch_size: int = 512) -> float:
+    model.eval()
+    total, count = 0.0, 0
+    for start in range(0, len(tensors[0]), batch_size):
+        src, src_len, tgt_in, tgt_out = _trim(*(t[start : start + batch_size].to(device) for t in tensors))
+        with engine.autocast(device):
+            logits = model(src, src_len, tgt_in)
+        total += float(criterion(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1))) * len(src)
+        count += len(src)
+    model.train()
+    return total / max(count, 1)
+
+
+def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
+    """Train the translator, keep the best validation-BLEU weights, score the test split."""
+    if config.epochs < 1:
+        raise ValueError("epochs must be at least 1")
+    if config.cell not in CELLS or config.attention not in ATTENTIONS:
+        raise ValueError(f"cell must be one of {CELLS} and attention one of {ATTENTIONS}")
+    if config.dry_run:
+        config.epochs = 1
+    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event,
+                                   on_progress=on_progress)
+    with run:
+        started = time.perf_counter()
+        device = engine.select_device(config.device)
+        engine.configure_backends(device)
+        run.set_device(device)
+        engine.seed_everything(config.seed)
+        data = prepare(config)
+        src_vocab, tgt_vocab = data["src_vocab"], data["tgt_vocab"]
+        engine.write_json_atomic(Path(run.dir) / "split.json", {
+            "note": "held-out English sentences (never trained on) with all their Tatoeba translations",
+            "test": {"sources": data["test"].sources, "references": data["test"].references},
+            "val": {"sources": data["val"].sources, "references": data["val"].references},
+        })
+        engine.seed_everything(config.seed)
+        model = Seq2Seq(len(src_vocab), len(tgt_vocab), config, src_vocab.pad_id, tgt_vocab.pad_id).to(device)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-5)
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1)
+        criterion = nn.CrossEntropyLoss(ignore_index=tgt_vocab.pad_id, label_smoothing=config.label_smoothing)
+        stopper = engine.EarlyStopping(config.patience, mode="max")
+        batches = engine.make_batches(data["train"], config.batch_size, device, shuffle=True, seed=config.seed)
+        total = min(len(batches), 5) if config.dry_run else len(batches)
+        extra = {"src_vocab": src_vocab.tokens, "tgt_vocab": tgt_vocab.tokens}
+        start_epoch, best_metric = 1, None
+        if run.resume_checkpoint is not None:
+            state = run.resume_checkpoint
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["extra"].get("scheduler", scheduler.state_dict()))
+            stopper.load_state_dict(state["extra"].get("early_stopping", {}))
+            start_epoch, best_metric = int(state["epoch"]) + 1, state.get("best_metric")
+        history: list[float] = []
+        for epoch in range(start_epoch, config.epochs + 1):
+            model.train()
+            step_losses = []
+            try:
+                for step, (src, src_len, tgt_in, tgt_out) in enumerate(batches, start=1):
+                    if step > total:
+                        break
+                    run.check_cancelled()
+                    src, src_len, tgt_in, tgt_out = _trim(src, src_len, tgt_in, tgt_out)
+                    with engine.autocast(device):
+                        logits = model(src, src_len, tgt_in, config.teacher_forcing)
+                    loss = criterion(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                    optimizer.step()
+                    step_losses.append(loss.detach())
+                    run.progress(epoch, config.epochs, step, total, loss.detach())
+            except CancelledError:
+                run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch - 1, best_metric,
+                                    extra={**extra, "scheduler": scheduler.state_dict(),
+                                           "early_stopping": stopper.state_dict()})
+                raise
+            losses = torch.stack(step_losses).float().tolist() if step_losses else []
+            history.extend(losses)
+            val_loss = validation_loss(model, data["val_tensors"], criterion, device)
+            hypotheses = translate_split(model, data["val"], src_vocab, tgt_vocab, device)
+            val_scores = score(hypotheses, data["val"].references)
+            scheduler.step(val_scores["bleu"])
+            metrics = {"train_loss": sum(losses) / max(len(losses), 1), "val_loss": val_loss,
+                       "val_bleu_greedy": val_scores["bleu"], "val_chrf_greedy": val_scores["chrf"],
+                       "lr": optimizer.param_groups[0]["lr"]}
+            run.log_epoch(epoch, metrics)
+            run.progress(epoch, config.epochs, total, total, metrics["train_loss"], val_scores["bleu"],
+                         "val_bleu", force=True)
+            improved = stopper.step(val_scores["bleu"])
+            if improved:
+                best_metric = val_scores["bleu"]
+            state_extra = {**extra, "scheduler": scheduler.state_dict(), "early_stopping": stopper.state_dict()}
+            run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch, best_metric, extra=state_extra)
+            if improved:
+                run.save_checkpoint(engine.cpu_state(model), None, epoch, best_metric, extra=extra, name="best.pt")
+            if stopper.should_stop:
+                break
+
+        # --- final scores with the best weights
+        if (Path(run.dir) / "best.pt").is_file():
+            model.load_state_dict(run.load_checkpoint("best.pt")["model"])
+        model.to(device).eval()
+        test = data["test"]
+        greedy = translate_split(model, test, src_vocab, tgt_vocab, device)
+        greedy_scores = score(greedy, test.references)
+        limit = min(config.beam_eval_sentences, len(test.sources), 10 if config.dry_run else len(test.sources))
+        beam = translate_split(model, test, src_vocab, tgt_vocab, device, config.beam_size, config.length_penalty,
+                               limit=limit)
+        beam_scores = score(beam, test.references[:limit])
+        greedy_subset = score(greedy[:limit], test.references[:limit])
+        translator = Translator(model, src_vocab, tgt_vocab, config, device)
+        example = test.sources[0]
+        example_tokens = tokenize(example, lower=True)
+        output_tokens, weights = translator.translate_tokens(example_tokens, config.beam_size)
+        picture = plot_attention(example_tokens, output_tokens + ["</s>"], weights, Path(run.dir) / "attention.png")
+        metrics = {
+            "test_bleu_greedy": greedy_scores["bleu"], "test_chrf_greedy": greedy_scores["chrf"],
+            "test_bleu_cased_greedy": greedy_scores["bleu_cased"], "test_sentences": len(test.sources),
+            f"test_bleu_beam{config.beam_size}": beam_scores["bleu"], f"test_chrf_beam{config.beam_size}": beam_scores["chrf"],
+            "test_bleu_greedy_same_subset": greedy_subset["bleu"], "beam_sentences": limit,
+            "train_pairs": data["train_pairs"], "src_vocab": len(src_vocab), "tgt_vocab": len(tgt_vocab),
+            "first_loss": history[0] if history else None, "last_loss": history[-1] if history else None,
+            "best_val_bleu": best_metric, "device": str(device), "attention_png": str(picture),
+            "examples": [{"source": s, "translation": h, "references": r[:3]}
+                         for s, h, r in zip(test.sources[:5], beam[:5], test.references[:5])],
+            "wall_s": round(time.perf_counter() - started, 2),
+        }
+        return run.finish(metrics)
+
+
+if __name__ == "__main__":
+    raise SystemExit(engine.cli(Config, train))
