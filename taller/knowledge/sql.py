@@ -519,6 +519,15 @@ class Execution:
     seconds: float = 0.0
 
 
+def _fetch(cursor: Any, size: int = 500) -> Any:
+    """Rows one at a time, read from the driver in batches (a huge result never sits in memory)."""
+    while True:
+        batch = cursor.fetchmany(size)
+        if not batch:
+            return
+        yield from batch
+
+
 def _csv_path(db: Database) -> Path:
     folder = get_settings().outputs_dir / "sql"
     folder.mkdir(parents=True, exist_ok=True)
@@ -529,8 +538,6 @@ def _csv_path(db: Database) -> Path:
 def _execute(db: Database, checked: CheckedSQL, row_limit: int | None = None,
              export: bool = True, timeout_s: float | None = None) -> Execution:
     """Run a checked query read-only; keep ``row_limit`` rows and export the rest to CSV."""
-    from sqlalchemy.exc import DBAPIError
-
     settings = get_settings()
     row_limit = settings.sql_row_limit if row_limit is None else row_limit
     timeout_s = settings.sql_timeout_s if timeout_s is None else timeout_s
@@ -539,30 +546,39 @@ def _execute(db: Database, checked: CheckedSQL, row_limit: int | None = None,
     count, complete, csv_file, writer, path = 0, True, None, None, None
     try:
         with readonly_connection(db.engine, timeout_s) as connection:
-            result = connection.exec_driver_sql(checked.sql)
-            columns = list(result.keys())
-            for raw in result:
-                count += 1
-                row = [_json_value(v) for v in raw]
-                if count <= row_limit:
-                    rows.append(row)
-                    continue
-                if not export:
-                    complete = False
-                    break
-                if writer is None:
-                    path = _csv_path(db)
-                    csv_file = open(path, "w", newline="", encoding="utf-8")
-                    writer = csv.writer(csv_file)
-                    writer.writerow(columns)
-                    writer.writerows(rows)
-                writer.writerow(row)
-                if count >= EXPORT_MAX_ROWS:
-                    complete = False
-                    break
-            result.close()
-    except DBAPIError as exc:
-        if is_timeout(exc.orig if exc.orig is not None else exc):
+            # The driver's own cursor, with no parameters: drivers with "format" placeholders
+            # (psycopg) would otherwise read the % of a LIKE pattern as a placeholder.
+            cursor = connection.connection.dbapi_connection.cursor()
+            try:
+                cursor.execute(checked.sql)
+                if cursor.description is None:
+                    raise ToolError("the statement returned no result set")
+                columns = [d[0] for d in cursor.description]
+                for raw in _fetch(cursor):
+                    count += 1
+                    row = [_json_value(v) for v in raw]
+                    if count <= row_limit:
+                        rows.append(row)
+                        continue
+                    if not export:
+                        complete = False
+                        break
+                    if writer is None:
+                        path = _csv_path(db)
+                        csv_file = open(path, "w", newline="", encoding="utf-8")
+                        writer = csv.writer(csv_file)
+                        writer.writerow(columns)
+                        writer.writerows(rows)
+                    writer.writerow(row)
+                    if count >= EXPORT_MAX_ROWS:
+                        complete = False
+                        break
+            finally:
+                cursor.close()
+    except ToolError:
+        raise
+    except Exception as exc:  # each driver has its own error classes; a timeout is reported as one
+        if is_timeout(getattr(exc, "orig", None) or exc):
             raise QueryTimeoutError(f"the query ran longer than {timeout_s:g} s and was stopped") from None
         raise
     finally:

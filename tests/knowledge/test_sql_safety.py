@@ -7,7 +7,6 @@ import shutil
 import sqlite3
 
 import pytest
-from sqlalchemy.exc import DBAPIError
 
 from taller.agent.llm import FakeChatModel, use_chat_model
 from taller.config import get_settings
@@ -118,7 +117,7 @@ def test_read_only_connection_refuses_writes_that_skip_the_parser(chinook_copy, 
     before = _sha256(chinook_copy)
     db = sqlmod.connect("ref")
     unchecked = CheckedSQL(sql=statement, original=statement, kind="forced", tables=())
-    with pytest.raises(DBAPIError, match="(?i)not authorized|readonly|read-only|query_only"):
+    with pytest.raises(sqlite3.DatabaseError, match="(?i)not authorized|readonly|read-only|query_only"):
         sqlmod._execute(db, unchecked)
     assert _sha256(chinook_copy) == before
     connection = sqlite3.connect(chinook_copy)
