@@ -20,7 +20,6 @@ Entry point for the CLI: :func:`run_chat`.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import shlex
@@ -33,7 +32,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.markup import escape
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Label, ListItem, ListView, Static
 
@@ -47,6 +46,7 @@ from taller.ui.widgets import (
     StatusBar,
     ToolCard,
     UserMessage,
+    escape,
     file_link,
     image_widget_class,
 )
@@ -54,6 +54,14 @@ from taller.ui.widgets import (
 NEW_THREAD_TITLE = "＋ new chat"
 WIDE_SCREEN = 100  # columns from which the threads sidebar is shown at start
 RUN_POLL_S = 2.0  # how often running training runs are checked for their end
+
+
+class ProgressReceived(Message):
+    """A progress event from the bus, carried onto the UI thread."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__()
+        self.event = event
 
 
 class ThreadItem(ListItem):
@@ -120,8 +128,6 @@ class TallerApp(App[None]):
         self._cards: dict[str, ToolCard] = {}
         self._card_started: dict[str, float] = {}
         self._attachments: list[str] = []
-        self._ui_loop: asyncio.AbstractEventLoop | None = None
-        self._ui_thread: int | None = None
         self._unsubscribe = None
         self._poller = None
         self.agent_error: str | None = None
@@ -168,8 +174,6 @@ class TallerApp(App[None]):
     def on_mount(self) -> None:
         from taller.progress import bus
 
-        self._ui_loop = asyncio.get_running_loop()
-        self._ui_thread = threading.get_ident()
         self._unsubscribe = bus.subscribe(self._bus_listener)
         show = self._show_threads if self._show_threads is not None else self.size.width >= WIDE_SCREEN
         self.query_one("#sidebar").display = show
@@ -576,14 +580,14 @@ class TallerApp(App[None]):
         """Called by the progress bus from any thread: hand the event to the UI loop, never wait."""
         if not isinstance(event, dict) or event.get("type", "progress") != "progress":
             return
-        loop = self._ui_loop
-        if loop is None or loop.is_closed():
+        if not self.is_running:
             return
-        if threading.get_ident() == self._ui_thread:
-            self._on_progress(event)
-        else:
-            # Not call_from_thread: that waits for the UI, and a training step must never wait on a screen.
-            loop.call_soon_threadsafe(self._on_progress, event)
+        # post_message is thread-safe and does not wait (call_from_thread would block the training
+        # thread until the screen has caught up; a training step must never wait on a screen).
+        self.post_message(ProgressReceived(event))
+
+    def on_progress_received(self, message: "ProgressReceived") -> None:
+        self._on_progress(message.event)
 
     def _on_progress(self, event: dict[str, Any]) -> None:
         if not self.is_running:

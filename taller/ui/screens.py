@@ -9,15 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Iterable
 
+from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, DirectoryTree, Input, Label, Markdown, Static
 
-from taller.ui.widgets import compact_args, format_number
+from taller.ui.widgets import compact_args, escape, format_number
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
@@ -238,8 +238,8 @@ class RunsScreen(ModalScreen[None]):
             shown = ", ".join(f"{k} {format_number(v)}" for k, v in list(metrics.items())[:3]
                               if isinstance(v, (int, float)))
             epoch = f"{row.get('epoch') or 0}/{row.get('epochs') or '?'}"
-            table.add_row(str(row.get("run_id")), str(row.get("model") or ""), str(row.get("state") or ""),
-                          epoch, shown, key=str(row.get("run_id")))
+            cells = (row.get("run_id"), row.get("model") or "", row.get("state") or "", epoch, shown)
+            table.add_row(*(Text(str(cell)) for cell in cells), key=str(row.get("run_id")))
         note = self.query_one("#runs-note", Label)
         note.update(problem or (f"{len(rows)} run(s)" if rows else "no training runs yet: try /train autoencoder 1"))
 

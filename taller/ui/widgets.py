@@ -12,9 +12,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
-from textual.markup import escape
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Button, Collapsible, DataTable, Markdown, ProgressBar, Sparkline, Static
@@ -25,6 +25,16 @@ SPARKLINE_POINTS = 60  # loss values kept per run
 
 
 # --- helpers ----------------------------------------------------------------------------------------
+
+def escape(text: Any) -> str:
+    """Text made safe to embed in Textual markup: every ``[`` is literal.
+
+    (``textual.markup.escape`` leaves ``["a", 1]`` alone, which the markup parser then rejects.)
+    """
+    text = str(text).replace("[", "\\[")
+    # A trailing backslash would escape the markup tag that follows it.
+    return text + " " if text.endswith("\\") else text
+
 
 def image_widget_class(kind: str = "auto") -> type[Widget] | None:
     """The textual-image widget for ``kind`` (auto, sixel, tgp, halfcell, unicode), None for ``none``.
@@ -144,13 +154,14 @@ def table_of(result: dict[str, Any]) -> tuple[list[str], list[list[Any]]] | None
     return None
 
 
-def cell_text(value: Any) -> str:
+def cell_text(value: Any) -> Text:
+    """A table cell as plain text (a DataTable would read a str as markup)."""
     if value is None:
-        return ""
+        return Text("")
     if isinstance(value, float):
-        return format_number(value)
+        return Text(format_number(value), justify="right")
     text = str(value)
-    return text if len(text) <= 60 else text[:59] + "…"
+    return Text(text if len(text) <= 60 else text[:59] + "…", justify="right" if isinstance(value, int) else "left")
 
 
 # --- messages ---------------------------------------------------------------------------------------
@@ -364,7 +375,7 @@ class RunProgress(Vertical):
         if isinstance(event.get("metric"), (int, float)):
             parts.append(f"{escape(str(event.get('metric_name') or 'metric'))} {format_number(event['metric'])}")
         if self.state == "running":
-            if isinstance(event.get("eta_s"), (int, float)):
+            if isinstance(event.get("eta_s"), (int, float)) and event["eta_s"] > 0:
                 parts.append(f"ETA {format_seconds(event['eta_s'])}")
         else:
             parts.append(f"[b]{escape(self.state)}[/b]")
@@ -382,31 +393,38 @@ class RunProgress(Vertical):
             done = epoch / epochs
         return min(max(done, 0.0), 1.0)
 
+    def on_mount(self) -> None:
+        self._ready = True
+        self._show()
+
     def update_from(self, event: dict[str, Any]) -> None:
         """Apply one progress event (from the bus or the agent's stream)."""
-        merged = {**self.last_event, **{k: v for k, v in event.items() if v is not None}}
-        self.last_event = merged
+        self.last_event = {**self.last_event, **{k: v for k, v in event.items() if v is not None}}
         if event.get("model"):
             self.model = str(event["model"])
-        if event.get("state") in ("finished", "cancelled", "failed"):
-            self.set_state(str(event["state"]))
         loss = event.get("loss")
         if isinstance(loss, (int, float)) and math.isfinite(loss):
             self.losses = (self.losses + [float(loss)])[-SPARKLINE_POINTS:]
-            self.query_one(Sparkline).data = list(self.losses)
-        done = self.fraction(event)
-        if done is not None:
-            self.query_one(ProgressBar).update(progress=round(100 * done, 1))
-        self.query_one(".run-label", Static).update(self._label())
+        if event.get("state") in ("finished", "cancelled", "failed"):
+            self.state = str(event["state"])
+        self._show()
 
     def set_state(self, state: str) -> None:
         """A run that ended stays listed (dimmed) with how it ended."""
         self.state = state
-        if state != "running":
-            self.add_class("ended")
-            if state == "finished":
-                self.query_one(ProgressBar).update(progress=100)
-            self.query_one(".run-cancel", Button).disabled = True
+        self._show()
+
+    def _show(self) -> None:
+        # Events can arrive before the row's children exist; on_mount shows the latest state.
+        if not getattr(self, "_ready", False):
+            return
+        done = 1.0 if self.state == "finished" else self.fraction(self.last_event)
+        if done is not None:
+            self.query_one(ProgressBar).update(progress=round(100 * done, 1))
+        self.query_one(Sparkline).data = list(self.losses)
+        ended = self.state not in ("running", "cancelling")
+        self.set_class(ended, "ended")
+        self.query_one(".run-cancel", Button).disabled = self.state != "running"
         self.query_one(".run-label", Static).update(self._label())
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -438,9 +456,6 @@ class RunsPanel(Vertical):
             while len(self.rows()) > self.MAX_ROWS and ended:
                 ended.pop(0).remove()
             self.display = True
-            # Widgets exist once mounted; apply the event right after.
-            self.call_after_refresh(row.update_from, event)
-            return row
         row.update_from(event)
         return row
 
