@@ -265,6 +265,9 @@ class TallerServer:
             compression=None,
             max_size=self.limits.max_frame_bytes,
             max_queue=32,
+            # After a plain HTTP answer the server waits for the client to hang up; loopback
+            # clients do that at once, and a sloppy one should not hold a slot for long.
+            close_timeout=2,
             logger=log,
         )
         self.port = self._server.sockets[0].getsockname()[1]
@@ -612,6 +615,11 @@ class TallerServer:
 
     async def _on_runs(self, connection: _Connection, frame: dict) -> None:
         def collect() -> list[dict]:
+            runs_dir = self.settings.runs_dir
+            # Every run (active ones included) has a folder; with none, skip importing the
+            # trainers (they pull in torch, seconds of start-up).
+            if not runs_dir.is_dir() or not any(runs_dir.iterdir()):
+                return []
             try:
                 from taller.trainers import runs
 

@@ -1,0 +1,376 @@
+/* Taller chat page: one websocket to `taller serve`, plain JavaScript, no dependencies.
+ *
+ * The token comes from the URL fragment printed by `taller serve` (http://127.0.0.1:8765/#token=...):
+ * fragments are never sent to a server, and the page removes it from the address bar at once and
+ * keeps it in sessionStorage for this tab. The websocket offers it as the subprotocol
+ * "taller.token.<TOKEN>" (browsers cannot set headers on a WebSocket); images are fetched with an
+ * Authorization header and shown from blob: URLs, so the token never appears in a URL.
+ * All text from the server is inserted with textContent, never as HTML.
+ */
+"use strict";
+
+(() => {
+  const $ = (id) => document.getElementById(id);
+  const logBox = $("log");
+  const state = {
+    ws: null,
+    token: null,
+    threadId: null,
+    requests: new Map(),   // request_id -> {bubble, text, cards, done}
+    running: [],           // request ids started by this page and not finished, newest last
+    attempts: 0,
+    opened: false,
+    attachment: null,      // {name, media_type, data}
+    runs: new Map(),       // run_id -> <li>
+  };
+
+  // --- token and thread ----------------------------------------------------------------------
+  function readToken() {
+    const match = /(?:^|&)token=([^&]+)/.exec(location.hash.slice(1));
+    if (match) {
+      sessionStorage.setItem("taller.token", decodeURIComponent(match[1]));
+      history.replaceState(null, "", location.pathname + location.search);
+    }
+    return sessionStorage.getItem("taller.token");
+  }
+
+  function newId(prefix) {
+    const bytes = new Uint8Array(8);
+    crypto.getRandomValues(bytes);
+    return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+  }
+
+  function setThread(threadId) {
+    state.threadId = threadId;
+    localStorage.setItem("taller.thread", threadId);
+    $("thread-label").textContent = "thread " + threadId;
+  }
+
+  // --- connection ----------------------------------------------------------------------------
+  function setStatus(kind, text) {
+    const el = $("status");
+    el.dataset.state = kind;
+    el.textContent = text;
+  }
+
+  function connect() {
+    if (!state.token) {
+      $("token-box").hidden = false;
+      setStatus("closed", "no token");
+      return;
+    }
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(`${scheme}//${location.host}/ws`, ["taller", "taller.token." + state.token]);
+    state.ws = ws;
+    setStatus("connecting", "connecting…");
+    ws.onopen = () => {
+      state.attempts = 0;
+      state.opened = true;
+      $("token-box").hidden = true;
+      setStatus("open", "connected");
+      send({ type: "runs" });
+      if (!logBox.childElementCount) send({ type: "history", thread_id: state.threadId });
+    };
+    ws.onmessage = (message) => {
+      let event;
+      try { event = JSON.parse(message.data); } catch (err) { return; }
+      handle(event);
+    };
+    ws.onclose = (close) => {
+      state.ws = null;
+      for (const id of state.running) finish(id);
+      state.running = [];
+      updateButtons();
+      state.attempts += 1;
+      // A handshake refused for a wrong token looks like a plain close (1006) to a page; after a
+      // few failures without ever opening, ask for the token again.
+      if (!state.opened && state.attempts >= 3) {
+        $("token-box").hidden = false;
+      }
+      const wait = Math.min(15000, 500 * 2 ** Math.min(state.attempts, 5));
+      setStatus("closed", `disconnected (${close.code}); retrying in ${Math.round(wait / 1000)} s`);
+      setTimeout(connect, wait);
+    };
+  }
+
+  function send(frame) {
+    if (!state.ws || state.ws.readyState !== WebSocket.OPEN) {
+      showError(null, "not connected to the server");
+      return false;
+    }
+    state.ws.send(JSON.stringify(frame));
+    return true;
+  }
+
+  // --- rendering -----------------------------------------------------------------------------
+  function add(element) {
+    const nearBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 80;
+    logBox.appendChild(element);
+    if (nearBottom) logBox.scrollTop = logBox.scrollHeight;
+    return element;
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = text;
+    return node;
+  }
+
+  function request(id) {
+    if (!state.requests.has(id)) state.requests.set(id, { bubble: null, text: "", cards: new Map(), done: false });
+    return state.requests.get(id);
+  }
+
+  function bubble(id) {
+    const req = request(id);
+    if (!req.bubble) {
+      req.bubble = add(el("div", "msg assistant streaming"));
+      req.bubble.dataset.request = id;
+    }
+    return req.bubble;
+  }
+
+  function showUser(text, attachmentName) {
+    const node = add(el("div", "msg user", text));
+    if (attachmentName) node.appendChild(el("span", "meta", "📎 " + attachmentName));
+  }
+
+  function showError(requestId, message) {
+    const node = add(el("div", "msg error", message));
+    if (requestId) node.dataset.request = requestId;
+  }
+
+  function finish(id) {
+    const req = request(id);
+    req.done = true;
+    if (req.bubble) req.bubble.classList.remove("streaming");
+    state.running = state.running.filter((r) => r !== id);
+    updateButtons();
+  }
+
+  function updateButtons() {
+    $("cancel").disabled = state.running.length === 0;
+  }
+
+  async function showImage(event) {
+    const figure = add(el("figure"));
+    const img = el("img");
+    img.alt = event.caption || "image from " + (event.tool || "a tool");
+    figure.appendChild(img);
+    figure.appendChild(el("figcaption", null, event.caption || event.path));
+    if (!event.url) {
+      figure.appendChild(el("span", "meta", "(this image is outside the served folders)"));
+      return;
+    }
+    try {
+      const response = await fetch(event.url, { headers: { Authorization: "Bearer " + state.token } });
+      if (!response.ok) throw new Error("HTTP " + response.status);
+      img.src = URL.createObjectURL(await response.blob());
+    } catch (err) {
+      figure.appendChild(el("span", "meta", "could not load the image: " + err.message));
+    }
+  }
+
+  function showProgress(event) {
+    const key = event.run_id || event.source || "progress";
+    let item = state.runs.get(key);
+    if (!item) {
+      item = el("li");
+      item.dataset.run = key;
+      item.appendChild(el("div", "name", key));
+      item.appendChild(el("progress"));
+      item.appendChild(el("div", "meta"));
+      $("runs").prepend(item);
+      state.runs.set(key, item);
+    }
+    const bar = item.querySelector("progress");
+    const done = event.epochs ? (event.epoch || 0) / event.epochs : event.total ? (event.step || 0) / event.total : null;
+    if (done === null) bar.removeAttribute("value"); else bar.value = Math.max(0, Math.min(1, done));
+    const parts = [];
+    if (event.message) parts.push(event.message);
+    if (typeof event.loss === "number") parts.push("loss " + event.loss.toFixed(4));
+    if (typeof event.metric === "number") parts.push((event.metric_name || "metric") + " " + event.metric.toFixed(4));
+    if (typeof event.eta_s === "number") parts.push("eta " + Math.round(event.eta_s) + " s");
+    if (event.status) parts.push(event.status);
+    item.querySelector(".meta").textContent = parts.join(" · ");
+  }
+
+  function showRuns(event) {
+    for (const run of event.runs || []) {
+      showProgress({ run_id: run.run_id, message: [run.model, run.status].filter(Boolean).join(" "),
+                     epoch: run.epoch, epochs: run.epochs });
+    }
+    for (const progress of event.latest_progress || []) showProgress(progress);
+  }
+
+  function showHistory(event) {
+    if (event.thread_id !== state.threadId || logBox.childElementCount) return;
+    for (const message of event.messages || []) {
+      if (message.role === "user") add(el("div", "msg user", message.content));
+      else if (message.role === "assistant") add(el("div", "msg assistant", message.content));
+      else if (message.role === "tool") add(el("div", "card tool", "🔧 " + (message.name || "tool"))).dataset.state = "done";
+    }
+    if (event.pending_interrupt) showInterrupt({ ...event.pending_interrupt, thread_id: event.thread_id, request_id: null });
+  }
+
+  function showInterrupt(event) {
+    const card = add(el("div", "card interrupt"));
+    card.appendChild(el("div", "title", "Approval needed: " + (event.tool || "")));
+    card.appendChild(el("div", null, event.message || ""));
+    const approve = el("button", "approve", "Approve");
+    const reject = el("button", "reject", "Reject");
+    approve.type = reject.type = "button";
+    const answer = (yes) => {
+      const requestId = event.request_id || newId("p-");
+      const frame = { type: yes ? "approve" : "reject", thread_id: event.thread_id, request_id: requestId };
+      if (send(frame)) {
+        approve.disabled = reject.disabled = true;
+        card.appendChild(el("div", "meta", yes ? "approved" : "rejected"));
+        const req = request(requestId);
+        req.done = false;
+        state.running.push(requestId);
+        updateButtons();
+      }
+    };
+    approve.onclick = () => answer(true);
+    reject.onclick = () => answer(false);
+    card.appendChild(approve);
+    card.appendChild(reject);
+  }
+
+  function handle(event) {
+    const id = event.request_id;
+    switch (event.type) {
+      case "hello": case "pong": case "subscribed": case "threads":
+        return;
+      case "runs":
+        return showRuns(event);
+      case "history":
+        return showHistory(event);
+      case "progress":
+        return showProgress(event);
+    }
+    // Request events of another thread (another tab) are not this page's business.
+    if (event.thread_id && event.thread_id !== state.threadId && event.type !== "error") return;
+    switch (event.type) {
+      case "token": {
+        const node = bubble(id);
+        request(id).text += event.text || "";
+        node.textContent = request(id).text;
+        break;
+      }
+      case "tool_start": {
+        const card = add(el("div", "card tool"));
+        card.dataset.state = "running";
+        card.dataset.tool = event.tool;
+        card.appendChild(el("div", "title", "🔧 " + event.tool + " running…"));
+        card.appendChild(el("pre", null, JSON.stringify(event.args || {}, null, 1)));
+        request(id).cards.set(event.call_id, card);
+        break;
+      }
+      case "tool_end": {
+        let card = request(id).cards.get(event.call_id);
+        if (!card) card = add(el("div", "card tool"));
+        card.dataset.state = event.ok ? "done" : "failed";
+        let title = card.querySelector(".title");
+        if (!title) title = card.appendChild(el("div", "title"));
+        title.textContent = "🔧 " + event.tool + (event.ok ? " done" : " failed");
+        const result = event.result || {};
+        card.appendChild(el("div", "summary", result.error || result.summary || ""));
+        break;
+      }
+      case "image":
+        showImage(event);
+        break;
+      case "interrupt":
+        finish(id);
+        showInterrupt(event);
+        break;
+      case "final": {
+        const req = request(id);
+        if (!req.text && event.text) bubble(id).textContent = event.text;
+        if (req.bubble || event.cancelled) {
+          const node = bubble(id);
+          const meta = [event.cancelled ? "cancelled" : null, event.backend && `${event.backend}/${event.model}`,
+                        typeof event.elapsed_s === "number" ? event.elapsed_s.toFixed(1) + " s" : null];
+          node.appendChild(el("span", "meta", meta.filter(Boolean).join(" · ")));
+          if (event.cancelled) node.classList.add("cancelled");
+        }
+        finish(id);
+        send({ type: "runs" });
+        break;
+      }
+      case "error":
+        showError(id, "Error: " + event.message);
+        if (id) finish(id);
+        break;
+    }
+  }
+
+  // --- composer ------------------------------------------------------------------------------
+  function submit(domEvent) {
+    domEvent.preventDefault();
+    const input = $("input");
+    const text = input.value.trim();
+    if (!text) return;
+    const requestId = newId("p-");
+    const frame = { type: "message", text, thread_id: state.threadId, request_id: requestId };
+    if (state.attachment) frame.attachments = [state.attachment];
+    if (!send(frame)) return;
+    showUser(text, state.attachment && state.attachment.name);
+    request(requestId);
+    state.running.push(requestId);
+    updateButtons();
+    input.value = "";
+    state.attachment = null;
+    $("attachment-name").textContent = "";
+    $("file").value = "";
+  }
+
+  function cancel() {
+    const id = state.running[state.running.length - 1];
+    if (id) send({ type: "cancel", request_id: id });
+  }
+
+  function attach() {
+    const file = $("file").files[0];
+    if (!file) return;
+    if (file.size > 8 * 1024 * 1024) {
+      showError(null, "that image is larger than 8 MB");
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = () => {
+      state.attachment = { name: file.name, media_type: file.type, data: reader.result };
+      $("attachment-name").textContent = file.name;
+    };
+    reader.readAsDataURL(file);
+  }
+
+  function start() {
+    state.token = readToken();
+    setThread(localStorage.getItem("taller.thread") || newId("t-"));
+    $("composer").addEventListener("submit", submit);
+    $("input").addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey) submit(event);
+    });
+    $("cancel").addEventListener("click", cancel);
+    $("file").addEventListener("change", attach);
+    $("new-thread").addEventListener("click", () => {
+      setThread(newId("t-"));
+      logBox.replaceChildren();
+    });
+    $("token-save").addEventListener("click", () => {
+      const value = $("token-input").value.trim();
+      if (!value) return;
+      sessionStorage.setItem("taller.token", value);
+      state.token = value;
+      state.attempts = 0;
+      if (!state.ws) connect();
+    });
+    connect();
+  }
+
+  start();
+})();
