@@ -17,7 +17,10 @@ A trainer is one module ``taller/trainers/<name>.py`` that defines:
   (the :class:`Run` context marks the run ``cancelled``); on any other error the run is marked
   ``failed`` and the exception propagates.
 * ``python -m taller.trainers.<name> --epochs N --dry-run`` via :func:`cli`.
-* Optionally ``load(path=None) -> (model, config)`` and generation helpers used by the tools.
+* Optionally ``check_data(config) -> None`` raising :class:`taller.data.DataNotFoundError` when
+  the data set is missing (the background registry calls it before starting, so the user hears
+  about the missing file at once), ``load(path=None) -> (model, config)`` and the helpers the
+  tools use.
 
 What the engine gives them
 --------------------------
@@ -479,6 +482,10 @@ class Run:
         self.cancel_event = cancel_event or threading.Event()
         self.on_progress = on_progress
         self.resume_checkpoint: dict[str, Any] | None = None
+        # Where the current epoch is (see steps()): a cancelled run saves it, a resumed one skips it.
+        self.epoch_step = 0
+        self.epoch_trained = 0
+        self._skip_steps = 0
         self._writer: Any = None
         self._writer_tried = False
         self._last_emit = 0.0
@@ -530,6 +537,8 @@ class Run:
         folder.mkdir(parents=True, exist_ok=True)
         run = cls(model_name, config, run_id, folder, cancel_event=cancel_event, on_progress=on_progress)
         run.resume_checkpoint = checkpoint
+        if checkpoint is not None:
+            run._skip_steps = int((checkpoint.get("extra") or {}).get("step", 0) or 0)
         previous = _read_json(folder / "status.json") or {}
         run._status = {
             "run_id": run_id,
@@ -610,6 +619,24 @@ class Run:
         """Raise :class:`CancelledError` when the cancel flag is set (call between steps)."""
         if self.cancel_event.is_set():
             raise CancelledError(f"training run {self.run_id} was cancelled")
+
+    def steps(self, batches: Any) -> Iterator[tuple[int, Any]]:
+        """``enumerate(batches, start=1)`` that checks the cancel flag before every step.
+
+        It keeps :attr:`epoch_step` (steps finished in this epoch: save it as ``extra["step"]``
+        when cancelled) and, in the first epoch of a resumed run, skips the steps that the
+        interrupted run had already done, so learning-rate schedules stay on their step count.
+        """
+        skip, self._skip_steps = self._skip_steps, 0
+        self.epoch_step = skip
+        self.epoch_trained = 0
+        for step, batch in enumerate(batches, start=1):
+            if step <= skip:
+                continue
+            self.check_cancelled()
+            yield step, batch
+            self.epoch_step = step
+            self.epoch_trained += 1
 
     # progress and metrics ------------------------------------------------------------------------
     def progress(

@@ -89,6 +89,10 @@ def start(model: str, epochs: int | None = None, **overrides: Any) -> str:
 
     config = build_config(model, epochs, **overrides)
     module = trainer_module(model)
+    # Missing data must be an answer now, not a failed run found later.
+    check_data = getattr(module, "check_data", None)
+    if check_data is not None:
+        check_data(config)
     with _lock:
         for active in _active.values():
             if active.model == model and active.thread.is_alive():

@@ -1,0 +1,285 @@
+"""Variational autoencoder on MNIST (or Fashion-MNIST), β configurable.
+
+As in pytorch/examples ``vae/main.py``: a dense encoder to the mean and log-variance of a
+Gaussian latent, the reparameterisation trick, a dense decoder with Bernoulli pixels. The loss
+is reconstruction (binary cross-entropy, summed over pixels) + β·KL. On the test set the run
+reports, per image in nats, the ELBO (always with β = 1, so runs with different β compare), the
+reconstruction term and the KL term. It saves a grid of new samples drawn from the prior and a
+2-D latent traversal (the two latent dimensions that carry most information, the others at 0).
+
+Fashion-MNIST is used with ``--dataset fashion-mnist`` when its IDX files are present (the
+Debian package ``dataset-fashion-mnist`` or the official files in the data folder).
+
+    python -m taller.trainers.vae --epochs 10 --beta 1.0
+    python -m taller.trainers.vae --dry-run
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from taller.data import resolve
+from taller.progress import CancelledError
+from taller.trainers import engine
+from taller.trainers.images import load_idx_dataset, save_grid
+
+MODEL_NAME = "vae"
+
+
+@dataclass
+class Config:
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    hidden: int = 512
+    latent_dim: int = 16
+    beta: float = 1.0
+    val_fraction: float = 0.1
+    patience: int = 3
+    train_limit: int = 0
+    dataset: str = "mnist"  # or "fashion-mnist"
+    data_path: str = ""
+    seed: int = 0
+    device: str = "auto"
+    dry_run: bool = False
+    resume: bool = False
+
+
+# --- data -----------------------------------------------------------------------------------------
+
+
+def check_data(config: Config) -> None:
+    """Raise DataNotFoundError (naming the files and where to put them) when the data is missing."""
+    resolve(config.dataset, explicit=config.data_path or None)
+
+
+def load_data(config: Config) -> dict[str, torch.Tensor]:
+    raw = load_idx_dataset(config.dataset, config.data_path or None)
+    train = torch.from_numpy(raw["train_images"].reshape(-1, 784).astype(np.float32) / 255.0)
+    test = torch.from_numpy(raw["test_images"].reshape(-1, 784).astype(np.float32) / 255.0)
+    if config.train_limit:
+        train = train[: config.train_limit]
+    val_count = max(1, int(len(train) * config.val_fraction))
+    return {"train": train[:-val_count], "val": train[-val_count:], "test": test}
+
+
+# --- model ----------------------------------------------------------------------------------------
+
+
+class VAE(nn.Module):
+    def __init__(self, hidden: int = 512, latent_dim: int = 16) -> None:
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.encoder = nn.Sequential(nn.Linear(784, hidden), nn.ReLU(), nn.Linear(hidden, hidden // 2), nn.ReLU())
+        self.to_mean = nn.Linear(hidden // 2, latent_dim)
+        self.to_logvar = nn.Linear(hidden // 2, latent_dim)
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, hidden // 2), nn.ReLU(), nn.Linear(hidden // 2, hidden), nn.ReLU(), nn.Linear(hidden, 784)
+        )
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder(x)
+        return self.to_mean(h), self.to_logvar(h)
+
+    def decode_logits(self, z: torch.Tensor) -> torch.Tensor:
+        return self.decoder(z)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decode_logits(z).float())
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mean, logvar = self.encode(x)
+        # Reparameterisation: z = μ + σ·ε keeps the sample differentiable in μ and σ.
+        z = mean + torch.randn_like(mean) * torch.exp(0.5 * logvar)
+        return self.decode_logits(z), mean, logvar
+
+
+def build_model(config: Config) -> VAE:
+    return VAE(config.hidden, config.latent_dim)
+
+
+def loss_terms(model: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-image reconstruction (BCE summed over pixels), per-image KL per dimension, and means."""
+    logits, mean, logvar = model(x)
+    reconstruction = F.binary_cross_entropy_with_logits(logits.float(), x, reduction="none").sum(1)
+    kl_per_dim = -0.5 * (1 + logvar.float() - mean.float() ** 2 - logvar.float().exp())
+    return reconstruction, kl_per_dim, mean
+
+
+def compute_loss(model: nn.Module, x: torch.Tensor, beta: float = 1.0) -> torch.Tensor:
+    """The β-VAE objective per image: reconstruction + β·KL (averaged over the batch)."""
+    reconstruction, kl_per_dim, _ = loss_terms(model, x)
+    return (reconstruction + beta * kl_per_dim.sum(1)).mean()
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, images: torch.Tensor, device: torch.device, batch_size: int = 2048) -> dict[str, Any]:
+    """Test-set ELBO (β = 1), reconstruction and KL per image in nats, and KL per latent dimension."""
+    model.eval()
+    reconstruction = torch.zeros((), device=device)
+    kl_dims = torch.zeros(model.latent_dim, device=device)
+    for start in range(0, len(images), batch_size):
+        batch = images[start : start + batch_size].to(device)
+        with engine.autocast(device):
+            recon, kl_per_dim, _ = loss_terms(model, batch)
+        reconstruction += recon.sum()
+        kl_dims += kl_per_dim.sum(0)
+    model.train()
+    count = len(images)
+    recon_value = reconstruction.item() / count
+    kl_per_dim = (kl_dims / count).cpu()
+    kl_value = float(kl_per_dim.sum())
+    return {"elbo": -(recon_value + kl_value), "reconstruction": recon_value, "kl": kl_value,
+            "kl_per_dim": kl_per_dim.tolist()}
+
+
+# --- train ----------------------------------------------------------------------------------------
+
+
+def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
+    """Train the VAE, keep the best validation ELBO, report test ELBO/recon/KL, save sample PNGs."""
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    if config.latent_dim < 2:
+        raise ValueError("latent_dim must be at least 2 (the traversal needs two dimensions)")
+    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
+    with run:
+        engine.seed_everything(config.seed)
+        device = engine.select_device(config.device)
+        engine.configure_backends(device)
+        run.set_device(device)
+        data = load_data(config)
+        if config.dry_run:
+            data = {"train": data["train"][: config.batch_size * 3], "val": data["val"][:512], "test": data["test"][:512]}
+        epochs = 1 if config.dry_run else config.epochs
+
+        batches = engine.make_batches([data["train"]], config.batch_size, device, shuffle=True, seed=config.seed)
+        val = data["val"].to(device)
+        model = build_model(config).to(device)
+        optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(batches), eta_min=config.lr / 20)
+        stopper = engine.EarlyStopping(config.patience, mode="max")  # on the validation ELBO
+        start_epoch = 1
+        if run.resume_checkpoint is not None:
+            checkpoint = run.resume_checkpoint
+            model.load_state_dict(checkpoint["model"])
+            optimizer.load_state_dict(checkpoint["optimizer"])
+            scheduler.load_state_dict(checkpoint["extra"]["scheduler"])
+            stopper.load_state_dict(checkpoint["extra"]["stopper"])
+            start_epoch = checkpoint["epoch"] + 1
+        step_model = engine.maybe_compile(model)
+
+        def save(epoch: int, name: str = "last.pt", step: int = 0) -> None:
+            run.save_checkpoint(engine.cpu_state(model), optimizer.state_dict(), epoch, stopper.best,
+                                {"scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "step": step}, name=name)
+
+        completed = start_epoch - 1  # epochs fully trained (what a checkpoint's 'epoch' means)
+        started = time.perf_counter()
+        try:
+            for epoch in range(start_epoch, epochs + 1):
+                running = torch.zeros((), device=device)
+                for step, (images,) in run.steps(batches):
+                    with engine.autocast(device):
+                        loss = compute_loss(step_model, images, config.beta)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    running += loss.detach()
+                    run.progress(epoch, epochs, step, len(batches), loss.detach(), metric_name="val_elbo")
+                train_loss = running.item() / max(1, run.epoch_trained)
+                val_metrics = evaluate(model, val, device)
+                improved = stopper.step(val_metrics["elbo"])
+                run.log_epoch(epoch, {"train_loss": train_loss, "val_elbo": val_metrics["elbo"],
+                                      "val_reconstruction": val_metrics["reconstruction"], "val_kl": val_metrics["kl"]})
+                run.progress(epoch, epochs, len(batches), len(batches), train_loss, val_metrics["elbo"], "val_elbo", force=True)
+                if improved:
+                    save(epoch, "best.pt")
+                save(epoch, "last.pt")
+                completed = epoch
+                if stopper.should_stop:
+                    break
+        except CancelledError:
+            save(completed, step=run.epoch_step)  # current weights; resume continues at this step
+            raise
+        train_seconds = time.perf_counter() - started
+
+        if (run.dir / "best.pt").is_file():
+            model.load_state_dict(run.load_checkpoint("best.pt")["model"])
+        test = evaluate(model, data["test"], device)
+        samples = save_samples(model, 64, run.dir / "samples.png", seed=config.seed)
+        traversal = save_traversal(model, test["kl_per_dim"], run.dir / "latent_traversal.png")
+        return run.finish({
+            "test_elbo": test["elbo"], "test_reconstruction": test["reconstruction"], "test_kl": test["kl"],
+            "beta": config.beta, "dataset": config.dataset, "best_val_elbo": stopper.best, "epochs_run": completed,
+            "train_seconds": round(train_seconds, 2), "device": str(device), "images": [str(samples), str(traversal)],
+        })
+
+
+# --- use a trained model -------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def sample(model: VAE, count: int, seed: int | None = None) -> torch.Tensor:
+    """``count`` new images (count, 28, 28) decoded from z ~ N(0, I)."""
+    model.eval()
+    generator = torch.Generator().manual_seed(seed) if seed is not None else None
+    z = torch.randn(count, model.latent_dim, generator=generator)
+    device = next(model.parameters()).device
+    return model.decode(z.to(device)).cpu().reshape(-1, 28, 28)
+
+
+def save_samples(model: VAE, count: int, path: Path, seed: int | None = None) -> Path:
+    images = sample(model, count, seed).numpy()
+    per_row = min(8, count)
+    rows = [images[i : i + per_row] for i in range(0, count, per_row)]
+    if len(rows[-1]) < per_row:  # pad the last row so the grid stays rectangular
+        rows[-1] = np.concatenate([rows[-1], np.ones((per_row - len(rows[-1]), 28, 28), np.float32)])
+    return save_grid(rows, path, scale=3)
+
+
+@torch.no_grad()
+def save_traversal(model: VAE, kl_per_dim: list[float], path: Path, steps: int = 11, span: float = 3.0) -> Path:
+    """A steps×steps grid over the two most informative latent dimensions (others held at 0)."""
+    model.eval()
+    first, second = (int(i) for i in np.argsort(kl_per_dim)[::-1][:2])
+    values = torch.linspace(-span, span, steps)
+    device = next(model.parameters()).device
+    rows = []
+    for a in values:
+        z = torch.zeros(steps, model.latent_dim)
+        z[:, first] = a
+        z[:, second] = values
+        rows.append(model.decode(z.to(device)).cpu().reshape(-1, 28, 28).numpy())
+    return save_grid(rows, path, scale=2)
+
+
+def load(path: str | Path | None = None, device: str = "cpu") -> tuple[VAE, Config]:
+    path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME)
+    if path is None:
+        raise FileNotFoundError("no trained VAE yet: train one first (train_model vae)")
+    checkpoint = engine.load_checkpoint(path)
+    config = engine.config_from_checkpoint(Config, checkpoint)
+    model = build_model(config)
+    model.load_state_dict(checkpoint["model"])
+    return model.to(device).eval(), config
+
+
+def generate(count: int = 16, output: Path | None = None) -> dict[str, Any]:
+    """``count`` new samples from the latest trained VAE, as one PNG grid."""
+    model, config = load()
+    output = output or engine.outputs_folder() / f"vae-{engine.new_run_id('samples')}.png"
+    path = save_samples(model, count, output)
+    return {"images": [str(path)], "count": count, "dataset": config.dataset}
+
+
+if __name__ == "__main__":
+    raise SystemExit(engine.cli(Config, train))
