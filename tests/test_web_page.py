@@ -1,0 +1,125 @@
+"""The chat page in a real headless Chromium (Debian's ``chromium``), driven by Playwright.
+
+Skipped with a reason when ``/usr/bin/chromium`` or the ``playwright`` package is missing
+(CI installs them with ``apt-get install -y chromium`` and ``pip install playwright``).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import pytest
+
+from taller.agent.llm import FakeChatModel
+from taller.agent.session import Agent
+from taller.config import get_settings
+from taller.server import BackgroundServer
+from taller.tools import get_tool
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+if not CHROMIUM.exists():
+    pytest.skip("browser test needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)",
+                allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api", reason="browser test needs the playwright package "
+                                                            "(pip install playwright; no `playwright install` needed)")
+
+
+def write_png(path: Path) -> None:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (32, 24), (20, 120, 200)).save(buffer, format="PNG")
+    path.write_bytes(buffer.getvalue())
+
+
+@pytest.fixture
+def browser_page():
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        page = browser.new_page()
+        page.set_default_timeout(20000)
+        problems: list[str] = []
+        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+        page.on("pageerror", lambda error: problems.append(str(error)))
+        try:
+            yield page, problems
+        finally:
+            browser.close()
+
+
+def test_chat_page_streams_tools_images_approval_and_cancel(browser_page, monkeypatch):
+    page, problems = browser_page
+    grid = get_settings().outputs_dir / "samples.png"
+    grid.parent.mkdir(parents=True, exist_ok=True)
+    write_png(grid)
+    monkeypatch.setattr(get_tool("list_models"), "func",
+                        lambda **kwargs: {"summary": "One trained model.", "images": [str(grid)]})
+    trained = []
+    monkeypatch.setattr(get_tool("train_model"), "func",
+                        lambda **kwargs: trained.append(kwargs) or {"summary": "Run started.", "run_id": "vae-1"})
+    long_answer = " ".join(f"w{i}" for i in range(400))
+    model = FakeChatModel(token_delay=0.01, responses=[
+        {"tool": "list_models", "args": {}}, "Here is your sample grid.",
+        {"tool": "train_model", "args": {"model": "vae", "epochs": 2}}, "Training has started.",
+        {"tool": "none", "args": {}}, long_answer,
+    ])
+    agent = Agent(chat_model=model)
+    with BackgroundServer(agent=agent) as server:
+        page.goto(server.page_url)
+        page.wait_for_selector("#status[data-state=open]")
+        assert page.evaluate("location.hash") == "", "the token leaves the address bar"
+
+        # A tool call: tool card, image fetched with the token, streamed answer.
+        page.fill("#input", "show my models")
+        page.press("#input", "Enter")
+        page.wait_for_selector(".card.tool[data-state=done]")
+        page.wait_for_function("() => { const img = document.querySelector('figure img');"
+                               " return img && img.complete && img.naturalWidth === 32; }")
+        answer = page.locator(".msg.assistant").last
+        page.wait_for_function("() => !document.querySelector('.msg.assistant.streaming')")
+        assert answer.inner_text().startswith("Here is your sample grid.")
+
+        # A costly tool: the approval card, then the run.
+        page.fill("#input", "train a vae for 2 epochs")
+        page.press("#input", "Enter")
+        page.click(".card.interrupt button.approve")
+        page.wait_for_function("() => [...document.querySelectorAll('.msg.assistant')]"
+                               ".some(m => m.textContent.startsWith('Training has started.') && !m.classList.contains('streaming'))")
+        assert trained == [{"model": "vae", "epochs": 2}]
+        assert page.locator(".card.tool[data-tool=train_model][data-state=done]").count() == 1
+
+        # Cancel a long streamed answer.
+        page.fill("#input", "tell me everything")
+        page.press("#input", "Enter")
+        page.wait_for_selector(".msg.assistant.streaming")
+        page.click("#cancel")
+        page.wait_for_selector(".msg.assistant.cancelled")
+        cancelled_text = page.locator(".msg.assistant.cancelled").inner_text()
+        assert "w0" in cancelled_text and "w399" not in cancelled_text
+        assert page.is_disabled("#cancel")
+
+        # Reloading shows the thread again from the server's history.
+        page.reload()
+        page.wait_for_selector("#status[data-state=open]")
+        page.wait_for_selector(".msg.user")
+        users = page.locator(".msg.user").all_inner_texts()
+        assert users[:3] == ["show my models", "train a vae for 2 epochs", "tell me everything"]
+    agent.close()
+    assert problems == [], problems
+
+
+def test_page_without_token_asks_for_it(browser_page):
+    page, _ = browser_page
+    agent = Agent(chat_model=FakeChatModel(default="hi"))
+    with BackgroundServer(agent=agent) as server:
+        page.goto(f"http://127.0.0.1:{server.port}/")
+        page.wait_for_selector("#token-box:not([hidden])")
+        page.fill("#token-input", server.token)
+        page.click("#token-save")
+        page.wait_for_selector("#status[data-state=open]")
+    agent.close()
