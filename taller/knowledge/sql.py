@@ -75,6 +75,10 @@ SQL_SCHEMA = {
     "required": ["sql"],
 }
 SOURCE = "query_database"
+# Names that mean the built-in Chinook sample unless the user configured them otherwise.
+SAMPLE_NAMES = ("sales", "chinook")
+# Re-read a schema after this many seconds, so a long-running server sees new tables.
+SCHEMA_TTL_S = 300.0
 
 
 class DatabaseError(ToolError):
@@ -112,7 +116,7 @@ def resolve_url(database: str | None = None) -> tuple[str, str]:
     name = (database or settings.default_database or "sales").strip()
     if name in settings.databases:
         return name, settings.databases[name]
-    if name in ("sales", "chinook") or (name == settings.default_database and not _looks_like_url(name)):
+    if name in SAMPLE_NAMES:
         from taller.knowledge.chinook import ChinookUnavailableError, ensure_chinook
 
         try:
@@ -246,7 +250,7 @@ def _sample_text(value: Any) -> str:
     return str(value)
 
 
-_schemas: dict[str, Schema] = {}
+_schemas: dict[str, tuple[float, Schema]] = {}
 
 
 def _json_value(value: Any) -> Any:
@@ -269,8 +273,9 @@ def introspect(db: Database, refresh: bool = False) -> Schema:
     from sqlalchemy import table as sa_table
     from sqlalchemy.exc import SQLAlchemyError
 
-    if not refresh and db.url in _schemas:
-        return _schemas[db.url]
+    cached = _schemas.get(db.url)
+    if not refresh and cached is not None and time.monotonic() - cached[0] < SCHEMA_TTL_S:
+        return cached[1]
     emit({"source": SOURCE, "message": f"reading the schema of {db.name}"})
     timeout = min(get_settings().sql_timeout_s, 5.0)
     try:
@@ -315,7 +320,7 @@ def introspect(db: Database, refresh: bool = False) -> Schema:
                         break
                 c.samples = seen
     schema = Schema(tables=tables)
-    _schemas[db.url] = schema
+    _schemas[db.url] = (time.monotonic(), schema)
     return schema
 
 

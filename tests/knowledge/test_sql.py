@@ -134,7 +134,7 @@ def test_default_sales_database_needs_no_set_up():
     assert out["database"] == "sales" and out["rows"] == [[59]]
 
 
-def test_database_by_url_and_unknown_names(ref):
+def test_database_by_url_and_unknown_names(ref, monkeypatch):
     described = sqlmod.describe(f"sqlite:///{ref}")
     assert {t["name"] for t in described["tables"]} >= {"Album", "Invoice", "Track"}
     invoice = next(t for t in described["tables"] if t["name"] == "Invoice")
@@ -143,6 +143,11 @@ def test_database_by_url_and_unknown_names(ref):
     assert any(c["primary_key"] for c in invoice["columns"] if c["name"] == "InvoiceId")
     with pytest.raises(sqlmod.DatabaseError, match="unknown database"):
         sqlmod.connect("no-such-db")
+    # A default that names an unconfigured database is an error, never a silent fall-back to the sample.
+    monkeypatch.setenv("TALLER_DEFAULT_DATABASE", "shop")
+    get_settings(reload=True)
+    with pytest.raises(sqlmod.DatabaseError, match="unknown database 'shop'"):
+        sqlmod.connect(None)
     with pytest.raises(Exception, match="not found|does not exist"):
         sqlmod.describe(f"sqlite:///{ref.parent / 'missing.sqlite'}")
 
