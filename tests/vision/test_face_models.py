@@ -177,3 +177,20 @@ def test_lazy_model_loads_once_under_concurrency():
     for thread in threads:
         thread.join()
     assert Slow.loads == 1 and model.loaded
+
+
+def test_numpy_emotion_network_matches_pyemotions_torch_module(astronaut_rgb):
+    torch = pytest.importorskip("torch")
+    import cv2
+
+    model = face_models.PyEmotionModel()
+    gray = cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2GRAY)
+    boxes = [face_models.Detection(175, 76, 91, 91, 1.0), face_models.Detection(0, 300, 200, 180, 0.0)]
+    batch = model.views(gray, boxes, model.margins)
+    assert batch.shape == (2 * 2 * len(model.margins), 1, 48, 48)
+    with torch.no_grad():
+        expected = model.torch_network()(torch.from_numpy(batch)).double().numpy()
+    np.testing.assert_allclose(model.scores(batch), expected, atol=1e-4)
+    distribution = model.predict(astronaut_rgb, boxes[:1])[0]
+    assert list(distribution) == list(face_models.PYEMOTION_LABELS)
+    assert max(distribution, key=distribution.get) == "happy"
