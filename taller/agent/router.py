@@ -58,14 +58,26 @@ def _model_name(text: str, allowed: Sequence[str]) -> str | None:
     return None
 
 
+_COMMAND_WORDS = re.compile(
+    r"^\s*(?:(?:please|por favor|can you|could you|puedes|podrías|podrias)\s+)*"
+    r"(?:translate|traduce|traducir|tradúceme|traduceme|punctuate|puntúa|puntua|add punctuation to|"
+    r"restore (?:the )?punctuation (?:of|in)|pon(?:le)? puntuación a)\s+(?:this|esto|este texto|the text)?\s*",
+    re.I)
+_TARGET_LANGUAGE = re.compile(r"\s*(?:in|into|to|al|en)\s+(?:spanish|español|espanol)\s*[.?!]?\s*$", re.I)
+
+
 def _payload_text(text: str) -> str | None:
-    """The text a translate/punctuate request is about: quoted, or after a colon."""
+    """The text a translate/punctuate request is about: quoted, after a colon, or after the verb."""
     quoted = _QUOTED.search(text)
     if quoted:
         return quoted.group(1).strip()
     if ":" in text:
         tail = text.split(":", 1)[1].strip()
         return tail or None
+    command = _COMMAND_WORDS.match(text)
+    if command and command.end() < len(text):
+        body = _TARGET_LANGUAGE.sub("", text[command.end():]).strip()
+        return body or None
     return None
 
 
@@ -176,29 +188,26 @@ def semantic_router() -> SemanticRouter:
 
 # --- the LLM's constrained choice -------------------------------------------------------------------
 
-def _args_schema(tool: str) -> dict:
+def _args_schema(tool: str, only: Sequence[str] | None = None) -> dict:
+    """The tool's pydantic argument schema as JSON schema, optionally limited to some fields."""
     schema = get_tool(tool).args_schema.model_json_schema()
     schema.pop("title", None)
+    if only is not None:
+        schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k in only}
+        schema["required"] = [k for k in schema.get("required", []) if k in only]
     return schema
 
 
-def plan_schema(candidates: Sequence[str]) -> dict:
-    """A JSON schema whose only valid documents are calls of one of ``candidates`` (or none)."""
-    options = []
-    for name in candidates:
-        args = {"type": "object", "properties": {}} if name == NONE else _args_schema(name)
-        options.append({
-            "type": "object",
-            "properties": {"tool": {"type": "string", "enum": [name]}, "args": args},
-            "required": ["tool", "args"],
-        })
-    return options[0] if len(options) == 1 else {"anyOf": options}
+def choice_schema(candidates: Sequence[str]) -> dict:
+    """JSON schema of the first decision: only the name of one of ``candidates``."""
+    return {"type": "object", "properties": {"tool": {"type": "string", "enum": list(candidates)}},
+            "required": ["tool"]}
 
 
-def _catalog(candidates: Sequence[str]) -> str:
-    lines = [f"- {name}: {prompts.TOOL_CATALOG[name]}" for name in candidates if name != NONE]
-    lines.append('- none: no tool; chit-chat or a general question. args: {}')
-    return "\n".join(lines)
+def _catalog() -> str:
+    # The whole catalog every time (candidates are narrowed in the schema, not the prompt), so
+    # the system prompt is identical across calls and llama.cpp reuses its cached prefix.
+    return "\n".join(f"- {name}: {prompts.TOOL_CATALOG[name].split(' args:')[0]}" for name in TOOL_NAMES)
 
 
 def _history_text(history: Sequence[BaseMessage], limit: int = 4) -> list[BaseMessage]:
@@ -207,34 +216,58 @@ def _history_text(history: Sequence[BaseMessage], limit: int = 4) -> list[BaseMe
     return [type(m)(content=m.content[:500]) for m in kept[-limit:]]
 
 
+def _required(tool: str) -> list[str]:
+    return [name for name, field in get_tool(tool).args_schema.model_fields.items() if field.is_required()]
+
+
 def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Sequence[BaseMessage] = (),
              results_note: str | None = None) -> dict[str, Any]:
-    """Ask the LLM for ``{"tool", "args"}`` constrained to ``candidates``; validate the args."""
+    """Ask the LLM which tool (schema: an enum of ``candidates``), then only the missing arguments.
+
+    Two short constrained decisions work far better with 0.5B-1.5B models than one free-form
+    tool call: the first can only name a tool; the second can only fill the tool's *required*
+    arguments that the rules could not read off the request, so optional numbers (epochs, beam
+    size) are never invented. A model that volunteers ``args`` with its choice (the scripted test
+    model, large Ollama models) has them validated like any others.
+    """
     from taller.agent.llm import invoke_json
 
     candidates = list(dict.fromkeys([*candidates, NONE]))
-    system = prompts.ROUTER_SYSTEM.format(catalog=_catalog(candidates))
+    system = prompts.ROUTER_SYSTEM.format(catalog=_catalog())
     if results_note:
         system += "\n\n" + prompts.ROUTER_AFTER_TOOL.format(results=results_note)
     messages: list[BaseMessage] = [SystemMessage(content=system), *_history_text(history), HumanMessage(content=request)]
-    schema = plan_schema(candidates)
+    raw = invoke_json(model, messages, choice_schema(candidates), max_tokens=24)
+    tool = raw.get("tool")
+    if tool in (None, "", NONE, "null"):
+        return {"tool": None, "args": {}, "source": "llm"}
+    if tool not in TOOL_NAMES:
+        return {"tool": None, "args": {}, "source": "llm", "error": f"the model chose an unknown tool {tool!r}"}
+
+    args: dict[str, Any] = dict(extract_args(tool, request) or {})
+    if isinstance(raw.get("args"), dict):
+        args = {**raw["args"], **args}
+    missing = [name for name in _required(tool) if name not in args]
     error = None
     for attempt in range(2):
-        raw = invoke_json(model, messages, schema)
-        tool = raw.get("tool")
-        args = raw.get("args") or {}
-        if tool in (None, "", NONE, "null"):
-            return {"tool": None, "args": {}, "source": "llm"}
-        if tool not in TOOL_NAMES:
-            error = f"unknown tool {tool!r}"
-        else:
-            try:
-                clean = validate_args(tool, args)
-                return {"tool": tool, "args": _compact(tool, clean), "source": "llm"}
-            except ToolError as exc:
-                error = str(exc)
-        messages = messages + [HumanMessage(content=f"That reply was invalid ({error}). Reply again with valid JSON.")]
-    return {"tool": tool if tool in TOOL_NAMES else None, "args": args, "source": "llm", "error": error}
+        if missing:
+            ask: list[BaseMessage] = [
+                SystemMessage(content=prompts.ROUTER_ARGS_SYSTEM.format(tool=tool, description=prompts.TOOL_CATALOG[tool])),
+                HumanMessage(content=request),
+            ]
+            if error:
+                ask.append(HumanMessage(content=f"That was invalid ({error}). Reply again."))
+            filled = invoke_json(model, ask, _args_schema(tool, only=missing), max_tokens=200)
+            args.update({k: v for k, v in filled.items() if k in missing})
+        try:
+            clean = validate_args(tool, args)
+            return {"tool": tool, "args": _compact(tool, clean), "source": "llm"}
+        except ToolError as exc:
+            error = str(exc)
+            missing = _required(tool)
+            for name in missing:
+                args.pop(name, None)
+    return {"tool": tool, "args": args, "source": "llm", "error": error}
 
 
 def _compact(tool: str, args: dict[str, Any]) -> dict[str, Any]:
@@ -264,7 +297,8 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
                             "confidence": round(score, 3)}
                 except ToolError:
                     pass
-            candidates = [best] if best != NONE else candidates
+            # Confident about the tool but not its arguments: keep the LLM's choice narrow.
+            candidates = [best, NONE] if best != NONE else candidates
         else:
             candidates = [name for name, _ in ranked[:CANDIDATES]]
-    return llm_plan(model_factory(), request, [c for c in candidates if c != NONE] + [NONE], history, results_note)
+    return llm_plan(model_factory(), request, candidates, history, results_note)

@@ -63,6 +63,9 @@ class Agent:
             "created REAL, updated REAL)")
         self._conn.commit()
         self.checkpointer = SqliteSaver(self._conn)
+        # One connection, one lock: concurrent runs (the server) must not interleave the saver's
+        # transactions with the thread table's ("cannot start a transaction within a transaction").
+        self._meta_lock = self.checkpointer.lock
         self.graph = build_graph(self.chat_model, self.settings, self.checkpointer)
 
     # --- model -------------------------------------------------------------------------------

@@ -36,8 +36,9 @@ from taller.tools.base import ToolError
 
 COLLECTION = "videos"
 TOP_K = 5
-# Cosine similarity (MiniLM) under which the best excerpt is taken as "not about this":
-# questions answered by a transcript score about 0.4-0.7 on their chunk, unrelated ones < 0.25.
+# Evidence (MiniLM cosine of the best chunk or two-sentence passage) under which the transcript
+# is taken as "not about this". Measured on State of the Union transcripts: questions the
+# transcript answers score 0.31-0.79, unrelated ones (bread recipes, football, backprop) 0.11-0.27.
 MIN_SCORE = 0.30
 NO_ANSWER = "NO_ANSWER"
 EMBED_BATCH = 64
@@ -344,12 +345,20 @@ def _ensure_indexed(collection: Any, key: str | None) -> None:
 
 # --- citations ---------------------------------------------------------------------------------
 
-def citation(metadata: dict[str, Any], text: str, score: float | None = None) -> dict[str, Any]:
-    """A JSON-able citation: video, start (s), mm:ss, clickable URL (or the file), excerpt."""
-    start = float(metadata.get("start", 0.0))
+def citation(metadata: dict[str, Any], text: str, score: float | None = None,
+             moment: float | None = None) -> dict[str, Any]:
+    """A JSON-able citation: video, start (s), mm:ss, clickable URL (or the file), excerpt.
+
+    ``start`` is ``moment`` (where in the chunk the best-matching passage begins, a couple of
+    seconds early so the viewer hears the sentence from its start) when known, else the chunk's
+    start; ``chunk_start``/``end`` give the whole retrieved window.
+    """
+    chunk_start = float(metadata.get("start", 0.0))
+    start = chunk_start if moment is None else max(chunk_start, float(moment) - 2.0)
     video_id = metadata.get("video_id") or None
     out = {"video": metadata.get("video"), "title": metadata.get("title"), "start": round(start, 1),
-           "end": round(float(metadata.get("end", start)), 1), "time": format_time(start),
+           "chunk_start": round(chunk_start, 1),
+           "end": round(float(metadata.get("end", chunk_start)), 1), "time": format_time(start),
            "url": youtube_url(video_id, start) if video_id else None,
            "file": None if video_id else metadata.get("source"),
            "text": text if len(text) <= _SNIPPET_CHARS else text[:_SNIPPET_CHARS].rsplit(" ", 1)[0] + " …"}
@@ -375,7 +384,8 @@ def _context_budget() -> int:
 
 
 def _no_answer(question: str, hits: Sequence[Any], scope: str, reason: str) -> dict[str, Any]:
-    nearest = [citation(h.metadata, h.text, h.score) for h in hits[:3]]
+    nearest = [citation(h.metadata, h.text, h.extra.get("evidence", h.score), h.extra.get("moment"))
+               for h in hits[:3]]
     where = "The added videos' transcripts do" if scope == "all videos" else f"The transcript of {scope} does"
     summary = f"{where} not contain an answer to: {question}"
     if nearest:
@@ -391,7 +401,7 @@ def ask(question: str, video: str | None = None, k: int = TOP_K, hybrid: bool = 
 
     from taller.agent.llm import complete
     from taller.knowledge.embeddings import embed
-    from taller.knowledge.retrieval import search
+    from taller.knowledge.retrieval import add_evidence, search
 
     question = (question or "").strip()
     if not question:
@@ -406,14 +416,17 @@ def ask(question: str, video: str | None = None, k: int = TOP_K, hybrid: bool = 
     if key:
         saved = load_saved(key)
         scope = saved[0].name if saved else key
-    hits = search(collection, question, embed([question])[0], k=k,
+    query_vector = embed([question])[0]
+    hits = search(collection, question, query_vector, k=k,
                   where={"video": key} if key else None, hybrid=hybrid)
-    best = max((h.score for h in hits), default=-1.0)
+    add_evidence(hits, query_vector, embed)
+    best = max((h.extra.get("evidence", h.score) for h in hits), default=-1.0)
     if best < min_score:
-        return _no_answer(question, sorted(hits, key=lambda h: h.score, reverse=True), scope,
-                          f"best similarity {best:.2f} is below {min_score:.2f}")
+        return _no_answer(question, sorted(hits, key=lambda h: h.extra.get("evidence", h.score), reverse=True),
+                          scope, f"best similarity {best:.2f} is below {min_score:.2f}")
 
-    sources = [citation(h.metadata, h.text, h.score) for h in hits]
+    sources = [citation(h.metadata, h.text, h.extra.get("evidence", h.score), h.extra.get("moment"))
+               for h in hits]
     budget = _context_budget()
     per_excerpt = max(400, budget // max(1, len(hits)))
     blocks = []

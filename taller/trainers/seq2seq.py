@@ -123,6 +123,7 @@ def prepare(config: Config) -> dict[str, Any]:
         "val": held_out(split_keys["val"]),
         "test": held_out(split_keys["test"]),
         "train_pairs": len(train_pairs),
+        "split_sources": split_keys,  # tokenised English sentences of each split
     }
 
 
@@ -616,7 +617,7 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
             "test_bleu_greedy_same_subset": greedy_subset["bleu"], "beam_sentences": limit,
             "train_pairs": data["train_pairs"], "src_vocab": len(src_vocab), "tgt_vocab": len(tgt_vocab),
             "first_loss": history[0] if history else None, "last_loss": history[-1] if history else None,
-            "best_val_bleu": best_metric, "device": str(device), "attention_png": str(picture),
+            "best_val_bleu": best_metric, "device": str(device), "images": [str(picture)],
             "examples": [{"source": s, "translation": h, "references": r[:3]}
                          for s, h, r in zip(test.sources[:5], beam[:5], test.references[:5])],
             "wall_s": round(time.perf_counter() - started, 2),
