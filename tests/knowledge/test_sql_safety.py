@@ -40,6 +40,7 @@ HOSTILE = {
     "vacuum_into": "VACUUM INTO '/tmp/copy.sqlite'",
     "transaction": "BEGIN TRANSACTION",
     "load_extension": "SELECT load_extension('/tmp/evil.so')",
+    "deep_nesting": "SELECT " + "(" * 3000 + "1" + ")" * 3000,
     "very_long": "SELECT * FROM Album WHERE " + " OR ".join(f"AlbumId = {i}" for i in range(4000)),
 }
 
