@@ -15,7 +15,7 @@ from taller.tools import get_tool
 
 
 class EchoModel(FakeChatModel):
-    def invoke_json(self, messages, schema):
+    def invoke_json(self, messages, schema, **kwargs):
         return {"tool": "none", "args": {}}
 
 

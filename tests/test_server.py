@@ -33,7 +33,7 @@ from taller.tools import get_tool
 class EchoModel(FakeChatModel):
     """Routes every request to no tool and answers with the request's words (for many clients)."""
 
-    def invoke_json(self, messages, schema):
+    def invoke_json(self, messages, schema, **kwargs):
         return {"tool": "none", "args": {}}
 
 
@@ -259,9 +259,15 @@ async def test_fifty_concurrent_clients(make_server):
     async def one(index: int) -> dict:
         async with connect(server.url, additional_headers=headers(server)) as websocket:
             await recv_json(websocket)
-            await websocket.send(json.dumps({"type": "message", "text": f"client {index}", "thread_id": f"t-{index}",
-                                             "request_id": f"r-{index}"}))
-            return (await collect(websocket, f"r-{index}", ))[-1]
+            # Two requests each: the second one writes the thread's checkpoints while other
+            # clients' runs write theirs on the same SQLite connection.
+            finals = []
+            for number in range(2):
+                await websocket.send(json.dumps({"type": "message", "text": f"client {index}", "thread_id": f"t-{index}",
+                                                 "request_id": f"r-{index}-{number}"}))
+                finals.append((await collect(websocket, f"r-{index}-{number}"))[-1])
+            assert finals[0]["text"] == finals[1]["text"], finals
+            return finals[-1]
 
     finals = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(50))), 120)
     assert [final["type"] for final in finals] == ["final"] * 50
