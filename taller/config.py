@@ -234,6 +234,13 @@ def get_settings(reload: bool = False) -> Settings:
         return _settings
 
 
+def reset_settings() -> None:
+    """Forget the loaded settings; the next :func:`get_settings` reads them again."""
+    global _settings
+    with _lock:
+        _settings = None
+
+
 def save_setting(name: str, value: Any) -> Path:
     """Write one setting into ``config.toml`` (used by ``taller config --set``)."""
     import tomli_w

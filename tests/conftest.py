@@ -43,7 +43,9 @@ def taller_home(tmp_path_factory, monkeypatch) -> Path:
     from taller.agent.llm import set_chat_model
 
     set_chat_model(None)
-    get_settings(reload=True)
+    from taller.config import reset_settings
+
+    reset_settings()
 
 
 @pytest.fixture

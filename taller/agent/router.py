@@ -246,7 +246,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
 
     args: dict[str, Any] = dict(extract_args(tool, request) or {})
     if isinstance(raw.get("args"), dict):
-        args = {**raw["args"], **args}
+        args = {**args, **raw["args"]}  # what the model chose explicitly wins over the rules' guess
     missing = [name for name in _required(tool) if name not in args]
     error = None
     for attempt in range(2):
