@@ -22,9 +22,10 @@ the input and not restored.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from taller.progress import CancelledError
 from taller.trainers import engine
-from taller.trainers.text import Vocab, is_word, load_pairs, pad_batch, sample, tokenize
+from taller.trainers.text import recurrent_threads, Vocab, is_word, load_pairs, pad_batch, sample, tokenize
 
 MODEL_NAME = "birnn"
 BEFORE = ["", "¿", "¡"]
@@ -356,11 +357,12 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         config.epochs = min(config.epochs, 1)
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event,
                                    on_progress=on_progress)
-    with run:
+    with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
         device = engine.select_device(config.device)
         engine.configure_backends(device)
         run.set_device(device)
+        stack.enter_context(recurrent_threads(device))
         engine.seed_everything(config.seed)
         vocab, data, splits = load_data(config)
         (Path(run.dir) / "split.json").write_text(json.dumps({"test": splits["test"]}, ensure_ascii=False), encoding="utf-8")

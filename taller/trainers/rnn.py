@@ -28,6 +28,7 @@ series' own tail says whether the fit beats the naive forecast.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import time
@@ -40,6 +41,7 @@ from torch import nn
 
 from taller.progress import CancelledError
 from taller.trainers import engine
+from taller.trainers.text import recurrent_threads
 
 MODEL_NAME = "rnn"
 CELLS = ("rnn", "lstm", "gru")
@@ -429,8 +431,15 @@ def forecast_values(values: Sequence[float], steps: int = 5, cell: str = "gru", 
     if len(series) > max_history:
         note = f"only the last {max_history} of {len(series)} values were used"
         series = series[-max_history:]
-    torch.set_num_threads(min(2, torch.get_num_threads()))
     out: dict[str, Any] = {}
+    with recurrent_threads("cpu"):
+        _forecast_into(out, series, steps, cell, seed)
+    if note:
+        out["note"] = note
+    return out
+
+
+def _forecast_into(out: dict[str, Any], series: list[float], steps: int, cell: str, seed: int) -> None:
     if len(series) >= BACKTEST_MIN:
         horizon = max(1, min(steps, len(series) // 5))
         seen, tail = series[:-horizon], series[-horizon:]
@@ -446,9 +455,6 @@ def forecast_values(values: Sequence[float], steps: int = 5, cell: str = "gru", 
     predictions = predict_ahead(model, torch.tensor([series]), steps, window)[0].tolist()
     out.update(predictions=predictions, window=window, used_values=len(series), cell=cell,
                method=f"{cell.upper()} fitted on this series (window {window})", naive=[series[-1]] * steps)
-    if note:
-        out["note"] = note
-    return out
 
 
 def run_forecast(config: Config, run, device: torch.device) -> dict[str, Any]:
@@ -504,11 +510,12 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         config.epochs = 1
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event,
                                    on_progress=on_progress)
-    with run:
+    with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
         device = engine.select_device(config.device)
         engine.configure_backends(device)
         run.set_device(device)
+        stack.enter_context(recurrent_threads(device))
         if config.task == "forecast":
             metrics = run_forecast(config, run, device)
         else:

@@ -22,6 +22,7 @@ output); ``bleu_cased`` is also reported. An attention heat map of a test senten
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -37,7 +38,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from taller.progress import CancelledError
 from taller.trainers import engine
-from taller.trainers.text import Vocab, detokenize, is_word, load_pairs, pad_batch, tokenize
+from taller.trainers.text import recurrent_threads, Vocab, detokenize, is_word, load_pairs, pad_batch, tokenize
 
 MODEL_NAME = "seq2seq"
 CELLS = ("gru", "lstm")
@@ -517,11 +518,12 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         config.epochs = 1
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event,
                                    on_progress=on_progress)
-    with run:
+    with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
         device = engine.select_device(config.device)
         engine.configure_backends(device)
         run.set_device(device)
+        stack.enter_context(recurrent_threads(device))
         engine.seed_everything(config.seed)
         data = prepare(config)
         src_vocab, tgt_vocab = data["src_vocab"], data["tgt_vocab"]

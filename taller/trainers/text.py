@@ -4,11 +4,13 @@ Both ``birnn`` (punctuation restoration) and ``seq2seq`` (English→Spanish tran
 Tatoeba/Anki pairs in ``spa-eng.zip`` (``spa-eng/spa.txt``, one ``English<TAB>Spanish`` pair a
 line). They need the same three things: the pairs, a tokeniser that keeps Spanish accents and
 splits off punctuation (including the opening ``¿`` and ``¡``), and a word vocabulary that can be
-saved inside a checkpoint as a plain list of strings.
+saved inside a checkpoint as a plain list of strings. All three sequence trainers (``rnn`` too)
+use :func:`recurrent_threads`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import random
 import re
@@ -170,3 +172,27 @@ def pad_batch(sequences: Sequence[Sequence[int]], pad_id: int = 0, length: int |
         out[row, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         lengths[row] = len(seq)
     return out, lengths
+
+
+# --- CPU threads -------------------------------------------------------------------------
+
+@contextlib.contextmanager
+def recurrent_threads(device, threads: int = 1):
+    """Run small recurrent models on ``threads`` CPU threads, then restore the setting.
+
+    A recurrent step is a chain of tiny matrix products: splitting each over two OpenMP threads
+    gains little, and on a busy machine the threads spin-wait for each other. Measured on the
+    shared 2-core VM (birnn, batch 64, hidden 32): 0.034 s a step with one thread, 1.1 s with two.
+    On a GPU this does nothing.
+    """
+    import torch
+
+    if getattr(device, "type", str(device)) != "cpu":
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(min(threads, previous))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)

@@ -13,7 +13,7 @@ from taller.progress import CancelledError
 from taller.trainers import birnn, engine
 from taller.trainers.text import Vocab
 
-TINY = dict(max_sentences=1500, epochs=2, batch_size=64, embedding_dim=32, hidden_size=32, patience=0)
+TINY = dict(max_sentences=1500, epochs=3, batch_size=64, lr=1e-2, embedding_dim=32, hidden_size=32, patience=0)
 
 
 def test_tags_cover_spanish_opening_marks_and_case():
