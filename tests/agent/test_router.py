@@ -1,0 +1,69 @@
+"""Routing rules (arguments read off the request) and the MiniLM semantic pre-router."""
+
+from __future__ import annotations
+
+import pytest
+
+from taller.agent import router
+from taller.agent.llm import FakeChatModel
+
+
+@pytest.mark.parametrize("tool,text,expected", [
+    ("train_model", "train the autoencoder for 3 epochs", {"model": "autoencoder", "epochs": 3}),
+    ("train_model", "entrena el clasificador de gatos y perros 5 épocas", {"model": "dense_classifier", "epochs": 5}),
+    ("train_model", "entrena la red bidireccional", {"model": "birnn"}),
+    ("train_model", "train something nice", None),
+    ("classify_pet", "is ~/pics/Rex.JPG a dog?", {"image_path": "~/pics/Rex.JPG"}),
+    ("analyze_face", "¿qué emoción tiene la cara en fotos/ana.png?", {"image_path": "fotos/ana.png"}),
+    ("analyze_face", "analyze my face", None),
+    ("forecast", "forecast the next 3 values of 1, 2.5, 4, 5.5", {"values": [1, 2.5, 4, 5.5], "steps": 3}),
+    ("forecast", "pronostica ventas.csv", {"values": "ventas.csv"}),
+    ("translate", "traduce al español: the house is big", {"text": "the house is big"}),
+    ("translate", "translate «buenos días»", {"text": "buenos días"}),
+    ("punctuate", "puntúa hola como estas", {"text": "hola como estas"}),
+    ("add_video", "add https://youtu.be/dQw4w9WgXcQ please", {"url_or_path": "https://youtu.be/dQw4w9WgXcQ"}),
+    ("add_video", "index talks/keynote.vtt", {"url_or_path": "talks/keynote.vtt"}),
+    ("generate_images", "genera 8 muestras con el vae", {"model": "vae", "count": 8}),
+    ("list_models", "what have I trained", {}),
+])
+def test_extract_args(tool, text, expected):
+    assert router.extract_args(tool, text) == expected
+
+
+@pytest.fixture
+def semantic(monkeypatch):
+    monkeypatch.setenv("TALLER_SEMANTIC_ROUTER", "1")
+    from taller.config import get_settings
+
+    get_settings(reload=True)
+
+
+def _no_llm():
+    raise AssertionError("the LLM should not be needed")
+
+
+@pytest.mark.parametrize("text,tool,args", [
+    ("train the autoencoder for 3 epochs", "train_model", {"model": "autoencoder", "epochs": 3}),
+    ("hola", None, {}),
+    ("what is dropout", None, {}),
+    ("summarize this video", "summarize_video", {}),
+])
+def test_semantic_router_answers_confident_requests_without_the_llm(semantic, text, tool, args):
+    decision = router.plan(text, _no_llm)
+    assert decision["tool"] == tool and decision["args"] == args and decision["source"] == "semantic"
+
+
+def test_semantic_router_narrows_the_llm_choice(semantic):
+    # "analyze my face" is clearly analyze_face but names no file: the LLM is asked, with the
+    # choice narrowed to that tool (or none), and its missing argument.
+    model = FakeChatModel(responses=[{"tool": "analyze_face"}, {"image_path": "me.jpg"}])
+    decision = router.plan("what emotion does my face show", lambda: model)
+    assert decision == {"tool": "analyze_face", "args": {"image_path": "me.jpg"}, "source": "llm"}
+    schema = router.choice_schema(["analyze_face", "none"])
+    assert schema["properties"]["tool"]["enum"] == ["analyze_face", "none"]
+
+
+def test_semantic_scores_rank_every_tool(semantic):
+    ranked = router.semantic_router().scores("¿cuántos clientes hay en Brasil?")
+    assert ranked[0][0] == "query_database"
+    assert {name for name, _ in ranked} == set(router.prompts.ROUTER_EXAMPLES)

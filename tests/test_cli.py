@@ -1,0 +1,92 @@
+"""The ``taller`` command line, run as a user runs it (subprocesses) and in-process for speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from taller import cli
+from taller.tools import get_tool
+
+
+def run_cli(*args, env_extra=None, timeout=60):
+    env = {**os.environ, **(env_extra or {})}
+    return subprocess.run([sys.executable, "-m", "taller", *args], capture_output=True, text=True, env=env, timeout=timeout)
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    started = time.monotonic()
+    out = run_cli("--help")
+    assert out.returncode == 0 and "ask" in out.stdout and "doctor" in out.stdout
+    code = ("import sys, taller.cli; taller.cli.build_parser(); "
+            "print(sorted(m for m in ('torch','langgraph','langchain_core','chromadb','textual') if m in sys.modules))")
+    heavy = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert heavy.stdout.strip() == "[]"
+    assert time.monotonic() - started < 30  # generous: a loaded CI box; the real figure is in the README
+
+
+def test_ask_plan_prints_the_tool_call_as_json(tmp_path):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps([{"tool": "train_model", "args": {"model": "autoencoder", "epochs": 3}}]))
+    out = run_cli("ask", "--plan", "--backend", "fake", "train the autoencoder for 3 epochs",
+                  env_extra={"TALLER_FAKE_SCRIPT": str(script)})
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == {"tool": "train_model", "args": {"model": "autoencoder", "epochs": 3}}
+
+
+def test_ask_plan_no_tool(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("TALLER_FAKE_SCRIPT", json.dumps([{"tool": "none"}]))
+    assert cli.main(["ask", "--plan", "--backend", "fake", "hello"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"tool": None, "args": {}}
+
+
+def test_ask_streams_the_answer(capsys, monkeypatch):
+    monkeypatch.setenv("TALLER_FAKE_SCRIPT", json.dumps([{"tool": "none"}, "Hola, soy Taller."]))
+    assert cli.main(["ask", "--backend", "fake", "hola"]) == 0
+    assert capsys.readouterr().out.strip() == "Hola, soy Taller."
+
+
+def test_ask_without_terminal_does_not_approve_training(capsys, monkeypatch):
+    ran = []
+    monkeypatch.setattr(get_tool("train_model"), "func", lambda model, epochs=None: ran.append(model) or {"summary": "x"})
+    monkeypatch.setattr(sys, "stdin", open(os.devnull))
+    monkeypatch.setenv("TALLER_FAKE_SCRIPT", json.dumps([{"tool": "train_model", "args": {"model": "vae"}}]))
+    cli.main(["ask", "--backend", "fake", "train the vae"])
+    assert ran == [] and "use --yes" in capsys.readouterr().err
+
+
+def test_tool_runs_one_tool_and_prints_json(capsys, monkeypatch):
+    monkeypatch.setattr(get_tool("describe_database"), "func", lambda database=None: {"summary": f"db {database}", "tables": 3})
+    assert cli.main(["tool", "describe_database", "--args", '{"database": "sqlite:///x.db"}']) == 0
+    assert json.loads(capsys.readouterr().out) == {"summary": "db sqlite:///x.db", "tables": 3}
+
+
+@pytest.mark.parametrize("args,message", [(["tool", "nope"], "unknown tool 'nope'"),
+                                          (["tool", "translate", "--args", "{bad"], "not valid JSON")])
+def test_tool_bad_input(capsys, args, message):
+    assert cli.main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_tool_schema_error_exits_non_zero(capsys):
+    assert cli.main(["tool", "train_model", "--args", '{"model": "autoencoder", "epochs": 0}']) == 1
+    assert "epochs" in json.loads(capsys.readouterr().out)["error"]
+
+
+def test_config_and_doctor(capsys, taller_home):
+    assert cli.main(["config", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["home"] == str(taller_home)
+    assert cli.main(["config", "--set", "ollama_model=llama3.2"]) == 0
+    capsys.readouterr()
+    assert cli.main(["config"]) == 0
+    assert "config.toml" in capsys.readouterr().out
+    assert cli.main(["doctor", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["data folder"]["status"] == "ok"
+    assert rows["ollama"]["status"] == "warn" and rows["ollama"]["fix"]
+    assert rows["embedded LLM"]["fix"].startswith("taller model install")
