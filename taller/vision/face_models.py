@@ -114,15 +114,24 @@ class DlibHogDetector(_LazyModel):
 
         self._detector = dlib.get_frontal_face_detector()
 
-    def detect(self, rgb: np.ndarray, min_size: float) -> list[Detection]:
-        self.ensure_loaded()
+    @staticmethod
+    def _upsample(shape: tuple[int, ...], min_size: float) -> int:
         upsample = 0
         while 80 / (2**upsample) > max(min_size, 1) and upsample < 2:
             upsample += 1
-        # Upsampling a large photo explodes memory and time; the caller already shrank it,
-        # so more than ~6 MP after upsampling is not worth it.
-        while upsample and rgb.shape[0] * rgb.shape[1] * 4**upsample > 6_000_000:
+        # Upsampling a large photo explodes memory and time; the caller already shrank it
+        # to 1280 px, which may still be upsampled once (6.6 MP), not twice.
+        while upsample and shape[0] * shape[1] * 4**upsample > 7_000_000:
             upsample -= 1
+        return upsample
+
+    def smallest_detectable(self, shape: tuple[int, ...], min_size: float) -> float:
+        """Smallest face side (in these pixels) the detector can find in an image of ``shape``."""
+        return max(min_size, 80 / 2 ** self._upsample(shape, min_size))
+
+    def detect(self, rgb: np.ndarray, min_size: float) -> list[Detection]:
+        self.ensure_loaded()
+        upsample = self._upsample(rgb.shape, min_size)
         with self._lock:
             rects, scores, _ = self._detector.run(rgb, upsample, DLIB_SCORE_THRESHOLD)
         height, width = rgb.shape[:2]
@@ -152,12 +161,15 @@ class HaarDetector(_LazyModel):
         if self._cascade.empty():
             raise FaceModelError(f"OpenCV could not load {cascade_path}")
 
+    def smallest_detectable(self, shape: tuple[int, ...], min_size: float) -> float:
+        return max(min_size, 20)  # the cascade's own window is 24 px; 20 with scaling
+
     def detect(self, rgb: np.ndarray, min_size: float) -> list[Detection]:
         import cv2
 
         self.ensure_loaded()
         gray = cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
-        side = max(int(min_size), 20)
+        side = int(self.smallest_detectable(rgb.shape, min_size))
         with self._lock:
             boxes, _, weights = self._cascade.detectMultiScale3(
                 gray, scaleFactor=1.1, minNeighbors=5, minSize=(side, side), outputRejectLevels=True

@@ -228,10 +228,11 @@ def analyze_faces(
     scale = photo.analysis_scale
     notes = list(photo.notes) + list(analyzer.notes)
     detections = analyzer.detector.detect(photo.analysis, min_face * scale)
-    if scale < 1 and min_face * scale < 20:
+    smallest = analyzer.detector.smallest_detectable(photo.analysis.shape, min_face * scale) / scale
+    if smallest > min_face * 1.05:
         notes.append(
-            f"the photo was shrunk to {photo.analysis.shape[1]}x{photo.analysis.shape[0]} for "
-            f"detection, so faces under ~{20 / scale:.0f} px may be missed"
+            f"the photo was analysed at {photo.analysis.shape[1]}x{photo.analysis.shape[0]}, so "
+            f"faces smaller than about {smallest:.0f} px (not {min_face}) may be missed"
         )
     total = len(detections)
     # Largest first for the cap, then left to right so "#1" is the leftmost face.

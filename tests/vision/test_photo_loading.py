@@ -57,6 +57,7 @@ def test_huge_photo_is_downscaled_not_a_crash(tmp_path, astronaut_rgb):
     assert abs(centre[1] - ASTRONAUT_FACE_CENTRE[1] * 12) < 300
     assert out["image"]["width"] == 6144 and out["image"]["analysed_width"] == images.MAX_ANALYSIS_SIDE
     assert any("annotated copy" in note for note in out["notes"])
+    assert any("may be missed" in note for note in out["notes"])  # 40 px faces shrink to 8 px
     with Image.open(out["annotated_image"]) as annotated:
         assert annotated.size == (photo.display.shape[1], photo.display.shape[0])
 
