@@ -124,7 +124,9 @@ def resolve_url(database: str | None = None) -> tuple[str, str]:
         except ChinookUnavailableError as exc:
             raise DatabaseError(f"the sample database is not available: {exc}") from None
     if _looks_like_url(name):
-        return "url", name
+        # A readable name for summaries and CSV files: the file's stem or the database's name.
+        database_part = name.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+        return Path(database_part).stem or "database", name
     if name.lower().endswith((".sqlite", ".sqlite3", ".db")):
         return Path(name).stem, f"sqlite:///{check_input_path(name)}"
     known = ", ".join(sorted({"sales", *settings.databases})) or "sales"
