@@ -68,7 +68,7 @@ EXPORT_MAX_ROWS = 100_000
 PREVIEW_ROWS = 10
 # Cosine distance under which a remembered example counts as similar enough to show the LLM.
 EXAMPLE_MAX_DISTANCE = 0.6
-DOC_MAX_DISTANCE = 0.8
+DOCS_IN_PROMPT = 3
 SQL_SCHEMA = {
     "type": "object",
     "properties": {"sql": {"type": "string", "description": "one read-only SQL query"}},
@@ -451,9 +451,10 @@ def retrieve(db: Database, question: str, schema: Schema | None = None) -> Conte
                                                        hits["distances"][0]) if dist <= EXAMPLE_MAX_DISTANCE]
     docs: list[str] = []
     if has_docs:
-        hits = collection.query(query_embeddings=vector, n_results=3, where={"kind": "doc"},
-                                include=["documents", "distances"])
-        docs = [d for d, dist in zip(hits["documents"][0], hits["distances"][0]) if dist <= DOC_MAX_DISTANCE]
+        # Documentation is short and written on purpose: the nearest notes always go in.
+        hits = collection.query(query_embeddings=vector, n_results=DOCS_IN_PROMPT, where={"kind": "doc"},
+                                include=["documents"])
+        docs = list(hits["documents"][0])
     return Context(tables=names, schema_text=schema.text(names), examples=examples, documentation=docs)
 
 
