@@ -8,7 +8,7 @@ agent's per-request overhead, not an LLM. Loopback only.
 For 1, 10 and 100 concurrent clients (each on its own connection and thread), every client sends
 ``--requests`` messages one after another; we report messages per second over the whole level and
 p50/p99 of send → ``final``. A ``ping`` → ``pong`` round trip gives the transport's own cost. Then
-``--idle`` extra idle connections are opened and the server's RSS growth per connection is reported.
+``--idle`` extra idle connections are opened and the server's RSS growth per connection is reported (measured before the load levels).
 
     python bench/server.py                 # defaults: 1/10/100 clients, bounded totals
     python bench/server.py --json out.json
@@ -52,6 +52,35 @@ def _server_process(home: str, pipe) -> None:
         await asyncio.Event().wait()
 
     asyncio.run(main())
+
+
+def agent_alone(count: int) -> dict:
+    """The same no-tool request through ``Agent.run`` in-process, no server: the floor per request."""
+    home = tempfile.mkdtemp(prefix="taller-bench-agent-")
+    os.environ.update({"TALLER_HOME": home, "TALLER_BACKEND": "fake", "TALLER_SEMANTIC_ROUTER": "0",
+                       "TALLER_OFFLINE": "1"})
+    from taller.agent.llm import FakeChatModel
+    from taller.agent.session import Agent
+    from taller.config import get_settings
+
+    get_settings(reload=True)
+
+    class NoToolModel(FakeChatModel):
+        def invoke_json(self, messages, schema, **kwargs):
+            return {"tool": "none", "args": {}}
+
+    agent = Agent(chat_model=NoToolModel(default="Sure, here is a short answer."))
+    for _ in range(5):  # warm-up
+        list(agent.run("hello there", thread_id="warm"))
+    latencies = []
+    for number in range(count):
+        started = time.perf_counter()
+        events = list(agent.run("hello there", thread_id=f"alone-{number % 10}"))
+        latencies.append(time.perf_counter() - started)
+        assert events[-1]["type"] == "final", events[-1]
+    agent.close()
+    return {"requests": count, "p50_ms": round(percentile(latencies, 0.5) * 1000, 1),
+            "p99_ms": round(percentile(latencies, 0.99) * 1000, 1)}
 
 
 def rss_kib(pid: int) -> int:
@@ -142,6 +171,10 @@ def main() -> None:
     parser.add_argument("--json", help="also write the figures to this file")
     args = parser.parse_args()
 
+    results: dict = {"machine": f"{os.cpu_count()} CPU cores", "levels": []}
+    results["agent_alone"] = alone = agent_alone(100)
+    print(f"Agent.run alone (no server): p50 {alone['p50_ms']} ms, p99 {alone['p99_ms']} ms", flush=True)
+
     home = tempfile.mkdtemp(prefix="taller-bench-server-")
     parent_end, child_end = multiprocessing.Pipe()
     process = multiprocessing.get_context("spawn").Process(target=_server_process, args=(home, child_end), daemon=True)
@@ -151,22 +184,23 @@ def main() -> None:
     port, token = parent_end.recv()
     url = f"ws://127.0.0.1:{port}/"
     totals = {1: 200, 10: 400, 100: 500}
-    results: dict = {"machine": f"{os.cpu_count()} CPU cores", "levels": []}
     try:
         async def everything() -> None:
             await run_level(url, token, 4, 10)  # warm-up: imports, first graph compile paths, SQLite
             results["ping"] = await ping_level(url, token, 300)
             print(f"ping round trip: p50 {results['ping']['p50_ms']} ms, p99 {results['ping']['p99_ms']} ms", flush=True)
+            # Memory first, on a server that has not yet grown arenas for the load levels (freed
+            # memory would be reused by the new connections and hide their cost).
+            results["memory"] = await memory_per_connection(url, token, process.pid, args.idle)
+            memory = results["memory"]
+            print(f"memory: {memory['connections']} idle connections took the server from {memory['rss_before_mib']} "
+                  f"to {memory['rss_after_mib']} MiB = {memory['kib_per_connection']} KiB per connection", flush=True)
             for clients in (int(x) for x in args.levels.split(",")):
                 per_client = args.requests or max(1, totals.get(clients, 400) // clients)
                 level = await run_level(url, token, clients, per_client)
                 results["levels"].append(level)
                 print(f"{clients:>4} clients: {level['requests']} requests in {level['seconds']} s = "
                       f"{level['messages_per_s']} msg/s, p50 {level['p50_ms']} ms, p99 {level['p99_ms']} ms", flush=True)
-            results["memory"] = await memory_per_connection(url, token, process.pid, args.idle)
-            memory = results["memory"]
-            print(f"memory: {memory['connections']} idle connections took the server from {memory['rss_before_mib']} "
-                  f"to {memory['rss_after_mib']} MiB = {memory['kib_per_connection']} KiB per connection", flush=True)
 
         asyncio.run(everything())
     finally:

@@ -509,3 +509,37 @@ async def test_threads_and_history(make_server):
     assert history["messages"][1]["content"] == "echo: remember me"
     assert history["pending_interrupt"] is None and history["busy"] is False
     await websocket.close()
+
+
+async def test_reconnecting_client_finds_and_answers_a_pending_interrupt(make_server, monkeypatch):
+    monkeypatch.setattr(get_tool("train_model"), "func", lambda **kwargs: {"summary": "started", "run_id": "ae-9"})
+    model = FakeChatModel(responses=[
+        {"tool": "train_model", "args": {"model": "autoencoder", "epochs": 3}}, "Started.",
+        {"tool": "train_model", "args": {"model": "vae", "epochs": 1}},
+        {"tool": "none", "args": {}}, "Something else then.",
+    ])
+    server = make_server(model)
+    websocket = await open_client(server)
+    await websocket.send(json.dumps({"type": "message", "text": "train", "thread_id": "t-re", "request_id": "q1"}))
+    assert (await collect(websocket, "q1"))[-1]["type"] == "interrupt"
+    websocket.transport.abort()
+
+    again = await open_client(server)
+    await again.send(json.dumps({"type": "history", "thread_id": "t-re", "request_id": "h"}))
+    history = await recv_json(again)
+    assert history["pending_interrupt"]["tool"] == "train_model"
+    assert history["pending_interrupt"]["args"] == {"model": "autoencoder", "epochs": 3}
+    # This client never saw q1; the resumed run's events carry the id it sends.
+    await again.send(json.dumps({"type": "approve", "thread_id": "t-re", "request_id": "q1-resumed"}))
+    resumed = await collect(again, "q1-resumed")
+    assert resumed[-1]["type"] == "final" and resumed[-1]["result"]["run_id"] == "ae-9"
+
+    # A new message on a thread paused at an interrupt drops the question and is answered.
+    await again.send(json.dumps({"type": "message", "text": "train a vae", "thread_id": "t-re", "request_id": "q2"}))
+    assert (await collect(again, "q2"))[-1]["type"] == "interrupt"
+    await again.send(json.dumps({"type": "message", "text": "no, something else", "thread_id": "t-re", "request_id": "q3"}))
+    final = (await collect(again, "q3"))[-1]
+    assert final["type"] == "final" and final["text"] == "Something else then."
+    await again.send(json.dumps({"type": "approve", "thread_id": "t-re", "request_id": "q4"}))
+    assert (await collect(again, "q4"))[-1]["type"] == "error"
+    await again.close()
