@@ -121,12 +121,15 @@ def synthetic_series(count: int, length: int, generator: torch.Generator) -> tor
     return level + trend * t + scale * (wave + wave2 + noise)
 
 
+_MISSING = {"na", "n/a", "nan", "null", "none", "-", "?", "missing"}
+
+
 def read_csv_column(path: str | Path, column: str | None = None) -> tuple[list[float], str]:
     """The numbers of one CSV column → (values, column name).
 
     Without ``column`` the last column whose cells are (almost all) numbers is used: series
     files usually put a date or index first and the value after it. Cells that are not numbers
-    (blank, "NA") are skipped. ValueError when no column is numeric.
+    (blank, "NA", "null") are skipped as missing. ValueError when no column is numeric.
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig", errors="replace")
@@ -152,7 +155,8 @@ def read_csv_column(path: str | Path, column: str | None = None) -> tuple[list[f
     columns: dict[str, list[float]] = {}
     for index, name in enumerate(header):
         name = name or f"column {index + 1}"
-        cells = [row[index] for row in body if index < len(row) and row[index].strip()]
+        cells = [row[index] for row in body
+                 if index < len(row) and row[index].strip() and row[index].strip().lower() not in _MISSING]
         numbers = [v for v in (number(c) for c in cells) if v is not None]
         if cells and len(numbers) >= 0.9 * len(cells) and len(numbers) >= 2:
             columns[name] = numbers
