@@ -194,7 +194,11 @@ def main(argv: list[str] | None = None) -> int:
                         "refused": bool(out.get("refused")), "attempts": len(out.get("attempts") or []),
                         "seconds": round(seconds, 3)})
         mark = "ok " if ok else ("~  " if relaxed else "NO ")
-        print(f"{mark} {seconds:6.2f}s [{lang}] {question}\n      {out.get('sql') or out.get('error')}", flush=True)
+        tries = len(out.get("attempts") or [])
+        print(f"{mark} {seconds:6.2f}s {tries} try [{lang}] {question}\n      {out.get('sql') or out.get('error')}",
+              flush=True)
+        if args.json:  # after every question, so a run cut short by its timeout still reports
+            args.json.write_text(json.dumps({"partial": True, "questions": records}, indent=2, ensure_ascii=False))
 
     def accuracy(rows: list[dict], key: str = "correct") -> str:
         return f"{sum(r[key] for r in rows)}/{len(rows)} ({100 * sum(r[key] for r in rows) / max(1, len(rows)):.0f} %)"
