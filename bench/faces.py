@@ -27,6 +27,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
@@ -109,6 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--detector", choices=["dlib", "haar"], default="dlib")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (the CI machine has 2 cores)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary folder of photos and outputs")
     args = parser.parse_args(argv)
 
     home = Path(tempfile.mkdtemp(prefix="taller-bench-faces-"))
@@ -194,6 +196,10 @@ def main(argv: list[str] | None = None) -> dict:
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
+    if args.keep:
+        print(f"photos and annotated copies kept in {home}")
+    else:
+        shutil.rmtree(home, ignore_errors=True)
     return results
 
 
