@@ -257,6 +257,9 @@ class TallerServer:
 
         self.settings.ensure_dirs()
         self._loop = asyncio.get_running_loop()
+        # Build the agent (SQLite checkpointer, compiled graph) now, off the event loop, so the
+        # first message does not stall every connection; the LLM itself still loads on first use.
+        await asyncio.to_thread(lambda: self.agent)
         self._server = await ws_serve(
             self._handler, self.host, self.requested_port,
             process_request=self._process_request,

@@ -7,7 +7,6 @@ Skipped with a reason when ``/usr/bin/chromium`` or the ``playwright`` package i
 from __future__ import annotations
 
 import io
-import shutil
 from pathlib import Path
 
 import pytest
