@@ -280,11 +280,13 @@ def max_decode_length(source_length: int) -> int:
     return 2 * source_length + 10
 
 
-def _never(logits: torch.Tensor) -> torch.Tensor:
-    """Padding and ``<s>`` are never outputs: mask them before choosing (ids 0 and 2)."""
+def _never(logits: torch.Tensor, first_step: bool = False, eos: int = 3) -> torch.Tensor:
+    """Padding and ``<s>`` are never outputs, nor ``</s>`` as the first word (no empty translations)."""
     logits = logits.float()
     logits[:, 0] = float("-inf")
     logits[:, 2] = float("-inf")
+    if first_step:
+        logits[:, eos] = float("-inf")
     return logits
 
 
@@ -297,9 +299,9 @@ def greedy_decode(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, bos:
     previous = torch.full((src.shape[0],), bos, dtype=torch.long, device=src.device)
     done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
     steps, weights = [], []
-    for _ in range(max_len):
+    for t in range(max_len):
         logits, state, attention = model.decoder.step(previous, state, values, keys, mask)
-        previous = _never(logits).argmax(-1)
+        previous = _never(logits, t == 0, eos).argmax(-1)
         steps.append(previous)
         weights.append(attention)
         done |= previous == eos
@@ -339,11 +341,11 @@ def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, bos: i
     def normalised(score: float, length: int) -> float:
         return score / (((5 + length) / 6) ** length_penalty)
 
-    for _ in range(max_len):
+    for t in range(max_len):
         count = len(tokens)
         logits, state, attention = model.decoder.step(
             previous, state, values.expand(count, -1, -1), keys.expand(count, -1, -1), mask.expand(count, -1))
-        total = scores.unsqueeze(1) + torch.log_softmax(_never(logits), dim=-1)
+        total = scores.unsqueeze(1) + torch.log_softmax(_never(logits, t == 0, eos), dim=-1)
         vocab_size = total.shape[1]
         top_scores, top_index = total.view(-1).topk(min(2 * beam_size, total.numel()))
         keep_beam, keep_token, keep_score = [], [], []
