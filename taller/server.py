@@ -827,7 +827,11 @@ def serve(host: str | None = None, port: int | None = None, token: str | None = 
 
     async def main() -> None:
         server = TallerServer(host=host, port=port, token=token)
-        await server.start()
+        try:
+            await server.start()
+        except OSError as exc:  # port taken, address not on this machine, no permission
+            raise SystemExit(f"taller serve: cannot listen on {server.host}:{server.requested_port}: "
+                             f"{exc.strerror or exc} (try --port 0 for any free port)") from None
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):

@@ -542,3 +542,16 @@ async def test_reconnecting_client_finds_and_answers_a_pending_interrupt(make_se
     await again.send(json.dumps({"type": "approve", "thread_id": "t-re", "request_id": "q4"}))
     assert (await collect(again, "q4"))[-1]["type"] == "error"
     await again.close()
+
+
+def test_serve_on_a_taken_port_says_so():
+    import socket
+
+    from taller.server import serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit, match=f"cannot listen on 127.0.0.1:{port}.*--port 0"):
+            serve(port=port)
