@@ -135,8 +135,16 @@ def _load_llama(path: str, n_ctx: int, n_threads: int) -> Any:
                     "the embedded backend needs llama-cpp-python: pip install 'taller[embedded]' "
                     "(it compiles llama.cpp, about 15 minutes on 2 cores)"
                 ) from exc
-            _llama_cache[key] = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads or None,
-                                      verbose=False, seed=0)
+            model = Llama(model_path=path, n_ctx=n_ctx, n_threads=n_threads or None, verbose=False, seed=0)
+            try:
+                # Keep the evaluated state of recent prompts: the router's system prompt is the
+                # same on every call, so its prefill (most of the latency on a CPU) is paid once.
+                from llama_cpp import LlamaRAMCache
+
+                model.set_cache(LlamaRAMCache(capacity_bytes=256 << 20))
+            except ImportError:  # older llama-cpp-python: prefix reuse of the last prompt only
+                pass
+            _llama_cache[key] = model
         return _llama_cache[key]
 
 

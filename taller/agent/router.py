@@ -36,8 +36,9 @@ _MODEL_WORDS = [
     ("dense_classifier", r"dense|mlp|cats?\s*(vs\.?|versus|and|or|y|o)\s*dogs?|gatos?\s*(vs\.?|y|o)\s*perros?|clasificador|classifier|pet"),
     ("birnn", r"bidirec|birnn|bi-?lstm|punctuat|puntua"),
     ("seq2seq", r"seq2seq|translat|traduc|attention model"),
-    ("autoencoder", r"auto-?encoder|autocodificador"),
+    # "variational autoencoder" is the VAE: test it before the plain autoencoder.
     ("vae", r"\bvae\b|variational|variacional"),
+    ("autoencoder", r"auto-?encoder|autocodificador"),
     ("pix2pix", r"pix2pix|\bgan\b|facade|fachada"),
     ("rnn", r"\brnn\b|\blstm\b|\bgru\b|recurrent|recurrente|forecaster"),
 ]
