@@ -112,13 +112,28 @@ def test_chat_page_streams_tools_images_approval_and_cancel(browser_page, monkey
     assert problems == [], problems
 
 
-def test_page_without_token_asks_for_it(browser_page):
-    page, _ = browser_page
-    agent = Agent(chat_model=FakeChatModel(default="hi"))
+def test_page_without_token_asks_for_it_and_uploads_an_image(browser_page, tmp_path):
+    page, problems = browser_page
+    photo = tmp_path / "photo.png"
+    write_png(photo)
+    model = FakeChatModel(responses=[{"tool": "none", "args": {}}, lambda messages: "saw: " + messages[-1].content])
+    agent = Agent(chat_model=model)
     with BackgroundServer(agent=agent) as server:
         page.goto(f"http://127.0.0.1:{server.port}/")
         page.wait_for_selector("#token-box:not([hidden])")
         page.fill("#token-input", server.token)
         page.click("#token-save")
         page.wait_for_selector("#status[data-state=open]")
+
+        # The attach button reads the file in the browser and sends it as base64.
+        page.set_input_files("#file", str(photo))
+        page.wait_for_function("() => document.getElementById('attachment-name').textContent === 'photo.png'")
+        page.fill("#input", "what is in this photo?")
+        page.press("#input", "Enter")
+        page.wait_for_function("() => [...document.querySelectorAll('.msg.assistant')]"
+                               ".some(m => m.textContent.includes('(attached file:'))")
+    uploads = list((get_settings().outputs_dir / "uploads").iterdir())
+    assert len(uploads) == 1 and uploads[0].read_bytes() == photo.read_bytes()
+    assert str(uploads[0]) in page.locator(".msg.assistant").last.inner_text()
     agent.close()
+    assert problems == [], problems

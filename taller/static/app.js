@@ -133,7 +133,7 @@
 
   function showUser(text, attachmentName) {
     const node = add(el("div", "msg user", text));
-    if (attachmentName) node.appendChild(el("span", "meta", "📎 " + attachmentName));
+    if (attachmentName) node.appendChild(el("span", "meta", "attached: " + attachmentName));
   }
 
   function showError(requestId, message) {
@@ -209,7 +209,7 @@
     for (const message of event.messages || []) {
       if (message.role === "user") add(el("div", "msg user", message.content));
       else if (message.role === "assistant") add(el("div", "msg assistant", message.content));
-      else if (message.role === "tool") add(el("div", "card tool", "🔧 " + (message.name || "tool"))).dataset.state = "done";
+      else if (message.role === "tool") add(el("div", "card tool", "Tool " + (message.name || ""))).dataset.state = "done";
     }
     if (event.pending_interrupt) showInterrupt({ ...event.pending_interrupt, thread_id: event.thread_id, request_id: null });
   }
@@ -264,8 +264,8 @@
         const card = add(el("div", "card tool"));
         card.dataset.state = "running";
         card.dataset.tool = event.tool;
-        card.appendChild(el("div", "title", "🔧 " + event.tool + " running…"));
-        card.appendChild(el("pre", null, JSON.stringify(event.args || {}, null, 1)));
+        card.appendChild(el("div", "title", "Tool " + event.tool + ": running…"));
+        if (event.args && Object.keys(event.args).length) card.appendChild(el("pre", null, JSON.stringify(event.args, null, 1)));
         request(id).cards.set(event.call_id, card);
         break;
       }
@@ -275,7 +275,7 @@
         card.dataset.state = event.ok ? "done" : "failed";
         let title = card.querySelector(".title");
         if (!title) title = card.appendChild(el("div", "title"));
-        title.textContent = "🔧 " + event.tool + (event.ok ? " done" : " failed");
+        title.textContent = "Tool " + event.tool + (event.ok ? ": done" : ": failed");
         const result = event.result || {};
         card.appendChild(el("div", "summary", result.error || result.summary || ""));
         break;
