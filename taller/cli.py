@@ -243,6 +243,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_model(args: argparse.Namespace) -> int:
     from taller.agent.models import DEFAULT_EMBEDDED, EMBEDDED_MODELS, install, installed_model_path
 
+    if args.action == "ensure":
+        return _ensure_llm()
     if args.action == "list":
         current = installed_model_path()
         for name, spec in EMBEDDED_MODELS.items():
@@ -254,6 +256,34 @@ def cmd_model(args: argparse.Namespace) -> int:
         install(args.name)
     except Exception as exc:
         print(f"taller model install: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _ensure_llm() -> int:
+    """Make sure some LLM can answer: Ollama with the model, or the embedded model installed."""
+    import importlib.util
+
+    from taller.agent.llm import _ollama_has, ollama_status
+    from taller.agent.models import install, installed_model_path
+    from taller.config import get_settings
+
+    settings = get_settings()
+    status = ollama_status(settings.ollama_host)
+    if status["reachable"] and _ollama_has(status["models"], settings.ollama_model):
+        print(f"taller: using Ollama at {settings.ollama_host} ({settings.ollama_model})", file=sys.stderr)
+        return 0
+    if status["reachable"]:
+        print(f"taller: Ollama answers but has no {settings.ollama_model}: `ollama pull {settings.ollama_model}`; "
+              "using the embedded model meanwhile", file=sys.stderr)
+    if importlib.util.find_spec("llama_cpp") is None:
+        return 3
+    if settings.embedded_model_path or installed_model_path(settings) is not None:
+        return 0
+    try:
+        install(log=lambda line: print(f"taller: {line}", file=sys.stderr))
+    except Exception as exc:
+        print(f"taller: could not install the embedded model: {exc}", file=sys.stderr)
         return 1
     return 0
 
@@ -314,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_config)
 
     p = sub.add_parser("model", help="the embedded LLM: list or install")
-    p.add_argument("action", choices=["list", "install"])
+    p.add_argument("action", choices=["list", "install", "ensure"],
+                   help="ensure: use Ollama if it answers, else install the embedded model (exit 3: llama-cpp-python missing)")
     p.add_argument("name", nargs="?", default="qwen2.5-0.5b")
     p.set_defaults(func=cmd_model)
     return parser
