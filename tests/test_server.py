@@ -234,7 +234,10 @@ async def test_cancel_stops_a_streaming_answer(make_server):
 async def test_second_message_on_a_busy_thread_gets_thread_busy(make_server):
     server = make_server(EchoModel(default=echo_answer, token_delay=0.02))
     websocket = await open_client(server)
-    await websocket.send(json.dumps({"type": "message", "text": "one two three four five six", "thread_id": "t-b",
+    # 80 words at 20 ms: the first request is still streaming when the next frames arrive,
+    # even on a loaded machine.
+    long_text = " ".join(f"w{i}" for i in range(80))
+    await websocket.send(json.dumps({"type": "message", "text": long_text, "thread_id": "t-b",
                                      "request_id": "a"}))
     await websocket.send(json.dumps({"type": "message", "text": "again", "thread_id": "t-b", "request_id": "b"}))
     # Another thread on the same connection runs at the same time.
@@ -244,7 +247,7 @@ async def test_second_message_on_a_busy_thread_gets_thread_busy(make_server):
         event = await recv_json(websocket)
         seen[event["request_id"]].append(event)
     assert [e["type"] for e in seen["b"]] == ["error"] and seen["b"][0]["code"] == "thread_busy"
-    assert seen["a"][-1]["text"] == "echo: one two three four five six"
+    assert seen["a"][-1]["text"] == "echo: " + long_text
     assert seen["c"][-1]["text"] == "echo: other"
     # Once the first request ended, the thread takes messages again.
     await websocket.send(json.dumps({"type": "message", "text": "later", "thread_id": "t-b", "request_id": "d"}))
@@ -352,7 +355,7 @@ async def test_oversized_frame_closes_cleanly_and_others_keep_working(make_serve
 
 
 async def test_rate_limit_per_connection(make_server):
-    server = make_server(EchoModel(default=echo_answer), limits=Limits(rate_per_s=0.5, rate_burst=3))
+    server = make_server(EchoModel(default=echo_answer), limits=Limits(rate_per_s=0.01, rate_burst=3))
     websocket = await open_client(server)
     for index in range(6):
         await websocket.send(json.dumps({"type": "ping", "request_id": f"p{index}"}))
