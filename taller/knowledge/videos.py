@@ -306,7 +306,7 @@ def resolve_video(video: str | None) -> str | None:
     if text in keys:
         return text
     video_id = parse_video_id(text)
-    if video_id and (video_id in keys or not videos):
+    if video_id and video_id in keys:
         return video_id
     path = Path(text).expanduser()
     for item in videos:
