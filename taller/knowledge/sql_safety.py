@@ -132,7 +132,8 @@ def check_sql(sql: str, dialect: str = "sqlite") -> CheckedSQL:
     from sqlglot.errors import ParseError, TokenError
 
     if not isinstance(sql, str) or not sql.strip():
-        raise UnsafeSQLError("there is no SQL to run")
+        # Not a refusal: an empty reply is a generation failure that a retry may fix.
+        raise SQLSyntaxError("the reply held no SQL query")
     if len(sql) > MAX_SQL_CHARS:
         raise UnsafeSQLError(f"the query is {len(sql):,} characters long; the limit is "
                              f"{MAX_SQL_CHARS:,}, so it was not run")
@@ -151,7 +152,7 @@ def check_sql(sql: str, dialect: str = "sqlite") -> CheckedSQL:
     finally:
         logger.setLevel(previous)
     if not statements:
-        raise UnsafeSQLError("there is no SQL statement to run")
+        raise SQLSyntaxError("the reply held no SQL statement")
     if len(statements) > 1:
         raise UnsafeSQLError(f"the text holds {len(statements)} statements; only one single "
                              "read-only query may run")

@@ -96,6 +96,12 @@ def test_unparsable_sql_is_retried_too(ref):
     assert out["rows"][0] == ["MPEG audio file"] and len(out["attempts"]) == 2
 
 
+def test_an_empty_reply_is_retried_not_refused(ref):
+    with use_chat_model(FakeChatModel(responses=[{"sql": ""}, {"sql": "SELECT COUNT(*) FROM Artist"}])):
+        out = sqlmod.ask("how many artists", "ref")
+    assert out["rows"] == [[275]] and out["attempts"][0]["error"] == "the reply held no SQL query"
+
+
 def test_retries_are_bounded(ref):
     model = FakeChatModel(responses=[], default={"sql": "SELECT nope FROM Album"})
     with use_chat_model(model):
