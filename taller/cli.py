@@ -55,7 +55,15 @@ def cmd_ask(args: argparse.Namespace) -> int:
         def show(event: dict) -> None:
             _render_event(event, args)
 
-        final = ask_sync(args.server, args.token, text, thread_id=args.thread, on_event=show)
+        from taller.client import ClientError
+
+        # Over the server, confirmation is asked the same way as locally (or --yes approves).
+        approve = True if args.yes else (lambda event: _confirm(event.get("message", "Approve?")))
+        try:
+            final = ask_sync(args.server, args.token, text, thread_id=args.thread, on_event=show, approve=approve)
+        except ClientError as exc:
+            print(f"taller: {exc}", file=sys.stderr)
+            return 1
         print()
         return 0 if final and final.get("type") == "final" else 1
     from taller.agent.session import Agent
