@@ -133,7 +133,7 @@ async def test_sql_table_and_video_timestamps(monkeypatch):
         table = sql_card.query_one(".tool-table")
         assert [str(c.label) for c in table.columns.values()] == ["Name", "Total"]
         assert table.row_count == 3
-        assert [str(cell) for cell in table.get_row_at(0)] == ["Iron Maiden", "138.6000"]
+        assert [str(cell) for cell in table.get_row_at(0)] == ["Iron Maiden", "138.6"]
         links = video_card.query_one(".citations").render()
         text = str(links)
         assert "Autoencoders 12:34" in text and "VAE 1:05" in text
@@ -402,3 +402,41 @@ async def test_keys_are_refused_politely_while_an_answer_runs():
         await pilot.press("escape")
         await settle(pilot)
         assert [static_text(u) for u in app.query(UserMessage)] == ["first"]
+
+
+async def test_runs_window_lists_runs_and_cancels_the_selected_one(monkeypatch):
+    from taller.trainers import runs
+    from taller.ui.screens import RunsScreen
+
+    listed = [{"run_id": "vae-2", "model": "vae", "state": "running", "epoch": 1, "epochs": 5,
+               "metrics": {"val_loss": 0.25}},
+              {"run_id": "rnn-1", "model": "rnn", "state": "finished", "epoch": 3, "epochs": 3, "metrics": {}}]
+    cancelled: list[str] = []
+    monkeypatch.setattr(runs, "list_all", lambda model=None: listed)
+    monkeypatch.setattr(runs, "cancel", lambda run_id: cancelled.append(run_id) or True)
+    app, agent, fake = make_app([])
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("ctrl+t")
+        await settle(pilot)
+        assert isinstance(app.screen, RunsScreen)
+        table = app.screen.query_one("#runs-table")
+        assert table.row_count == 2
+        assert [str(cell) for cell in table.get_row_at(0)][:4] == ["vae-2", "vae", "running", "1/5"]
+        await pilot.press("c")
+        assert cancelled == ["vae-2"]
+        await pilot.press("escape")
+        assert not isinstance(app.screen, RunsScreen)
+
+
+def test_markup_escaping_keeps_any_text_literal():
+    from textual.content import Content
+
+    from taller.ui.widgets import escape, file_link
+
+    for text in ['["Iron Maiden", 138.6]', "[b]not bold[/b]", "C:\\path\\[x]", "ends with \\", "[link=x]y[/link]"]:
+        plain = Content.from_markup(f"[dim]>[/dim]{escape(text)}[b]<[/b]").plain
+        # A trailing backslash gets one space after it so it cannot escape the next tag.
+        assert plain == (f">{text} <" if text.endswith("\\") else f">{text}<")
+    link = Content.from_markup(file_link("/tmp/a b [1].png"))
+    assert link.plain == "/tmp/a b [1].png"
+    assert any("file:///tmp/a%20b%20%5B1%5D.png" in str(span.style) for span in link.spans)

@@ -20,6 +20,7 @@ from textual.widget import Widget
 from textual.widgets import Button, Collapsible, DataTable, Markdown, ProgressBar, Sparkline, Static
 
 MAX_TABLE_ROWS = 200  # rows shown in a result table (the tool already caps SQL results)
+MAX_TABLE_LINES = 12  # lines a result table takes in the log (it scrolls beyond)
 MAX_DETAIL_CHARS = 4000  # raw JSON shown under a tool card
 SPARKLINE_POINTS = 60  # loss values kept per run
 
@@ -159,7 +160,10 @@ def cell_text(value: Any) -> Text:
     if value is None:
         return Text("")
     if isinstance(value, float):
-        return Text(format_number(value), justify="right")
+        text = format_number(value)
+        if "e" not in text:
+            text = text.rstrip("0").rstrip(".")  # 138.6 rather than 138.6000 in a table
+        return Text(text, justify="right")
     text = str(value)
     return Text(text if len(text) <= 60 else text[:59] + "…", justify="right" if isinstance(value, int) else "left")
 
@@ -278,12 +282,19 @@ class ToolCard(Collapsible):
         elif result.get("summary"):
             widgets.append(Static(escape(str(result["summary"])), classes="tool-summary"))
         table = table_of(result)
+        if table is not None and not table[1]:
+            table = None
+            if not result.get("error") and result.get("columns"):
+                widgets.append(Static("[dim](no rows)[/dim]", classes="tool-empty"))
         if table is not None:
             columns, rows = table
             data = DataTable(classes="tool-table", zebra_stripes=True, cursor_type="row")
             data.add_columns(*columns)
             for row in rows:
                 data.add_row(*(cell_text(cell) for cell in row))
+            # A fixed height (header + rows, at most 12 lines): an "auto" height lets the first
+            # layout pass show a scrollbar that then vanishes, and the table's width would jump.
+            data.styles.height = min(len(rows) + 1, MAX_TABLE_LINES)
             widgets.append(data)
             total_rows = result.get("row_count", len(result.get("rows") or rows))
             if isinstance(total_rows, int) and total_rows > len(rows):
