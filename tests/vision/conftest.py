@@ -15,7 +15,6 @@ import numpy as np
 import pytest
 from PIL import Image
 
-ASTRONAUT_FACE = (175, 76, 91, 91)
 
 
 @pytest.fixture(scope="session")
