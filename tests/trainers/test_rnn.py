@@ -117,3 +117,12 @@ def test_bad_settings_are_clear_errors():
         rnn.train(rnn.Config(task="poetry"))
     with pytest.raises(ValueError, match="cell"):
         rnn.train(rnn.Config(cell="transformer"))
+
+
+def test_background_run_through_the_registry():
+    from taller.trainers import runs
+
+    run_id = runs.start("rnn", epochs=1, dry_run=True, hidden_size=8, train_size=128, test_size=32)
+    state = runs.wait(run_id, timeout=120)
+    assert state["state"] == "finished", state
+    assert "accuracy" in state["metrics"]
