@@ -72,20 +72,34 @@ def load_data(config: Config) -> dict[str, torch.Tensor]:
 
 
 class Autoencoder(nn.Module):
-    """The seed's symmetric stack of dense layers; sigmoid output for pixels in [0, 1]."""
+    """The seed's symmetric stack of dense layers; sigmoid output for pixels in [0, 1].
+
+    Two small choices make it learn faster than the seed's all-ReLU version (measured on MNIST,
+    docs/trainers.md): the 64-number code is linear (a ReLU there lets code units die), and the
+    output bias starts at the logit of the mean training image, so training begins from the
+    average digit instead of from grey.
+    """
 
     def __init__(self, bottleneck: int = 64) -> None:
         super().__init__()
         sizes = [784, 512, 256, 128, bottleneck]
         encoder: list[nn.Module] = []
-        for a, b in zip(sizes[:-1], sizes[1:]):
-            encoder += [nn.Linear(a, b), nn.ReLU()]
+        for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+            encoder.append(nn.Linear(a, b))
+            if i < len(sizes) - 2:
+                encoder.append(nn.ReLU())
         decoder: list[nn.Module] = []
         back = sizes[::-1]
         for i, (a, b) in enumerate(zip(back[:-1], back[1:])):
             decoder += [nn.Linear(a, b), nn.Sigmoid() if i == len(back) - 2 else nn.ReLU()]
         self.encoder = nn.Sequential(*encoder)
         self.decoder = nn.Sequential(*decoder)
+
+    def init_output_bias(self, mean_image: torch.Tensor) -> None:
+        """Start the decoder at the average training image (sigmoid⁻¹ of its pixels)."""
+        mean = mean_image.detach().float().clamp(1e-3, 1 - 1e-3).to(self.decoder[-2].bias.device)
+        with torch.no_grad():
+            self.decoder[-2].bias.copy_(torch.log(mean / (1 - mean)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))
@@ -135,6 +149,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         batches = engine.make_batches([data["train"]], config.batch_size, device, shuffle=True, seed=config.seed)
         val = data["val"].to(device)
         model = build_model(config).to(device)
+        model.init_output_bias(data["train"].mean(0))
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=config.lr, total_steps=epochs * len(batches), pct_start=0.2

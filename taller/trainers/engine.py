@@ -657,6 +657,7 @@ class Run:
         calling this every step costs nothing on the hot path. Returns the event, or None when
         throttled.
         """
+        self._status["epochs"] = epochs  # a dry run trains fewer epochs than its config says
         now = time.monotonic()
         end_of_epoch = step >= total
         if not (force or end_of_epoch) and now - self._last_emit < PROGRESS_INTERVAL_S:
