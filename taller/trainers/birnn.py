@@ -35,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from taller.progress import CancelledError
 from taller.trainers import engine
-from taller.trainers.text import recurrent_threads, Vocab, is_word, load_pairs, pad_batch, sample, tokenize
+from taller.trainers.text import Vocab, float32_rnn, recurrent_threads, is_word, load_pairs, pad_batch, sample, tokenize
 
 MODEL_NAME = "birnn"
 BEFORE = ["", "¿", "¡"]
@@ -192,7 +192,7 @@ class Tagger(nn.Module):
         embedded = self.dropout(self.embedding(words))
         # Packing makes the backward LSTM start at each sentence's last word, not at padding.
         packed = pack_padded_sequence(embedded, lengths.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        output, _ = self.lstm(packed)
+        output, _ = float32_rnn(self.lstm, packed)
         output, _ = pad_packed_sequence(output, batch_first=True, total_length=words.shape[1])
         if self.bidirectional:
             forward, backward = output[..., : self.hidden_size], output[..., self.hidden_size :]

@@ -41,7 +41,7 @@ from torch import nn
 
 from taller.progress import CancelledError
 from taller.trainers import engine
-from taller.trainers.text import recurrent_threads
+from taller.trainers.text import float32_rnn, recurrent_threads
 
 MODEL_NAME = "rnn"
 CELLS = ("rnn", "lstm", "gru")
@@ -223,7 +223,7 @@ class MemoryModel(nn.Module):
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if self.embedding is not None:
             inputs = self.embedding(inputs)
-        output, _ = self.rnn(inputs)
+        output, _ = float32_rnn(self.rnn, inputs)
         out = self.head(output[:, -1])
         return out if self.task == "recall" else out.squeeze(-1)
 
@@ -237,7 +237,7 @@ class Forecaster(nn.Module):
         self.head = nn.Linear(hidden_size, 1)
 
     def forward(self, scaled: torch.Tensor) -> torch.Tensor:
-        output, _ = self.rnn(scaled.unsqueeze(-1))
+        output, _ = float32_rnn(self.rnn, scaled.unsqueeze(-1))
         return self.head(output[:, -1]).squeeze(-1)
 
 

@@ -23,10 +23,7 @@ output); ``bleu_cased`` is also reported. An attention heat map of a test senten
 from __future__ import annotations
 
 import contextlib
-import json
-import math
 import random
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +35,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from taller.progress import CancelledError
 from taller.trainers import engine
-from taller.trainers.text import recurrent_threads, Vocab, detokenize, is_word, load_pairs, pad_batch, tokenize
+from taller.trainers.text import Vocab, float32_rnn, recurrent_threads, detokenize, is_word, load_pairs, pad_batch, tokenize
 
 MODEL_NAME = "seq2seq"
 CELLS = ("gru", "lstm")
@@ -165,7 +162,7 @@ class Encoder(nn.Module):
     def forward(self, src: torch.Tensor, src_len: torch.Tensor):
         embedded = self.dropout(self.embedding(src))
         packed = pack_padded_sequence(embedded, src_len.clamp(min=1).cpu(), batch_first=True, enforce_sorted=False)
-        outputs, state = self.rnn(packed)
+        outputs, state = float32_rnn(self.rnn, packed)
         outputs, _ = pad_packed_sequence(outputs, batch_first=True, total_length=src.shape[1])
 
         def squeeze(final: torch.Tensor, layer: nn.Linear) -> torch.Tensor:
@@ -227,9 +224,9 @@ class Decoder(nn.Module):
         embedded = self.dropout(self.embedding(previous)).unsqueeze(1)
         if self.attention_kind == "bahdanau":
             context, weights = self.attention(_top(state).unsqueeze(1), keys, values, mask)
-            output, state = self.rnn(torch.cat([embedded, context], dim=-1), state)
+            output, state = float32_rnn(self.rnn, torch.cat([embedded, context], dim=-1), state)
         else:
-            output, state = self.rnn(embedded, state)
+            output, state = float32_rnn(self.rnn, embedded, state)
             context, weights = self.attention(output, keys, values, mask)
         logits = self.out(self.dropout(torch.tanh(self.combine(torch.cat([output, context], dim=-1)))))
         return logits.squeeze(1), state, weights.squeeze(1)
@@ -240,7 +237,7 @@ class Decoder(nn.Module):
             # Without input feeding, every decoder state depends only on the reference prefix,
             # so one cuDNN call covers the whole sequence: same numbers as step(), far faster.
             embedded = self.dropout(self.embedding(inputs))
-            output, _ = self.rnn(embedded, state)
+            output, _ = float32_rnn(self.rnn, embedded, state)
             context, _ = self.attention(output, keys, values, mask)
             return self.out(self.dropout(torch.tanh(self.combine(torch.cat([output, context], dim=-1)))))
         logits = []

@@ -196,3 +196,26 @@ def recurrent_threads(device, threads: int = 1):
         yield
     finally:
         torch.set_num_threads(previous)
+
+
+def float32_rnn(rnn, inputs, state=None):
+    """Call a recurrent layer in float32 even inside bf16 autocast.
+
+    cuDNN runs bf16 RNNs only from version 9.13 on, and PyTorch's non-cuDNN fallback has no bf16
+    kernel, so the recurrent layers stay float32 on every GPU; the large matrix products around
+    them (attention, the vocabulary projection) still run in bf16. On CPU autocast is off anyway.
+    """
+    import torch
+    from torch.nn.utils.rnn import PackedSequence
+
+    data = inputs.data if isinstance(inputs, PackedSequence) else inputs
+    if data.device.type != "cuda":
+        return rnn(inputs, state)
+    with torch.autocast("cuda", enabled=False):
+        if isinstance(inputs, PackedSequence):
+            inputs = inputs._replace(data=inputs.data.float())
+        else:
+            inputs = inputs.float()
+        if state is not None:
+            state = tuple(s.float() for s in state) if isinstance(state, tuple) else state.float()
+        return rnn(inputs, state)
