@@ -122,6 +122,9 @@ ROUTER_EXAMPLES: dict[str, list[str]] = {
         "what does the video say about attention", "in the video, when do they talk about dropout",
         "¿qué dice el vídeo sobre las redes neuronales?", "according to the lecture, what is backpropagation",
         "ask the video who the speaker thanks",
+        "what did the speaker say about regularization", "in the talk, which examples are given",
+        "¿qué explica el ponente sobre los transformers?", "does the lecture mention batch size",
+        "según el vídeo, ¿cuándo se inventó el perceptrón?",
     ],
     "summarize_video": [
         "summarize this video", "give me a summary of the lecture", "resume el vídeo",
@@ -142,5 +145,9 @@ ROUTER_EXAMPLES: dict[str, list[str]] = {
         "explain backpropagation", "what's the difference between LSTM and GRU", "who are you",
         "¿qué puedes hacer?", "what is overfitting", "explica el descenso de gradiente", "good morning",
         "what is dropout", "how does attention work in transformers", "tell me a joke",
+        "what is batch normalization", "explain how pooling works", "¿qué es una capa densa?",
+        "what are embeddings?", "¿para qué sirve la tasa de aprendizaje?", "help", "ayuda",
+        "what can Taller do for me", "how many layers should my network have",
+        "explícame qué es una época", "why do we use ReLU", "good night",
     ],
 }

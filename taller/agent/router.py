@@ -260,6 +260,11 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
                 ask.append(HumanMessage(content=f"That was invalid ({error}). Reply again."))
             filled = invoke_json(model, ask, _args_schema(tool, only=missing), max_tokens=200)
             args.update({k: v for k, v in filled.items() if k in missing})
+        unseen = _invented_paths(args, request)
+        if unseen:
+            # A file the user never named cannot be right; ask instead of guessing.
+            return {"tool": tool, "args": {k: v for k, v in args.items() if k not in unseen}, "source": "llm",
+                    "error": f"which file? Give the path of the {' and '.join(unseen)} in your message"}
         try:
             clean = validate_args(tool, args)
             return {"tool": tool, "args": _compact(tool, clean), "source": "llm"}
@@ -269,6 +274,19 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
             for name in missing:
                 args.pop(name, None)
     return {"tool": tool, "args": args, "source": "llm", "error": error}
+
+
+_PATH_ARGUMENTS = ("image_path", "url_or_path", "values")
+
+
+def _invented_paths(args: dict[str, Any], request: str) -> list[str]:
+    """Path-like arguments whose value does not appear in the request (the model made them up)."""
+    unseen = []
+    for name in _PATH_ARGUMENTS:
+        value = args.get(name)
+        if isinstance(value, str) and value.strip() and value.strip().lower() not in request.lower():
+            unseen.append(name)
+    return unseen
 
 
 def _compact(tool: str, args: dict[str, Any]) -> dict[str, Any]:

@@ -53,14 +53,19 @@ def test_semantic_router_answers_confident_requests_without_the_llm(semantic, te
     assert decision["tool"] == tool and decision["args"] == args and decision["source"] == "semantic"
 
 
-def test_semantic_router_narrows_the_llm_choice(semantic):
-    # "analyze my face" is clearly analyze_face but names no file: the LLM is asked, with the
-    # choice narrowed to that tool (or none), and its missing argument.
+def test_semantic_router_narrows_the_llm_choice_and_refuses_invented_paths(semantic, monkeypatch):
+    # "what emotion does my face show" is clearly analyze_face but names no file: the LLM is asked,
+    # its choice narrowed to the pre-router's best candidates; a path the user never wrote is refused.
+    seen = []
+    real = router.choice_schema
+    monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
     model = FakeChatModel(responses=[{"tool": "analyze_face"}, {"image_path": "me.jpg"}])
     decision = router.plan("what emotion does my face show", lambda: model)
-    assert decision == {"tool": "analyze_face", "args": {"image_path": "me.jpg"}, "source": "llm"}
-    schema = router.choice_schema(["analyze_face", "none"])
-    assert schema["properties"]["tool"]["enum"] == ["analyze_face", "none"]
+    assert seen[0][0] == "analyze_face" and "none" in seen[0] and len(seen[0]) <= router.CANDIDATES + 1
+    assert decision["tool"] == "analyze_face" and "which file?" in decision["error"]
+    model = FakeChatModel(responses=[{"tool": "analyze_face"}, {"image_path": "~/Pictures/ME.JPG"}])
+    decision = router.plan("what emotion does my face show in ~/Pictures/ME.JPG", lambda: model)
+    assert decision["args"] == {"image_path": "~/Pictures/ME.JPG"} and "error" not in decision
 
 
 def test_semantic_scores_rank_every_tool(semantic):
