@@ -35,7 +35,8 @@ SIZE = (80, 24)
 def make_app(responses: list, token_delay: float = 0.0, thread_id: str | None = "thread-1", **options):
     fake = FakeChatModel(responses=list(responses), token_delay=token_delay)
     agent = Agent(chat_model=fake)
-    app = TallerApp(agent=agent, thread_id=thread_id, show_timings=False, device_label="CPU",
+    options.setdefault("device_label", "CPU")
+    app = TallerApp(agent=agent, thread_id=thread_id, show_timings=False,
                     images=options.pop("images", "unicode"), **options)
     return app, agent, fake
 
@@ -440,3 +441,33 @@ def test_markup_escaping_keeps_any_text_literal():
     link = Content.from_markup(file_link("/tmp/a b [1].png"))
     assert link.plain == "/tmp/a b [1].png"
     assert any("file:///tmp/a%20b%20%5B1%5D.png" in str(span.style) for span in link.spans)
+
+
+async def test_a_pending_confirmation_is_asked_again_after_a_restart(monkeypatch):
+    calls = fake_tool(monkeypatch, "train_model", lambda model, epochs=None: {"summary": f"Started {model}."})
+    fake = FakeChatModel(responses=[{"tool": "train_model", "args": {"model": "vae", "epochs": 2}}, "Started."])
+    first = Agent(chat_model=fake)
+    events = list(first.run("train the vae for 2 epochs", thread_id="waiting"))
+    assert events[-1]["type"] == "interrupt"
+    first.close()
+
+    agent = Agent(chat_model=fake)
+    app = TallerApp(agent=agent, thread_id="waiting", show_timings=False, device_label="CPU")
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await settle(pilot)
+        assert calls == [{"model": "vae", "epochs": 2}]
+        assert agent.pending_interrupt("waiting") is None
+
+
+async def test_status_bar_probes_the_device_in_a_worker():
+    app, agent, fake = make_app([], device_label=None)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        import torch
+
+        expected = "GPU" if torch.cuda.is_available() else "CPU"
+        assert app.status_bar.device.startswith(expected)
+        assert "data:" in static_text(app.status_bar)

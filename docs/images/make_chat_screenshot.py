@@ -19,37 +19,38 @@ from pathlib import Path
 
 from taller.tui import TallerApp
 
-QUESTION = "What is a variational autoencoder? Three short bullet points."
-TRAIN = "train the autoencoder for 2 epochs"
+TRAIN = "train the autoencoder for 1 epoch"
+SHOW = "show me reconstructions from the autoencoder"
+
+
+async def ask(app: TallerApp, pilot, text: str, deadline: float) -> None:
+    app.prompt.value = text
+    await pilot.press("enter")
+    await pilot.pause(0.5)
+    while time.monotonic() < deadline:
+        if app.screen.__class__.__name__ == "ConfirmScreen":
+            await pilot.press("y")  # approve the training
+        elif not app.running:
+            break
+        await pilot.pause(0.5)
 
 
 async def converse(app: TallerApp, svg: Path, timeout: float) -> None:
-    async with app.run_test(size=(120, 38)) as pilot:
+    async with app.run_test(size=(120, 44)) as pilot:
         app.prompt.cursor_blink = False
         deadline = time.monotonic() + timeout
         while app.agent is None and time.monotonic() < deadline:
             await pilot.pause(0.2)
-        for text in (QUESTION, TRAIN):
-            app.prompt.value = text
-            await pilot.press("enter")
-            await pilot.pause(0.5)
-            while app.running and time.monotonic() < deadline:
-                await pilot.pause(0.5)
-            if app.screen.__class__.__name__ == "ConfirmScreen":
-                await pilot.press("y")
-                await pilot.pause(0.5)
-                while app.running and time.monotonic() < deadline:
-                    await pilot.pause(0.5)
-        # Let the training run report a few times, then take the picture mid-run.
-        for _ in range(120):
+        await ask(app, pilot, TRAIN, deadline)
+        # The run trains in the background while the chat stays free; wait for it to end.
+        while time.monotonic() < deadline:
             rows = app.runs_panel.rows()
-            if rows and len(rows[0].losses) >= 8:
+            if rows and rows[0].state != "running":
                 break
-            await pilot.pause(0.5)
-        await pilot.pause(0.5)
+            await pilot.pause(1.0)
+        await ask(app, pilot, SHOW, deadline)
+        await pilot.pause(1.0)
         svg.write_text(app.export_screenshot(title="taller chat"), encoding="utf-8")
-        for row in app.runs_panel.rows():
-            app.cancel_run(row.run_id)
 
 
 def main() -> None:

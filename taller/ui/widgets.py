@@ -8,6 +8,7 @@ file, so none can freeze the interface.
 from __future__ import annotations
 
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,9 @@ def image_widget_class(kind: str = "auto") -> type[Widget] | None:
     kind = (kind or "auto").lower()
     if kind == "none":
         return None
+    # A terminal that does not answer the cell-size query (tmux, some SSH set-ups) makes
+    # textual-image log a traceback before the app starts; its fallback size is fine, so hush it.
+    logging.getLogger("textual_image").setLevel(logging.ERROR)
     try:
         from textual_image import widget as image_widgets
     except Exception:  # textual-image missing or the terminal query failed: paths only
