@@ -302,6 +302,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     ``model_factory`` is called only when the LLM is needed, so confident requests never load it.
     """
     candidates: list[str] = list(TOOL_NAMES)
+    ranked: list[tuple[str, float]] = []
     if use_semantic and results_note is None:
         ranked = semantic_router().scores(request)
         (best, score), (_, second) = ranked[0], ranked[1]
@@ -320,4 +321,13 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             candidates = [best, NONE] if best != NONE else candidates
         else:
             candidates = [name for name, _ in ranked[:CANDIDATES]]
-    return llm_plan(model_factory(), request, candidates, history, results_note)
+    decision = llm_plan(model_factory(), request, candidates, history, results_note)
+    if ranked and decision.get("tool"):
+        scores = dict(ranked)
+        tool = decision["tool"]
+        # Semantic veto: small models rarely answer "none" to a general question. When the request
+        # reads more like chit-chat than like the chosen tool, and the rules found nothing for that
+        # tool in it (no file, no model name, no quoted text), answer without a tool.
+        if scores.get(NONE, -1.0) > scores.get(tool, -1.0) and not extract_args(tool, request):
+            return {"tool": None, "args": {}, "source": "llm+semantic", "vetoed": tool}
+    return decision

@@ -72,3 +72,15 @@ def test_semantic_scores_rank_every_tool(semantic):
     ranked = router.semantic_router().scores("¿cuántos clientes hay en Brasil?")
     assert ranked[0][0] == "query_database"
     assert {name for name, _ in ranked} == set(router.prompts.ROUTER_EXAMPLES)
+
+
+def test_semantic_veto_turns_a_guessed_tool_into_a_direct_answer(semantic):
+    # A small model picks a tool for a general question; the request reads like chit-chat and
+    # holds nothing the tool needs, so the agent answers without it.
+    model = FakeChatModel(responses=[{"tool": "list_models"}])
+    decision = router.plan("¿qué diferencia hay entre una LSTM y una GRU?", lambda: model)
+    assert decision["tool"] is None and decision["vetoed"] == "list_models"
+    # The veto never overrides a request that carries what the tool needs.
+    model = FakeChatModel(responses=[{"tool": "ask_video"}])
+    decision = router.plan("en la charla, ¿quién es el ponente?", lambda: model)
+    assert decision["tool"] == "ask_video"
