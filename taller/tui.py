@@ -515,8 +515,11 @@ class TallerApp(App[None]):
                 elapsed = f"{time.monotonic() - self._card_started.pop(call_id):.1f} s"
             card.finish(event.get("result"), bool(event.get("ok", True)), elapsed)
         elif kind == "image":
-            await log.mount(ImageBlock(str(event.get("path")), str(event.get("caption") or ""),
-                                       renderer=self.image_renderer))
+            caption = str(event.get("caption") or "")
+            card = self._cards.get(str(event.get("call_id")))
+            if card is not None and card.result and str(card.result.get("summary") or "").startswith(caption):
+                caption = ""  # the card above already says it
+            await log.mount(ImageBlock(str(event.get("path")), caption, renderer=self.image_renderer))
         elif kind == "progress":
             self._on_progress(event)
         elif kind == "interrupt":
@@ -669,7 +672,7 @@ class TallerApp(App[None]):
     def _show_attachments(self) -> None:
         bar = self.query_one("#attachments", Static)
         bar.display = bool(self._attachments)
-        bar.update("📎 " + "  ".join(file_link(p, Path(p).name) for p in self._attachments)
+        bar.update("[dim]attached[/dim] " + "  ".join(file_link(p, Path(p).name) for p in self._attachments)
                    + "  [dim](sent with your next message)[/dim]" if self._attachments else "")
 
     def action_attach(self) -> None:

@@ -9,7 +9,6 @@ depend on the agent contract.
 from __future__ import annotations
 
 import threading
-from pathlib import Path
 
 import pytest
 

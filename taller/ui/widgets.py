@@ -180,7 +180,7 @@ class UserMessage(Static):
     def __init__(self, text: str, attachments: list[str] | None = None) -> None:
         body = escape(text)
         if attachments:
-            body += "\n" + "\n".join(f"[dim]📎[/dim] {file_link(path)}" for path in attachments)
+            body += "\n" + "\n".join(f"[dim]attached[/dim] {file_link(path)}" for path in attachments)
         super().__init__(body, classes="message user")
 
 
@@ -329,7 +329,7 @@ class ImageBlock(Vertical):
         self.problem: str | None = None
 
     def compose(self) -> ComposeResult:
-        yield Static(f"🖼 {file_link(self.path)}", classes="image-path")
+        yield Static(f"[dim]image[/dim] {file_link(self.path)}", classes="image-path")
         picture = self._picture()
         if picture is not None:
             yield picture
