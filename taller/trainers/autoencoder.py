@@ -194,9 +194,10 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
                 improved = stopper.step(val_mse)
                 run.log_epoch(epoch, {"train_mse": train_mse, "val_mse": val_mse, "lr": scheduler.get_last_lr()[0]})
                 run.progress(epoch, epochs, len(batches), len(batches), train_mse, val_mse, "val_mse", force=True)
-                if improved:
-                    save(epoch, "best.pt")
-                save(epoch, "last.pt")
+                if improved:  # kept in memory, written with the next last.pt
+                    run.keep_best(epoch, engine.cpu_state(model), val_mse)
+                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
+                    save(epoch, "last.pt")
                 completed = epoch
                 if stopper.should_stop:
                     break

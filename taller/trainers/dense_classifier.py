@@ -214,8 +214,9 @@ def fit(
             if checkpoints:
                 run.log_epoch(epoch, {"train_loss": train_loss, "val_accuracy": val_accuracy, "lr": scheduler.get_last_lr()[0]})
                 if improved:
-                    save(epoch, "best.pt")
-                save(epoch, "last.pt")
+                    run.keep_best(epoch, best_state, val_accuracy)
+                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
+                    save(epoch, "last.pt")
             completed = epoch
             if stopper.should_stop:
                 break

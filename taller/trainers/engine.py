@@ -63,6 +63,9 @@ ProgressCallback = Callable[[dict[str, Any]], None]
 
 # Progress events at most this often (seconds), except at the end of an epoch.
 PROGRESS_INTERVAL_S = 0.25
+# last.pt is rewritten at most this often (and always at the end and on cancel): on small data
+# an epoch takes seconds and writing model + optimizer state every epoch would dominate.
+CHECKPOINT_INTERVAL_S = 30.0
 # A data set bigger than this share of free GPU memory is streamed through a DataLoader instead.
 DEVICE_MEMORY_SHARE = 0.5
 
@@ -427,7 +430,7 @@ def list_runs(model_name: str | None = None) -> list[dict[str, Any]]:
                 status["state"] = "interrupted"
             status["checkpoints"] = sorted(p.name for p in run_dir.glob("*.pt"))
             runs.append(status)
-    runs.sort(key=lambda s: (s.get("created") or "", s.get("run_id") or ""), reverse=True)
+    runs.sort(key=lambda s: (s.get("created_ts") or 0.0, s.get("created") or "", s.get("run_id") or ""), reverse=True)
     return runs
 
 
@@ -486,6 +489,8 @@ class Run:
         self.epoch_step = 0
         self.epoch_trained = 0
         self._skip_steps = 0
+        self._best_pending: tuple[int, dict[str, Any], float | None] | None = None
+        self._last_checkpoint = time.monotonic()
         self._writer: Any = None
         self._writer_tried = False
         self._last_emit = 0.0
@@ -545,6 +550,7 @@ class Run:
             "model": model_name,
             "state": "running",
             "created": previous.get("created") or _now(),
+            "created_ts": previous.get("created_ts") or time.time(),  # sub-second order for list_runs
             "updated": _now(),
             "finished": None,
             "resumed": checkpoint is not None,
@@ -728,6 +734,15 @@ class Run:
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     # checkpoints ----------------------------------------------------------------------------------
+    def keep_best(self, epoch: int, model_state: dict[str, Any], metric: float | None = None) -> None:
+        """Remember the best weights so far (a CPU state dict); written as ``best.pt`` together
+        with the next ``last.pt``, so a new best costs a memory copy, not a disk write."""
+        self._best_pending = (epoch, model_state, metric)
+
+    def checkpoint_due(self, final: bool = False) -> bool:
+        """True when ``last.pt`` should be written now: the final epoch, or the interval passed."""
+        return final or time.monotonic() - self._last_checkpoint >= CHECKPOINT_INTERVAL_S
+
     def save_checkpoint(
         self,
         model_state: dict[str, Any],
@@ -737,7 +752,17 @@ class Run:
         extra: dict[str, Any] | None = None,
         name: str = "last.pt",
     ) -> Path:
-        """Write a checkpoint atomically (temp file + rename): a crash never leaves half a file."""
+        """Write a checkpoint atomically (temp file + rename): a crash never leaves half a file.
+
+        Writing ``last.pt`` first writes the best weights kept by :meth:`keep_best`, if any.
+        """
+        if name == "last.pt" and self._best_pending is not None:
+            best_epoch, best_state, best_value = self._best_pending
+            self._best_pending = None
+            self.save_checkpoint(best_state, None, best_epoch, best_value if best_value is not None else best_metric,
+                                 extra, name="best.pt")
+        if name == "last.pt":
+            self._last_checkpoint = time.monotonic()
         payload = {
             "model": model_state,
             "optimizer": optimizer_state,

@@ -398,9 +398,10 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
                 run.log_epoch(epoch, {"loss_d": means[0], "loss_g": means[1], "train_l1": means[2] / 2.0, "val_l1": val_l1,
                                       "lr_g": scheduler_g.get_last_lr()[0]})
                 run.progress(epoch, epochs, len(batches), len(batches), means[1], val_l1, "val_l1", force=True)
-                if improved:
-                    save(epoch, "best.pt")
-                save(epoch, "last.pt")
+                if improved:  # kept in memory, written with the next last.pt
+                    run.keep_best(epoch, engine.cpu_state(generator), val_l1)
+                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
+                    save(epoch, "last.pt")
                 completed = epoch
                 if stopper.should_stop:
                     break

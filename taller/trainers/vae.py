@@ -201,9 +201,10 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
                 run.log_epoch(epoch, {"train_loss": train_loss, "val_elbo": val_metrics["elbo"],
                                       "val_reconstruction": val_metrics["reconstruction"], "val_kl": val_metrics["kl"]})
                 run.progress(epoch, epochs, len(batches), len(batches), train_loss, val_metrics["elbo"], "val_elbo", force=True)
-                if improved:
-                    save(epoch, "best.pt")
-                save(epoch, "last.pt")
+                if improved:  # kept in memory, written with the next last.pt
+                    run.keep_best(epoch, engine.cpu_state(model), val_metrics["elbo"])
+                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
+                    save(epoch, "last.pt")
                 completed = epoch
                 if stopper.should_stop:
                     break

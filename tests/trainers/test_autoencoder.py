@@ -10,7 +10,7 @@ import torch
 from taller.data import DataNotFoundError
 from taller.progress import CancelledError
 from taller.trainers import autoencoder, engine
-from trainers_helpers import cancel_at
+from trainers_helpers import cancel_at_first_step
 
 SMALL = dict(train_limit=640, batch_size=64, epochs=2, patience=0)
 
@@ -53,14 +53,16 @@ def test_save_load_gives_identical_reconstructions(data_dir):
 
 
 def test_cancel_leaves_checkpoint_and_resume_finishes_the_run(data_dir):
-    event, on_progress = cancel_at(epoch=2)
+    event, on_progress = cancel_at_first_step()
     config = autoencoder.Config(**SMALL)
     with pytest.raises(CancelledError):
         autoencoder.train(config, cancel_event=event, on_progress=on_progress)
     stopped = engine.list_runs("autoencoder")[0]
     assert stopped["state"] == "cancelled"
     checkpoint = engine.load_checkpoint(engine.Path(stopped["path"]) / "last.pt")
-    assert checkpoint["epoch"] == 1 and checkpoint["config"]["train_limit"] == 640
+    # Stopped inside epoch 1 after one step: no epoch finished, and resume skips that step.
+    assert checkpoint["epoch"] == 0 and checkpoint["extra"]["step"] == 1
+    assert checkpoint["config"]["train_limit"] == 640
 
     metrics = autoencoder.train(autoencoder.Config(**SMALL, resume=True))
     assert metrics["run_id"] == stopped["run_id"]  # the same run continued

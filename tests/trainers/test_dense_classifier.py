@@ -14,7 +14,7 @@ from taller.progress import CancelledError
 from taller.trainers import dense_classifier as dc
 from taller.trainers import engine
 from taller.trainers.images import load_cifar10
-from trainers_helpers import cancel_at
+from trainers_helpers import cancel_after_epoch
 
 SMALL = dict(train_limit=256, batch_size=64, hidden=(64, 32), folds=0, patience=0)
 
@@ -69,7 +69,7 @@ def test_save_load_identical_predictions_and_classify(data_dir, tmp_path):
 
 
 def test_cancel_then_resume(data_dir):
-    event, on_progress = cancel_at(epoch=2)
+    event, on_progress = cancel_after_epoch(1)
     with pytest.raises(CancelledError):
         dc.train(dc.Config(epochs=2, **SMALL), cancel_event=event, on_progress=on_progress)
     stopped = engine.list_runs("dense_classifier")[0]

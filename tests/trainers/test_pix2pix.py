@@ -11,7 +11,7 @@ import torch
 from taller.data import DataNotFoundError
 from taller.progress import CancelledError
 from taller.trainers import engine, pix2pix
-from trainers_helpers import cancel_at
+from trainers_helpers import cancel_after_epoch
 
 TINY = dict(base_channels=8, batch_size=4, image_size=32, patience=0)
 
@@ -79,7 +79,7 @@ def test_save_load_identical_translation_and_cancel(facades):
     inputs = torch.randint(0, 256, (2, 3, 32, 32), dtype=torch.uint8)
     assert torch.equal(pix2pix.translate(generator, inputs), pix2pix.translate(loaded, inputs))
 
-    event, on_progress = cancel_at(epoch=1, step=2)
+    event, on_progress = cancel_after_epoch(1)
     with pytest.raises(CancelledError):
         pix2pix.train(pix2pix.Config(dataset="facades", data_path=str(facades), epochs=2, train_limit=16, **TINY),
                       cancel_event=event, on_progress=on_progress)

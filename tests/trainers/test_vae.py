@@ -9,7 +9,7 @@ import torch
 
 from taller.progress import CancelledError
 from taller.trainers import engine, vae
-from trainers_helpers import cancel_at
+from trainers_helpers import cancel_after_epoch
 
 SMALL = dict(train_limit=640, batch_size=64, hidden=64, latent_dim=4, patience=0)
 
@@ -51,7 +51,7 @@ def test_save_load_identical_decoder_and_samples(data_dir):
 
 
 def test_cancellation_leaves_a_loadable_checkpoint(data_dir):
-    event, on_progress = cancel_at(epoch=1, step=3)
+    event, on_progress = cancel_after_epoch(1)
     with pytest.raises(CancelledError):
         vae.train(vae.Config(epochs=2, **SMALL), cancel_event=event, on_progress=on_progress)
     stopped = engine.list_runs("vae")[0]

@@ -1,16 +1,26 @@
-"""Helpers shared by the trainer tests: stop a run part-way, read a run's files."""
+"""Helpers shared by the trainer tests: stop a run at a point that does not depend on timing.
+
+Progress events are throttled (~4 a second), so only two kinds always arrive: the run's very
+first step and every epoch's end. Cancelling at one of those is deterministic.
+"""
 
 from __future__ import annotations
 
 import threading
 
 
-def cancel_at(epoch: int, step: int = 1):
-    """A cancel event plus an on_progress callback that sets it once (epoch, step) is reached."""
+def cancel_at_first_step():
+    """A cancel event set by the first progress event: the run stops at step 2 of epoch 1."""
+    event = threading.Event()
+    return event, lambda progress: event.set()
+
+
+def cancel_after_epoch(epoch: int):
+    """A cancel event set when ``epoch`` ends: the run stops at the first step of the next one."""
     event = threading.Event()
 
     def on_progress(progress: dict) -> None:
-        if (progress.get("epoch") or 0, progress.get("step") or 0) >= (epoch, step):
+        if progress.get("epoch") == epoch and progress.get("step") == progress.get("total"):
             event.set()
 
     return event, on_progress
