@@ -2,10 +2,11 @@
 
 * Dense: Chroma's nearest neighbours of the query embedding (cosine), optionally filtered by a
   metadata ``where`` (one video).
-* Hybrid: a BM25 ranking (``rank-bm25``'s Okapi BM25) over the same chunks is fused with the
-  dense ranking by reciprocal-rank fusion, so an exact name or number in the question ("1,200
-  tractors", "Marshall Plan") finds its chunk even when the embedding is vague. The BM25 index is
-  built once per (collection, filter) and rebuilt when the collection changes.
+* Hybrid: BM25 (``rank-bm25``'s Okapi BM25) over the same chunks; its top chunks join the
+  dense candidates and every candidate scores ``cosine + LEXICAL_WEIGHT * bm25 / best bm25``,
+  so an exact name or number in the question ("1,200 tractors", "Marshall Plan") can lift its
+  chunk when the embedding is vague. The BM25 index is built once per (collection, filter) and
+  rebuilt when the collection changes.
 * De-duplication: overlapping time windows of the same video and near-identical texts (the same
   talk added twice) would fill the context with the same words; only the best of them is kept.
 
@@ -22,8 +23,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-# Reciprocal-rank-fusion constant (Cormack et al. 2009); 60 is the usual, robust choice.
-RRF_K = 60
+# Weight of BM25 (scaled to [0, 1] per query) added to the cosine similarity; measured on the
+# bench question set (docs/benchmarks.md).
+LEXICAL_WEIGHT = 0.3
 
 # Function words in English and Spanish carry no topic; dropping them sharpens BM25.
 _STOPWORDS = frozenset("""
@@ -84,6 +86,7 @@ class LexicalIndex:
         from rank_bm25 import BM25Okapi
 
         self.ids = ids
+        self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
         self.documents = documents
         self.metadatas = metadatas
         tokenized = [tokenize(document) or ["_"] for document in documents]
@@ -91,13 +94,22 @@ class LexicalIndex:
 
     def top(self, query: str, n: int) -> list[tuple[int, float]]:
         """Indexes and scores of the ``n`` best chunks that share a word with the query."""
+        return self.top_of(self.scores(query), n)
+
+    def scores(self, query: str) -> "Any":
+        """BM25 score of every chunk for ``query`` (a numpy array; empty without query words)."""
         import numpy as np
 
         terms = tokenize(query)
         if self.bm25 is None or not terms:
-            return []
-        scores = self.bm25.get_scores(terms)
-        if not len(scores):
+            return np.zeros(0)
+        return self.bm25.get_scores(terms)
+
+    @staticmethod
+    def top_of(scores: "Any", n: int) -> list[tuple[int, float]]:
+        import numpy as np
+
+        if not len(scores) or n <= 0:
             return []
         n = min(n, len(scores))
         best = np.argpartition(-scores, n - 1)[:n]
@@ -105,6 +117,7 @@ class LexicalIndex:
         return [(int(i), float(scores[i])) for i in best if scores[i] > 0]
 
 
+PAGE = 5000
 _lexical_cache: dict[tuple, tuple[int, LexicalIndex]] = {}
 _lexical_lock = threading.Lock()
 
@@ -117,9 +130,19 @@ def lexical_index(collection: Any, where: dict | None) -> LexicalIndex:
         stamp = _generation * 1_000_003 + collection.count()
         if cached and cached[0] == stamp:
             return cached[1]
-    data = collection.get(where=where, include=["documents", "metadatas"]) if where else \
-        collection.get(include=["documents", "metadatas"])
-    index = LexicalIndex(list(data["ids"]), list(data["documents"] or []), list(data["metadatas"] or []))
+    ids: list[str] = []
+    documents: list[str] = []
+    metadatas: list[dict] = []
+    # Page through the collection: one get() of ~100k chunks fails in Chroma's SQLite layer
+    # ("too many SQL variables").
+    while True:
+        page = collection.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=len(ids))
+        ids.extend(page["ids"])
+        documents.extend(page["documents"] or [])
+        metadatas.extend(page["metadatas"] or [])
+        if len(page["ids"]) < PAGE:
+            break
+    index = LexicalIndex(ids, documents, metadatas)
     with _lexical_lock:
         _lexical_cache[key] = (stamp, index)
     return index
@@ -164,8 +187,11 @@ def deduplicate(hits: Sequence[Hit], k: int, max_overlap: float = 0.5,
 
 def search(collection: Any, query: str, query_embedding: Sequence[float], k: int = 5,
            where: dict | None = None, hybrid: bool = True, candidates: int | None = None,
-           max_overlap: float = 0.5) -> list[Hit]:
-    """The ``k`` best chunks for ``query``: dense (plus BM25 when ``hybrid``), de-duplicated."""
+           max_overlap: float = 0.5, lexical_weight: float = LEXICAL_WEIGHT) -> list[Hit]:
+    """The ``k`` best chunks for ``query``: dense (plus BM25 when ``hybrid``), de-duplicated.
+
+    ``lexical_weight`` is how much BM25 (divided by this query's best BM25 score) adds to the
+    cosine similarity when ranking; 0 gives the dense order over the same candidates."""
     import numpy as np
 
     total = collection.count()
@@ -187,30 +213,35 @@ def search(collection: Any, query: str, query_embedding: Sequence[float], k: int
         hits[chunk_id] = Hit(chunk_id, document or "", dict(metadata or {}), score=1.0 - float(distance))
         dense_order.append(chunk_id)
 
-    fused: dict[str, float] = {cid: 1.0 / (RRF_K + rank) for rank, cid in enumerate(dense_order, 1)}
+    lexical_norm: dict[str, float] = {}
     if hybrid:
         index = lexical_index(collection, where)
-        lexical_order: list[str] = []
+        bm25_scores = index.scores(query)
+        top_bm25 = float(bm25_scores.max()) if len(bm25_scores) else 0.0
         missing: list[str] = []
-        for position, bm25 in index.top(query, candidates):
+        for position, bm25 in index.top_of(bm25_scores, candidates):
             chunk_id = index.ids[position]
-            lexical_order.append(chunk_id)
             if chunk_id not in hits:
                 hits[chunk_id] = Hit(chunk_id, index.documents[position], dict(index.metadatas[position] or {}),
                                      score=float("nan"))
                 missing.append(chunk_id)
-            hits[chunk_id].lexical = bm25
+        for chunk_id, hit in hits.items():
+            position = index.position.get(chunk_id)
+            hit.lexical = float(bm25_scores[position]) if position is not None and top_bm25 > 0 else 0.0
+            lexical_norm[chunk_id] = hit.lexical / top_bm25 if top_bm25 > 0 else 0.0
         if missing:
             # BM25-only hits still need their dense similarity for the no-answer threshold.
             vectors = collection.get(ids=missing, include=["embeddings"])
             for chunk_id, vector in zip(vectors["ids"], vectors["embeddings"]):
                 hits[chunk_id].score = float(np.dot(np.asarray(vector, dtype=np.float32), query_vector))
-        for rank, chunk_id in enumerate(lexical_order, 1):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank)
     for chunk_id, hit in hits.items():
-        hit.fused = fused.get(chunk_id, 0.0)
         if hit.score != hit.score:  # NaN: an embedding Chroma did not return
             hit.score = -1.0
+        # Convex-style fusion: the cosine similarity plus BM25 relative to this query's best
+        # BM25 score. Reciprocal-rank fusion was measured first and lost more recall (0.80 vs
+        # 0.87, docs/benchmarks.md): it lets any chunk both lists hold outrank a clearly better
+        # dense match.
+        hit.fused = hit.score + lexical_weight * lexical_norm.get(chunk_id, 0.0)
     ranked = sorted(hits.values(), key=lambda h: (h.fused, h.score), reverse=True)
     return deduplicate(ranked, k, max_overlap=max_overlap)
 

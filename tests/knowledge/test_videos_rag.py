@@ -178,6 +178,20 @@ def test_planted_fact_is_found_at_its_timestamp(planted_video, planted_cues, hyb
     json.dumps(out)
 
 
+def test_bm25_index_pages_through_large_collections(planted_video, monkeypatch):
+    from taller.knowledge import retrieval
+
+    videos.add_video(str(planted_video))
+    collection = videos.get_video_collection()
+    # Chroma refuses one get() of ~100k chunks; the index must read the collection in pages.
+    monkeypatch.setattr(retrieval, "PAGE", 4)
+    clear_cache()
+    index = retrieval.lexical_index(collection, None)
+    assert sorted(index.ids) == sorted(collection.get(include=[])["ids"]) and len(index.ids) > 8
+    best = index.top("Pimentón bottle caps", 1)[0][0]
+    assert "Pimentón" in index.documents[best]
+
+
 def test_question_the_transcript_cannot_answer(planted_video):
     videos.add_video(str(planted_video))
     fake = FakeChatModel(responses=[])  # any call would raise: the threshold must stop it
