@@ -578,8 +578,22 @@ class Run:
         return dict(self._status, path=str(self.dir))
 
     def set_device(self, device: torch.device | str) -> None:
+        """Record the device and announce the start (call before the timed training loop).
+
+        It also opens the TensorBoard writer and sends the first event now, so their one-off
+        import costs (seconds on a busy CPU) do not land inside the first epoch.
+        """
         self.device = str(device)
         self._write_status()
+        self._tensorboard()
+        event = {"type": "progress", "source": "train_model", "model": self.model_name, "run_id": self.run_id,
+                 "state": "running", "device": self.device, "message": f"{self.model_name} training on {self.device}"}
+        emit(event)
+        if self.on_progress is not None:
+            try:
+                self.on_progress(event)
+            except Exception:
+                pass
 
     def finish(self, metrics: dict[str, Any]) -> dict[str, Any]:
         """Mark the run finished with its final metrics; returns them with run_id and run_dir."""
@@ -848,7 +862,7 @@ def cli(config_class: type, train: Callable[..., dict[str, Any]], argv: list[str
         parser.error("--epochs must be at least 1")
 
     def show(event: dict[str, Any]) -> None:
-        if event.get("step") == event.get("total"):
+        if event.get("step") is not None and event.get("step") == event.get("total"):
             metric = f" {event['metric_name']}={event['metric']:.4f}" if event.get("metric") is not None else ""
             loss = f" loss={event['loss']:.4f}" if event.get("loss") is not None else ""
             print(f"epoch {event['epoch']}/{event['epochs']}{loss}{metric}", file=sys.stderr)

@@ -10,9 +10,14 @@ import threading
 
 
 def cancel_at_first_step():
-    """A cancel event set by the first progress event: the run stops at step 2 of epoch 1."""
+    """A cancel event set by the first step's progress event: the run stops at step 2 of epoch 1."""
     event = threading.Event()
-    return event, lambda progress: event.set()
+
+    def on_progress(progress: dict) -> None:
+        if progress.get("step") is not None:
+            event.set()
+
+    return event, on_progress
 
 
 def cancel_after_epoch(epoch: int):
