@@ -460,8 +460,12 @@ def retrieve(db: Database, question: str, schema: Schema | None = None) -> Conte
 
 # --- generation -----------------------------------------------------------------------------------
 
-def build_messages(question: str, db: Database, context: Context) -> list[Any]:
-    """The prompt: rules as the system message; schema, docs, examples and question as the user's."""
+def build_messages(question: str, db: Database, context: Context,
+                   failed: tuple[str, str] | None = None) -> list[Any]:
+    """The prompt: rules as the system message; schema, docs, examples and question as the user's.
+
+    ``failed`` is ``(sql, error)`` of the previous attempt, for a self-correction request.
+    """
     from langchain_core.messages import HumanMessage, SystemMessage
 
     dialect = {"postgresql": "PostgreSQL", "sqlite": "SQLite", "mysql": "MySQL"}.get(db.dialect, db.dialect)
@@ -480,6 +484,10 @@ def build_messages(question: str, db: Database, context: Context) -> list[Any]:
     if context.examples:
         parts.append("Examples of correct queries:\n" + "\n".join(
             f"Question: {q}\nSQL: {s}" for q, s in context.examples))
+    if failed is not None:
+        shown = failed[0].strip() or "(an empty reply)"
+        parts.append(f"A previous attempt for this question failed.\nSQL: {shown}\nError: {failed[1]}\n"
+                     "Write a corrected query that uses only the tables and columns of the schema above.")
     parts.append(f"Question: {question}")
     return [SystemMessage(content=system), HumanMessage(content="\n\n".join(parts))]
 
@@ -654,8 +662,6 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
     ``refused: True`` with the reason; a query that still fails after the retries returns
     ``error`` with the last database error.
     """
-    from langchain_core.messages import AIMessage, HumanMessage
-
     from taller.agent.llm import LLMUnavailableError, get_chat_model
 
     if not question or not question.strip():
@@ -710,14 +716,9 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
                     **base,
                 }
         attempts.append({"sql": sql, "error": error})
-        # Self-correction: the failed SQL, the error and the schema go back to the model.
-        messages = messages + [
-            AIMessage(content=json.dumps({"sql": sql})),
-            HumanMessage(content=(
-                f"That query failed with this error:\n{error}\n\nThe database schema is:\n"
-                f"{context.schema_text}\n\nWrite a corrected query for the question: {question}\n"
-                'Reply with JSON: {"sql": "<the query>"}.')),
-        ]
+        # Self-correction: the failed SQL, the error and the schema go back to the model, as one
+        # fresh request (small local models answered a follow-up turn with an empty query).
+        messages = build_messages(question, db, context, failed=(sql, error))
     message = (f"Could not write a working query after {len(attempts)} attempts; "
                f"the last error was: {attempts[-1]['error']}")
     return {"error": message, "summary": message, "sql": attempts[-1]["sql"], "columns": [], "rows": [],

@@ -75,7 +75,8 @@ def test_database_error_goes_back_with_the_schema_and_is_corrected(ref):
         last = str(messages[-1].content)
         assert "no such column" in last  # the database's own error
         assert "CREATE TABLE Track" in last  # and the schema
-        assert "Tracks" in str(messages[-2].content)  # the failed SQL is in the history
+        assert "SELECT COUNT(Tracks) FROM Track" in last  # and the SQL that failed
+        assert "How many tracks?" in last
         return {"sql": good}
 
     model = FakeChatModel(responses=[{"sql": "SELECT COUNT(Tracks) FROM Track"}, retry])
