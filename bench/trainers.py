@@ -119,19 +119,27 @@ def bench_autoencoder(args: argparse.Namespace, device: torch.device) -> dict[st
 
     config = module.Config(epochs=args.epochs or 10, train_limit=args.train_limit, patience=0, device=str(device))
     target = args.target if args.target is not None else 0.010
+
+    def run_plain() -> dict[str, Any]:
+        engine.seed_everything(config.seed)
+        data = module.load_data(config)
+        model = module.build_model(config).to(device)
+        model.init_output_bias(data["train"].mean(0))
+        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        steps = config.epochs * -(-len(data["train"]) // config.batch_size)
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.2)
+        update = optimizer_step(optimizer, scheduler)
+        val = data["val"].to(device)
+        result = plain_run([data["train"]], config.batch_size, config.epochs, lambda x: update(module.compute_loss(model, x)),
+                           lambda: module.evaluate(model, val, device), target, False, device)
+        result["train_count"] = len(data["train"])
+        return result
+
+    # --plain-first checks that the order of the two runs does not bias the ratio.
+    plain = run_plain() if args.plain_first else None
     engine_result = engine_run(module, config, "val_mse", target, higher_is_better=False)
-    engine.seed_everything(config.seed)
-    data = module.load_data(config)
-    model = module.build_model(config).to(device)
-    model.init_output_bias(data["train"].mean(0))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    steps = config.epochs * -(-len(data["train"]) // config.batch_size)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=steps, pct_start=0.2)
-    update = optimizer_step(optimizer, scheduler)
-    val = data["val"].to(device)
-    plain = plain_run([data["train"]], config.batch_size, config.epochs, lambda x: update(module.compute_loss(model, x)),
-                      lambda: module.evaluate(model, val, device), target, False, device)
-    return row("autoencoder", "val_mse", target, config, len(data["train"]), engine_result, plain,
+    plain = plain or run_plain()
+    return row("autoencoder", "val_mse", target, config, plain["train_count"], engine_result, plain,
                test=("test_mse", engine_result["metrics"]["test_mse"]))
 
 
@@ -275,6 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     parser.add_argument("--json", default="", help="also write the rows to this JSON file")
     parser.add_argument("--no-extra", action="store_true", help="skip bench/sequence_trainers.py")
+    parser.add_argument("--plain-first", action="store_true", help="autoencoder: run the plain loop before the engine")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -299,7 +308,10 @@ def main(argv: list[str] | None = None) -> int:
     if not args.no_extra and (not args.only or any(n not in BENCHES for n in names)):
         for bench in extra_benchmarks():
             out = bench(args)
-            rows.extend(out if isinstance(out, list) else [out])
+            for extra in out if isinstance(out, list) else [out]:
+                if extra.get("speedup") is None and extra.get("engine_train_s") and extra.get("plain_train_s"):
+                    extra["speedup"] = extra["plain_train_s"] / extra["engine_train_s"]
+                rows.append(extra)
 
     header = ["trainer", "metric", "target", "epochs", "n", "engine", "engine s", "engine→target s",
               "plain", "plain s", "plain→target s", "plain/engine"]
