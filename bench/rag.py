@@ -17,7 +17,7 @@ minute (:func:`taller.knowledge.transcripts.cues_from_text`), cut into the same 
 * Query latency: p50/p95 over ``--queries`` questions of (a) embedding the question, (b) dense
   top-5 search, (c) hybrid (dense + BM25, fused, de-duplicated) top-5; the one-off BM25 index
   build after a change is reported apart.
-* Recall@5: 30 questions written for Truman's 1946 message (27,700 words, 3 h 05 min aloud),
+* Recall@5: 30 questions written for Truman's 1946 message (27,700 words, 3 h 10 min aloud),
   each with a gold phrase quoted from the text; a hit is a top-5 chunk whose time window
   contains the moment the phrase is spoken. Plus 8 questions the message cannot answer: how
   many the evidence threshold (``MIN_SCORE``) refuses, and how many answerable ones it wrongly
