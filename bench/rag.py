@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import re
-import statistics
 import sys
 import tempfile
 import time
@@ -303,6 +302,9 @@ def main(argv: list[str] | None = None) -> int:
         sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
         report["scale"] = bench_scale(sizes, args.embed_chunks, args.queries)
     print(json.dumps(report, indent=2))
+    import shutil
+
+    shutil.rmtree(os.environ["TALLER_HOME"], ignore_errors=True)  # 100k chunks take ~1 GB
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2), encoding="utf-8")
     return 0
