@@ -23,7 +23,6 @@ parsed ``argparse.Namespace`` and returns a dict row (or a list of them) with at
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib.util
 import json
 import os

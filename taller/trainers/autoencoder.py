@@ -11,7 +11,6 @@ test-set MSE reported at the end with a PNG grid of originals (top) against reco
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +134,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
     """Train, keep the best validation checkpoint, report test MSE and save the PNG grid."""
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    check_data(config)  # a missing data set is an error before any run folder exists
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)

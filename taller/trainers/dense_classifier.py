@@ -253,6 +253,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
     """Train on CIFAR cats and dogs; report test accuracy, confusion matrix PNG and k-fold CV."""
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    check_data(config)  # a missing data set is an error before any run folder exists
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)

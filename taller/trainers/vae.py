@@ -150,6 +150,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     if config.latent_dim < 2:
         raise ValueError("latent_dim must be at least 2 (the traversal needs two dimensions)")
+    check_data(config)  # a missing data set is an error before any run folder exists
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)
