@@ -48,6 +48,12 @@ def taller_home(tmp_path_factory, monkeypatch) -> Path:
     reset_settings()
 
 
+@pytest.fixture(scope="session")
+def real_data_dir() -> Path | None:
+    """The real data sets folder or None (for session/module fixtures that skip themselves)."""
+    return shared_data_dir()
+
+
 @pytest.fixture
 def data_dir() -> Path:
     """The real data sets; the test is skipped with a reason when they are absent."""

@@ -17,11 +17,10 @@ TINY = dict(base_channels=8, batch_size=4, image_size=32, patience=0)
 
 
 @pytest.fixture(scope="module")
-def facades(tmp_path_factory):
+def facades(tmp_path_factory, real_data_dir):
     """A facades-format folder {train,val,test}/N.jpg built once from the real CIFAR subset."""
-    from conftest import shared_data_dir
-
-    folder = shared_data_dir()
+    # (conftest is not importable as a module: tests/vision has a conftest too.)
+    folder = real_data_dir
     if folder is None:
         pytest.skip("real data sets not found: set TALLER_DATA_DIR or provide ../shared/data")
     target = tmp_path_factory.mktemp("facades") / "facades"
