@@ -31,7 +31,7 @@ from typing import Any, Sequence
 from taller.config import get_settings
 from taller.knowledge.transcripts import (Cue, Transcript, TranscriptError, format_time, load_transcript,
                                           parse_video_id, youtube_url)
-from taller.progress import emit
+from taller.progress import CancelledError, emit
 from taller.tools.base import ToolError
 
 COLLECTION = "videos"
@@ -69,6 +69,21 @@ class Chunk:
     start: float
     end: float
     text: str
+
+
+def check_cancelled(cancel_event: Any = None, what: str = "the video work") -> None:
+    """Raise CancelledError when ``cancel_event`` (or the agent run's ``cancel_event`` in the
+    LangGraph config, as the TUI and server pass it) is set."""
+    event = cancel_event
+    if event is None:
+        try:
+            from langgraph.config import get_config
+
+            event = (get_config().get("configurable") or {}).get("cancel_event")
+        except Exception:  # outside a LangGraph run there is no config: nothing to cancel
+            event = None
+    if event is not None and event.is_set():
+        raise CancelledError(f"{what} was cancelled")
 
 
 # --- chunking ----------------------------------------------------------------------------------
@@ -204,13 +219,16 @@ def _chunk_metadata(transcript: Transcript, chunk: Chunk, fingerprint: str) -> d
 
 
 def _index(collection: Any, transcript: Transcript, chunks: Sequence[Chunk], fingerprint: str,
-           source_tool: str = "add_video") -> None:
-    """Embed and store ``chunks`` in batches, reporting progress."""
+           source_tool: str = "add_video", cancel_event: Any = None) -> None:
+    """Embed and store ``chunks`` in batches, reporting progress; cancellable between batches
+    (a cancelled video has a partial set of chunks and no catalog entry, so adding it again
+    replaces them)."""
     from taller.knowledge.embeddings import embed
     from taller.knowledge.retrieval import bump_generation
 
     total = len(chunks)
     for begin in range(0, total, EMBED_BATCH):
+        check_cancelled(cancel_event, f"adding {transcript.name}")
         batch = chunks[begin:begin + EMBED_BATCH]
         vectors = embed([chunk.text for chunk in batch])
         collection.upsert(ids=[f"{transcript.key}:{chunk.index}" for chunk in batch],
@@ -231,7 +249,7 @@ def _stored_state(collection: Any, key: str) -> tuple[int, str | None]:
 
 # --- add ---------------------------------------------------------------------------------------
 
-def add_transcript(transcript: Transcript) -> dict[str, Any]:
+def add_transcript(transcript: Transcript, cancel_event: Any = None) -> dict[str, Any]:
     """Chunk, embed and store a transcript; idempotent. Returns what was done."""
     from taller.knowledge.retrieval import bump_generation
 
@@ -249,7 +267,10 @@ def add_transcript(transcript: Transcript) -> dict[str, Any]:
             # The transcript or the chunk settings changed: replace, never mix old and new chunks.
             collection.delete(where={"video": transcript.key})
             bump_generation()
-        _index(collection, transcript, chunks, fingerprint)
+        try:
+            _index(collection, transcript, chunks, fingerprint, cancel_event=cancel_event)
+        finally:
+            bump_generation()
     previous = load_saved(transcript.key)
     added_at = previous[1].get("added_at") if previous and unchanged else None
     _save_transcript(transcript, {
@@ -270,10 +291,10 @@ def _describe(transcript: Transcript) -> dict[str, Any]:
             "cues": len(transcript.cues)}
 
 
-def add_video(url_or_path: str) -> dict[str, Any]:
+def add_video(url_or_path: str, cancel_event: Any = None) -> dict[str, Any]:
     """Add a YouTube video or a transcript file; returns a tool result."""
     transcript = load_transcript(url_or_path)
-    done = add_transcript(transcript)
+    done = add_transcript(transcript, cancel_event=cancel_event)
     info = _describe(transcript)
     kind = ""
     if transcript.language:
@@ -503,7 +524,7 @@ def _render(items: Sequence[dict[str, Any]], limit: int) -> str:
                        for item in items)
 
 
-def summarize(video: str | None = None, max_chars: int | None = None) -> dict[str, Any]:
+def summarize(video: str | None = None, max_chars: int | None = None, cancel_event: Any = None) -> dict[str, Any]:
     """Map-reduce summary of a whole video with a timestamp per section."""
     collection = get_video_collection()
     key = resolve_video(video)
@@ -522,10 +543,11 @@ def summarize(video: str | None = None, max_chars: int | None = None) -> dict[st
         first = collection.get(where={"video": key}, limit=1, include=["metadatas"])["metadatas"][0]
         transcript = Transcript(key=key, cues=cues, video_id=first.get("video_id") or None,
                                 source=first.get("source", ""), title=first.get("title"))
-    return summarize_transcript(transcript, max_chars=max_chars)
+    return summarize_transcript(transcript, max_chars=max_chars, cancel_event=cancel_event)
 
 
-def summarize_transcript(transcript: Transcript, max_chars: int | None = None) -> dict[str, Any]:
+def summarize_transcript(transcript: Transcript, max_chars: int | None = None,
+                         cancel_event: Any = None) -> dict[str, Any]:
     """Map-reduce summary of ``transcript``; every LLM prompt stays under ``max_chars``
     characters of transcript or summaries (default: half the configured context window)."""
     if not transcript.cues:
@@ -547,6 +569,7 @@ def summarize_transcript(transcript: Transcript, max_chars: int | None = None) -
     # Map: every section of the transcript, not only what retrieval would pick.
     mapped: list[dict[str, Any]] = []
     for number, (start, end, text) in enumerate(sections, 1):
+        check_cancelled(cancel_event, f"summarising {transcript.name}")
         summary = _llm(MAP_SYSTEM, f"Part {number} of {len(sections)} of \"{transcript.name}\", "
                                    f"{format_time(start)} to {format_time(end)}:\n\n{text}")
         mapped.append(stamp({"start": start, "end": end, "summary": summary}))
@@ -578,6 +601,7 @@ def summarize_transcript(transcript: Transcript, max_chars: int | None = None) -
             if len(batch) == 1:
                 reduced.append(batch[0])
                 continue
+            check_cancelled(cancel_event, f"summarising {transcript.name}")
             summary = _llm(REDUCE_SYSTEM, f"Consecutive parts of \"{transcript.name}\":\n\n"
                                           + _render(batch, item_limit))
             reduced.append(stamp({"start": batch[0]["start"], "end": batch[-1]["end"], "summary": summary}))

@@ -296,6 +296,25 @@ def test_multi_hour_summary_is_map_reduce_within_budget():
     json.dumps(out)
 
 
+def test_cancel_leaves_a_valid_state(planted_video, planted_cues):
+    import threading
+
+    from taller.progress import CancelledError
+
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(CancelledError):
+        videos.add_video(str(planted_video), cancel_event=cancel)
+    assert videos.list_videos() == []  # nothing half-registered
+    added = videos.add_video(str(planted_video))
+    assert not added["already_present"] and added["chunks"] == videos.get_video_collection().count()
+    calls = []
+    with use_chat_model(FakeChatModel(default=lambda m: calls.append(1) or "part")):
+        with pytest.raises(CancelledError):
+            videos.summarize(cancel_event=cancel)
+    assert calls == []
+
+
 def test_summary_of_the_last_added_video(tmp_path, planted_cues):
     path = write_transcript(tmp_path, "talk.json", planted_cues)
     videos.add_video(str(path))
