@@ -295,6 +295,21 @@ def _compact(tool: str, args: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in args.items() if not (k in fields and not fields[k].is_required() and v == fields[k].default)}
 
 
+# Questions that name a video, a talk or a lecture are about an added video (an URL or a
+# transcript file in the request means adding or summarising it instead).
+_VIDEO_QUESTION = re.compile(r"\b(v[ií]deos?|lectures?|talks?|charlas?|conferencias?|ponentes?|speakers?|clases?)\b", re.I)
+_QUESTION = re.compile(r"[?¿]|^\s*(what|who|when|where|why|how|which|does|did|is|are|qu[eé]|qui[eé]n|cu[aá]ndo|d[oó]nde|por qu[eé]|c[oó]mo|cu[aá]l)\b", re.I)
+
+
+def keyword_plan(request: str) -> dict[str, Any] | None:
+    """A plan from unambiguous domain words, used when the semantic router is unsure."""
+    if _VIDEO_QUESTION.search(request) and _QUESTION.search(request) and not (
+            _URL.search(request) or _TRANSCRIPT_PATH.search(request)):
+        if not re.search(r"\b(summar|resum)", request, re.I):
+            return {"tool": "ask_video", "args": {"question": request.strip()}, "source": "keywords"}
+    return None
+
+
 def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), use_semantic: bool = True,
          results_note: str | None = None) -> dict[str, Any]:
     """The tool call for ``request``: ``{"tool": name|None, "args": {...}, "source": ...}``.
@@ -320,6 +335,9 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             # Confident about the tool but not its arguments: keep the LLM's choice narrow.
             candidates = [best, NONE] if best != NONE else candidates
         else:
+            by_keywords = keyword_plan(request)
+            if by_keywords is not None:
+                return by_keywords
             candidates = [name for name, _ in ranked[:CANDIDATES]]
     decision = llm_plan(model_factory(), request, candidates, history, results_note)
     if ranked and decision.get("tool"):

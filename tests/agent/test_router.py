@@ -84,3 +84,15 @@ def test_semantic_veto_turns_a_guessed_tool_into_a_direct_answer(semantic):
     model = FakeChatModel(responses=[{"tool": "ask_video"}])
     decision = router.plan("en la charla, ¿quién es el ponente?", lambda: model)
     assert decision["tool"] == "ask_video"
+
+
+@pytest.mark.parametrize("text,tool", [
+    ("in the lecture, what is said about learning rates?", "ask_video"),
+    ("¿qué ejemplo da el ponente sobre las redes convolucionales?", "ask_video"),
+    ("summarize the talk please", None),           # summaries are not questions for ask_video
+    ("add https://youtu.be/aircAruvnKk to my videos?", None),  # an URL means adding, not asking
+    ("what is a neural network?", None),            # no video word: not a video question
+])
+def test_keyword_plan_for_video_questions(text, tool):
+    decision = router.keyword_plan(text)
+    assert (decision or {}).get("tool") == tool
