@@ -577,6 +577,13 @@ class Run:
     def status(self) -> dict[str, Any]:
         return dict(self._status, path=str(self.dir))
 
+    def use_device(self, preference: str = "auto") -> torch.device:
+        """Pick the device (CUDA → MPS → CPU unless overridden), set its backends, announce the run."""
+        device = select_device(preference)
+        configure_backends(device)
+        self.set_device(device)
+        return device
+
     def set_device(self, device: torch.device | str) -> None:
         """Record the device and announce the start (call before the timed training loop).
 

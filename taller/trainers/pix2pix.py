@@ -321,9 +321,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)
-        device = engine.select_device(config.device)
-        engine.configure_backends(device)
-        run.set_device(device)
+        device = run.use_device(config.device)
         limit = config.batch_size * 3 if config.dry_run else config.train_limit
         data = load_data(config, ("train", "val"), limit=limit)
         epochs = 1 if config.dry_run else config.epochs

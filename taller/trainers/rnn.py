@@ -523,9 +523,7 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
                                    on_progress=on_progress)
     with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
-        device = engine.select_device(config.device)
-        engine.configure_backends(device)
-        run.set_device(device)
+        device = run.use_device(config.device)
         stack.enter_context(recurrent_threads(device))
         if config.task == "forecast":
             metrics = run_forecast(config, run, device)

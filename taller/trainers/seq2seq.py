@@ -525,9 +525,7 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
                                    on_progress=on_progress)
     with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
-        device = engine.select_device(config.device)
-        engine.configure_backends(device)
-        run.set_device(device)
+        device = run.use_device(config.device)
         stack.enter_context(recurrent_threads(device))
         if device.type == "cpu" and config.cpu_small and not config.dry_run:
             # Shrunk in place so that the checkpoint's config rebuilds the model that was trained.

@@ -154,9 +154,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
     run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)
-        device = engine.select_device(config.device)
-        engine.configure_backends(device)
-        run.set_device(device)
+        device = run.use_device(config.device)
         data = load_data(config)
         if config.dry_run:
             data = {"train": data["train"][: config.batch_size * 3], "val": data["val"][:512], "test": data["test"][:512]}
