@@ -38,14 +38,6 @@ def error_result(message: str, **fields: Any) -> dict[str, Any]:
     return {"error": message, "summary": message, **fields}
 
 
-def not_available(tool: str, what: str) -> dict[str, Any]:
-    """The honest answer of a tool whose module is not built yet."""
-    return {
-        "available": False,
-        "summary": f"{tool} is not available yet in this version of Taller: {what}.",
-    }
-
-
 def check_input_path(path: str, kind: str = "file", must_exist: bool = True) -> Path:
     """Validate a path that came from the LLM or a user before any code opens it.
 
