@@ -101,6 +101,9 @@ def _confirm(question: str) -> bool:
     return answer in ("y", "yes", "s", "si", "sí")
 
 
+_progress_shown: dict[str, bool] = {}
+
+
 def _render_event(event: dict, args: argparse.Namespace) -> None:
     kind = event.get("type")
     if getattr(args, "json", False):
@@ -111,11 +114,14 @@ def _render_event(event: dict, args: argparse.Namespace) -> None:
     elif kind == "tool_start":
         print(f"[{event['tool']}({json.dumps(event.get('args', {}), ensure_ascii=False)})]", file=sys.stderr, flush=True)
     elif kind == "tool_end":
+        if _progress_shown.pop("line", False):
+            print(file=sys.stderr)  # end the progress line that \r kept rewriting
         result = event.get("result") or {}
         status = "error" if result.get("error") else "done"
         print(f"[{event['tool']} {status}]", file=sys.stderr, flush=True)
     elif kind == "progress":
-        print(f"\r[{_progress_line(event)}]", end="", file=sys.stderr, flush=True)
+        _progress_shown["line"] = True
+        print(f"\r[{_progress_line(event)}]\x1b[K", end="", file=sys.stderr, flush=True)
     elif kind == "image":
         print(f"[image: {event.get('path')}]", file=sys.stderr, flush=True)
     elif kind == "error":

@@ -301,8 +301,21 @@ _VIDEO_QUESTION = re.compile(r"\b(v[ií]deos?|lectures?|talks?|charlas?|conferen
 _QUESTION = re.compile(r"[?¿]|^\s*(what|who|when|where|why|how|which|does|did|is|are|qu[eé]|qui[eé]n|cu[aá]ndo|d[oó]nde|por qu[eé]|c[oó]mo|cu[aá]l)\b", re.I)
 
 
+# The default "sales" database's subjects, with words that ask for data rather than explanations.
+_SALES_SUBJECT = re.compile(
+    r"\b(customers?|invoices?|sales|genres?|tracks?|songs?|albums?|artists?|employees?|playlists?|"
+    r"clientes?|facturas?|ventas?|g[eé]neros?|canciones?|pistas?|[aá]lbum(?:es)?|artistas?|empleados?)\b", re.I)
+_DATA_ASK = re.compile(
+    r"\b(top|how many|how much|total|most|least|average|list|which|count|per|"
+    r"cu[aá]nt[oa]s?|cu[aá]les|total(?:es)?|m[aá]s|menos|promedio|lista|por)\b|\d", re.I)
+
+
 def keyword_plan(request: str) -> dict[str, Any] | None:
     """A plan from unambiguous domain words, used when the semantic router is unsure."""
+    about_schema = re.search(r"\b(describ\w*|schema|esquema|tables?|tablas?)\b", request, re.I)
+    if (_SALES_SUBJECT.search(request) and _DATA_ASK.search(request) and not about_schema
+            and not _VIDEO_QUESTION.search(request)):
+        return {"tool": "query_database", "args": {"question": request.strip()}, "source": "keywords"}
     if _VIDEO_QUESTION.search(request) and _QUESTION.search(request) and not (
             _URL.search(request) or _TRANSCRIPT_PATH.search(request)):
         if not re.search(r"\b(summar|resum)", request, re.I):

@@ -48,6 +48,12 @@ def get_model(name: str | None = None) -> "SentenceTransformer":
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
+            try:  # a progress bar per load would clutter the CLI and the TUI
+                from transformers.utils import logging as transformers_logging
+
+                transformers_logging.disable_progress_bar()
+            except ImportError:
+                pass
             _models[location] = SentenceTransformer(location, device="cpu")
         return _models[location]
 

@@ -92,7 +92,11 @@ def test_semantic_veto_turns_a_guessed_tool_into_a_direct_answer(semantic):
     ("summarize the talk please", None),           # summaries are not questions for ask_video
     ("add https://youtu.be/aircAruvnKk to my videos?", None),  # an URL means adding, not asking
     ("what is a neural network?", None),            # no video word: not a video question
+    ("top 3 genres by number of tracks", "query_database"),
+    ("¿cuál es el álbum con más canciones?", "query_database"),
+    ("what is a music genre?", None),               # a subject word, but no request for data
+    ("which tables hold the sales?", None),         # about the schema: describe_database's job
 ])
-def test_keyword_plan_for_video_questions(text, tool):
+def test_keyword_plan_for_video_and_database_questions(text, tool):
     decision = router.keyword_plan(text)
     assert (decision or {}).get("tool") == tool
