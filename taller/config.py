@@ -53,6 +53,10 @@ class Settings:
     temperature: float = 0.0
     # Run tool choice through the MiniLM semantic pre-router before asking the LLM.
     semantic_router: bool = True
+    # How the answer after a tool is written: "llm" (a short summary by the LLM, tools unbound),
+    # "template" (the tool's own summary), or "auto": template for the small embedded model,
+    # which was seen inventing facts when rephrasing results, the LLM otherwise.
+    answer_style: str = "auto"
     # Allow more than one tool step per request (only sensible with capable models).
     multi_step: bool = False
     max_tool_steps: int = 3

@@ -71,8 +71,34 @@ def template_answer(tool: str | None, result: dict[str, Any] | None) -> str:
     return str(result.get("summary") or f"{tool} finished.")
 
 
+def result_details(result: dict[str, Any] | None) -> str:
+    """What an answer must show beside its sentence: the SQL and a small table of a query."""
+    if not result or result.get("error") or not result.get("sql"):
+        return ""
+    parts = [f"```sql\n{result['sql']}\n```"]
+    if result.get("table"):
+        parts.append(str(result["table"]))
+    if result.get("csv"):
+        parts.append(f"All rows: {result['csv']}")
+    return "\n\n" + "\n\n".join(parts)
+
+
+def use_template(style: str, model: BaseChatModel | None) -> bool:
+    if style in ("template", "llm"):
+        return style == "template"
+    from taller.agent.llm import EmbeddedChatModel
+
+    return isinstance(model, EmbeddedChatModel)
+
+
 def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, checkpointer: Any = None):
     """Compile the agent graph. ``model_factory`` is called lazily, only when an LLM is needed."""
+
+    def _model_or_none() -> BaseChatModel | None:
+        try:
+            return model_factory()
+        except LLMUnavailableError:
+            return None
 
     def route(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         results = state.get("results") or []
@@ -159,6 +185,10 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
             text = template_answer(last["tool"], last["result"])
             write({"type": "token", "text": text})
             return {"messages": [AIMessage(content=text)], "plan": None}
+        if last is not None and use_template(settings.answer_style, _model_or_none()):
+            text = template_answer(last["tool"], last["result"]) + result_details(last["result"])
+            write({"type": "token", "text": text})
+            return {"messages": [AIMessage(content=text)], "plan": None}
         if last is not None:
             system = prompts.ANSWER_SYSTEM.format(tool=last["tool"], result=to_json(last["result"])[:RESULT_CHARS])
             messages = [SystemMessage(content=system), HumanMessage(content=state["request"])]
@@ -180,6 +210,10 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
             pieces = [fallback]
             write({"type": "token", "text": fallback})
         text = "".join(pieces).strip() or template_answer(last["tool"] if last else None, last["result"] if last else None)
+        details = result_details(last["result"]) if last else ""
+        if details:
+            write({"type": "token", "text": details})
+            text += details
         return {"messages": [AIMessage(content=text)], "plan": None}
 
     graph = StateGraph(AgentState)
