@@ -111,6 +111,10 @@ def _render_event(event: dict, args: argparse.Namespace) -> None:
         return
     if kind == "token":
         print(event.get("text", ""), end="", flush=True)
+    elif kind == "final":
+        from taller.agent.graph import result_details
+
+        print(result_details(event.get("result")), end="", flush=True)
     elif kind == "tool_start":
         print(f"[{event['tool']}({json.dumps(event.get('args', {}), ensure_ascii=False)})]", file=sys.stderr, flush=True)
     elif kind == "tool_end":

@@ -90,3 +90,15 @@ def test_config_and_doctor(capsys, taller_home):
     assert rows["data folder"]["status"] == "ok"
     assert rows["ollama"]["status"] == "warn" and rows["ollama"]["fix"]
     assert rows["embedded LLM"]["fix"].startswith("taller model install")
+
+
+def test_database_answers_show_the_sql_and_table(capsys, monkeypatch):
+    monkeypatch.setattr(get_tool("query_database"), "func", lambda question, database=None: {
+        "summary": "5 customers live in Brazil.", "sql": "SELECT COUNT(*) FROM Customer WHERE Country = 'Brazil'",
+        "columns": ["COUNT(*)"], "rows": [[5]], "table": "| COUNT(*) |\n|---|\n| 5 |"})
+    monkeypatch.setenv("TALLER_FAKE_SCRIPT", json.dumps([{"tool": "query_database", "args": {"question": "customers in Brazil?"}},
+                                                         "There are 5."]))
+    assert cli.main(["ask", "--backend", "fake", "customers in Brazil?"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("There are 5.")
+    assert "```sql\nSELECT COUNT(*) FROM Customer WHERE Country = 'Brazil'\n```" in out and "| 5 |" in out

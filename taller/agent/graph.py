@@ -72,7 +72,10 @@ def template_answer(tool: str | None, result: dict[str, Any] | None) -> str:
 
 
 def result_details(result: dict[str, Any] | None) -> str:
-    """What an answer must show beside its sentence: the SQL and a small table of a query."""
+    """What a text-only answer must show beside its sentence: the SQL and a small table.
+
+    The TUI and the web page render these from the ``tool_end`` result; the CLI prints this.
+    """
     if not result or result.get("error") or not result.get("sql"):
         return ""
     parts = [f"```sql\n{result['sql']}\n```"]
@@ -186,7 +189,7 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
             write({"type": "token", "text": text})
             return {"messages": [AIMessage(content=text)], "plan": None}
         if last is not None and use_template(settings.answer_style, _model_or_none()):
-            text = template_answer(last["tool"], last["result"]) + result_details(last["result"])
+            text = template_answer(last["tool"], last["result"])
             write({"type": "token", "text": text})
             return {"messages": [AIMessage(content=text)], "plan": None}
         if last is not None:
@@ -210,10 +213,6 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
             pieces = [fallback]
             write({"type": "token", "text": fallback})
         text = "".join(pieces).strip() or template_answer(last["tool"] if last else None, last["result"] if last else None)
-        details = result_details(last["result"]) if last else ""
-        if details:
-            write({"type": "token", "text": details})
-            text += details
         return {"messages": [AIMessage(content=text)], "plan": None}
 
     graph = StateGraph(AgentState)

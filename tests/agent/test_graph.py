@@ -211,16 +211,6 @@ def test_invalid_llm_arguments_get_one_retry_then_a_clear_error():
     assert plan["tool"] == "train_model" and "bad arguments" in plan["error"]
 
 
-def test_database_answers_show_the_sql_and_table(fake_tool):
-    fake_tool("query_database", lambda question, database=None: {
-        "summary": "5 customers live in Brazil.", "sql": "SELECT COUNT(*) FROM Customer WHERE Country = 'Brazil'",
-        "columns": ["COUNT(*)"], "rows": [[5]], "table": "| COUNT(*) |\n|---|\n| 5 |"})
-    model = FakeChatModel(responses=[{"tool": "query_database", "args": {"question": "customers in Brazil?"}}, "There are 5."])
-    final = list(Agent(chat_model=model).run("customers in Brazil?"))[-1]
-    assert final["text"].startswith("There are 5.")
-    assert "```sql\nSELECT COUNT(*) FROM Customer WHERE Country = 'Brazil'\n```" in final["text"] and "| 5 |" in final["text"]
-
-
 def test_template_answer_style_uses_the_tool_summary_without_the_llm(fake_tool, monkeypatch):
     monkeypatch.setenv("TALLER_ANSWER_STYLE", "template")
     get_settings(reload=True)
