@@ -271,7 +271,7 @@ def cmd_model(args: argparse.Namespace) -> int:
         print(f"\ninstalled: {current or 'none'}")
         return 0
     try:
-        install(args.name)
+        install(args.name or DEFAULT_EMBEDDED)
     except Exception as exc:
         print(f"taller model install: {exc}", file=sys.stderr)
         return 1
@@ -364,7 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("model", help="the embedded LLM: list or install")
     p.add_argument("action", choices=["list", "install", "ensure"],
                    help="ensure: use Ollama if it answers, else install the embedded model (exit 3: llama-cpp-python missing)")
-    p.add_argument("name", nargs="?", default="qwen2.5-0.5b")
+    p.add_argument("name", nargs="?", default=None, help="qwen2.5-1.5b (default) or qwen2.5-0.5b (smaller, weaker)")
     p.set_defaults(func=cmd_model)
     return parser
 
