@@ -54,6 +54,14 @@ def real_data_dir() -> Path | None:
     return shared_data_dir()
 
 
+@pytest.fixture(scope="session")
+def spa_eng_data(real_data_dir) -> Path:
+    """The data folder holding spa-eng.zip, for module fixtures that train on it; else skip."""
+    if real_data_dir is None or not (real_data_dir / "spa-eng.zip").is_file():
+        pytest.skip("spa-eng.zip not found: set TALLER_DATA_DIR or provide ../shared/data")
+    return real_data_dir
+
+
 @pytest.fixture
 def data_dir() -> Path:
     """The real data sets; the test is skipped with a reason when they are absent."""

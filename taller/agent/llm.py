@@ -21,7 +21,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -39,9 +39,6 @@ class LLMUnavailableError(RuntimeError):
 
 
 # --- fake ---------------------------------------------------------------------------------------
-
-Script = Any  # str | dict | AIMessage | Callable[[list[BaseMessage]], str | dict | AIMessage]
-
 
 class FakeChatModel(BaseChatModel):
     """A scripted chat model: each call takes the next response from ``responses``.
@@ -380,4 +377,3 @@ def complete(prompt: str | Sequence[BaseMessage], system: str | None = None,
     return text_of(model.invoke(messages)).strip()
 
 
-ChatModelFactory = Callable[[], BaseChatModel]

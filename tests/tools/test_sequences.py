@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -18,21 +17,13 @@ def one_thread():
         yield
 
 
-def real_data() -> Path:
-    env = os.environ.get("TALLER_DATA_DIR")
-    folder = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not (folder / "spa-eng.zip").is_file():
-        pytest.skip("spa-eng.zip not found: set TALLER_DATA_DIR or provide ../shared/data")
-    return folder
-
-
 @pytest.fixture(scope="module")
-def trained_runs(tmp_path_factory):
+def trained_runs(tmp_path_factory, spa_eng_data):
     """Tiny birnn and seq2seq models trained on real spa-eng data once for this module (seconds)."""
     from taller.config import get_settings
     from taller.trainers import birnn, seq2seq
 
-    data = real_data()
+    data = spa_eng_data
     home = tmp_path_factory.mktemp("sequence_tools_home")
     with pytest.MonkeyPatch.context() as patch, recurrent_threads("cpu"):
         patch.setenv("TALLER_HOME", str(home))

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-import torch
 
 from taller.tools import run_tool
 from taller.trainers import engine, runs

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -53,19 +52,10 @@ def test_only_the_bidirectional_model_sees_the_end_of_the_sentence():
         assert (not torch.allclose(first, second)) is expect_change
 
 
-def real_data() -> Path:
-    """The shared data folder (as tests/conftest.py finds it), or skip."""
-    env = os.environ.get("TALLER_DATA_DIR")
-    folder = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not (folder / "spa-eng.zip").is_file():
-        pytest.skip("spa-eng.zip not found: set TALLER_DATA_DIR or provide ../shared/data")
-    return folder
-
-
 @pytest.fixture(scope="module")
-def compared(tmp_path_factory):
+def compared(tmp_path_factory, spa_eng_data):
     """Bi and uni taggers trained on 1,500 real sentences (a few seconds)."""
-    data = real_data()
+    data = spa_eng_data
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TALLER_HOME", str(tmp_path_factory.mktemp("birnn_home")))
         patch.setenv("TALLER_DATA_DIR", str(data))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
@@ -21,14 +20,6 @@ def one_thread():
     """Small recurrent models run faster on one CPU thread (see text.recurrent_threads)."""
     with recurrent_threads("cpu"):
         yield
-
-
-def real_data() -> Path:
-    env = os.environ.get("TALLER_DATA_DIR")
-    folder = Path(env) if env else Path(__file__).resolve().parents[3] / "shared" / "data"
-    if not (folder / "spa-eng.zip").is_file():
-        pytest.skip("spa-eng.zip not found: set TALLER_DATA_DIR or provide ../shared/data")
-    return folder
 
 
 def tiny_model(cell="gru", attention="luong", seed=0):
@@ -103,9 +94,9 @@ def test_scores_use_every_reference():
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory):
+def trained(tmp_path_factory, spa_eng_data):
     """A tiny translator trained on 1,500 real short pairs (seconds), with its run folder."""
-    data = real_data()
+    data = spa_eng_data
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("TALLER_HOME", str(tmp_path_factory.mktemp("seq2seq_home")))
         patch.setenv("TALLER_DATA_DIR", str(data))
