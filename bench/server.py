@@ -34,7 +34,7 @@ def _server_process(home: str, pipe) -> None:
     os.environ["TALLER_BACKEND"] = "fake"
     os.environ["TALLER_SEMANTIC_ROUTER"] = "0"
     os.environ["TALLER_OFFLINE"] = "1"
-    from taller.agent.llm import FakeChatModel
+    from taller.llm import FakeChatModel
     from taller.agent.session import Agent
     from taller.server import Limits, TallerServer
 
@@ -58,7 +58,7 @@ def agent_alone(count: int) -> dict:
     home = tempfile.mkdtemp(prefix="taller-bench-agent-")
     os.environ.update({"TALLER_HOME": home, "TALLER_BACKEND": "fake", "TALLER_SEMANTIC_ROUTER": "0",
                        "TALLER_OFFLINE": "1"})
-    from taller.agent.llm import FakeChatModel
+    from taller.llm import FakeChatModel
     from taller.agent.session import Agent
     from taller.config import get_settings
 

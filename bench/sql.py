@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model:
             os.environ["TALLER_EMBEDDED_MODEL_PATH"] = args.model
 
-    from taller.agent.llm import FakeChatModel, describe, get_chat_model, set_chat_model
+    from taller.llm import FakeChatModel, describe, get_chat_model, set_chat_model
     from taller.config import get_settings
     from taller.knowledge import sql as sqlmod
 

@@ -259,7 +259,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_model(args: argparse.Namespace) -> int:
-    from taller.agent.models import DEFAULT_EMBEDDED, EMBEDDED_MODELS, install, installed_model_path
+    from taller.llm.install import DEFAULT_EMBEDDED, EMBEDDED_MODELS, install, installed_model_path
 
     if args.action == "ensure":
         return _ensure_llm()
@@ -282,13 +282,13 @@ def _ensure_llm() -> int:
     """Make sure some LLM can answer: Ollama with the model, or the embedded model installed."""
     import importlib.util
 
-    from taller.agent.llm import _ollama_has, ollama_status
-    from taller.agent.models import install, installed_model_path
+    from taller.llm import ollama_has, ollama_status
+    from taller.llm.install import install, installed_model_path
     from taller.config import get_settings
 
     settings = get_settings()
     status = ollama_status(settings.ollama_host)
-    if status["reachable"] and _ollama_has(status["models"], settings.ollama_model):
+    if status["reachable"] and ollama_has(status["models"], settings.ollama_model):
         print(f"taller: using Ollama at {settings.ollama_host} ({settings.ollama_model})", file=sys.stderr)
         return 0
     if status["reachable"]:

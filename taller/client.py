@@ -68,9 +68,9 @@ def normalize_url(url: str | None) -> tuple[str, str | None]:
 
 
 def default_token() -> str | None:
-    from taller.server import read_token
+    from taller.paths import read_server_token
 
-    return read_token()
+    return read_server_token()
 
 
 class TallerClient:

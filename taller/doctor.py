@@ -30,21 +30,21 @@ def check_home(settings: Settings) -> dict:
 
 
 def check_ollama(settings: Settings) -> dict:
-    from taller.agent.llm import _ollama_has, ollama_status
+    from taller.llm import ollama_has, ollama_status
 
     status = ollama_status(settings.ollama_host)
     if not status["reachable"]:
         return _row("ollama", "warn", f"not reachable at {settings.ollama_host}",
                     "install Ollama and run `ollama serve`, or set OLLAMA_HOST; Taller falls back to the embedded model")
     models = ", ".join(status["models"]) or "none"
-    if not _ollama_has(status["models"], settings.ollama_model):
+    if not ollama_has(status["models"], settings.ollama_model):
         return _row("ollama", "warn", f"reachable; models: {models}; {settings.ollama_model} missing",
                     f"ollama pull {settings.ollama_model}")
     return _row("ollama", "ok", f"{settings.ollama_host}; models: {models}")
 
 
 def check_embedded(settings: Settings) -> dict:
-    from taller.agent.llm import embedded_model_path
+    from taller.llm import embedded_model_path
 
     has_llama = importlib.util.find_spec("llama_cpp") is not None
     path = embedded_model_path(settings)
@@ -84,7 +84,7 @@ def check_datasets(settings: Settings) -> list[dict]:
 
 
 def check_embeddings(settings: Settings) -> dict:
-    from taller.knowledge.embeddings import model_location
+    from taller.embeddings import model_location
 
     location = model_location()
     if Path(location).is_dir():

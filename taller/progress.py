@@ -2,11 +2,16 @@
 
 ``emit(event)`` sends each event exactly once:
 
-* inside a LangGraph run (a tool called by the agent), to LangGraph's custom stream
-  (``stream_mode="custom"``), so the caller of that run sees it in order with the run's other
-  events (``Agent.run`` yields it);
-* outside one (training runs in background threads, which outlive the request), on the
+* to the sink bound for the current call with :func:`reporting_to`, when there is one. The
+  agent binds its run's stream around every tool call, so whoever streams that run (the TUI,
+  the server, ``taller ask``) sees the tool's progress in order with the run's other events;
+* otherwise (training runs in background threads, which outlive the request) on the
   process-wide :data:`bus`, which the TUI and the server subscribe to.
+
+The same binding carries the run's cancel flag, which long library work polls with
+:func:`cancel_requested`. This module is in the base layer: it knows no agent framework; the
+binding is a :mod:`contextvars` variable, so a thread started by the tool (a background
+training run) starts unbound and reports on the bus.
 
 Events are plain JSON-able dicts with a ``"type"``; progress events look like::
 
@@ -17,8 +22,14 @@ Events are plain JSON-able dicts with a ``"type"``; progress events look like::
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import threading
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
+
+from taller.errors import CancelledError
+
+__all__ = ["CancelledError", "EventBus", "bus", "cancel_requested", "emit", "reporting_to"]
 
 Listener = Callable[[dict[str, Any]], None]
 
@@ -55,29 +66,38 @@ class EventBus:
 bus = EventBus()
 
 
-def _stream_writer() -> Callable[[Any], None] | None:
-    """LangGraph's custom-stream writer when called from inside a graph run, else None."""
-    try:
-        from langgraph.config import get_stream_writer
+_sink: contextvars.ContextVar[Listener | None] = contextvars.ContextVar("taller_progress_sink", default=None)
+_cancel: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("taller_cancel_event", default=None)
 
-        return get_stream_writer()
-    except Exception:  # outside a runnable context LangGraph raises; that is the normal case
-        return None
+
+@contextlib.contextmanager
+def reporting_to(sink: Listener | None, cancel_event: threading.Event | None = None) -> Iterator[None]:
+    """Within the block, :func:`emit` sends to ``sink`` and :func:`cancel_requested` reads
+    ``cancel_event`` (the agent wraps each tool call in this)."""
+    sink_token = _sink.set(sink)
+    cancel_token = _cancel.set(cancel_event)
+    try:
+        yield
+    finally:
+        _sink.reset(sink_token)
+        _cancel.reset(cancel_token)
+
+
+def cancel_requested(cancel_event: threading.Event | None = None) -> bool:
+    """Whether ``cancel_event`` (default: the one bound by :func:`reporting_to`) is set."""
+    event = cancel_event if cancel_event is not None else _cancel.get()
+    return bool(event is not None and event.is_set())
 
 
 def emit(event: dict[str, Any]) -> None:
-    """Report an event to the current agent run (if any) and to every bus listener."""
+    """Report an event to the bound sink (the current agent run), else to every bus listener."""
     event = dict(event)
     event.setdefault("type", "progress")
-    writer = _stream_writer()
-    if writer is not None:
+    sink = _sink.get()
+    if sink is not None:
         try:
-            writer(event)
+            sink(event)
             return
-        except Exception:
+        except Exception:  # a closed stream: fall back to the bus rather than lose the event
             pass
     bus.publish(event)
-
-
-class CancelledError(Exception):
-    """Raised by long work when its cancel flag was set; the work left a valid state."""

@@ -51,6 +51,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from taller.config import Settings, get_settings
+from taller.paths import server_token_path
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +101,6 @@ class ProtocolError(Exception):
 
 # --- token ---------------------------------------------------------------------------------------
 
-def token_path(settings: Settings | None = None) -> Path:
-    return (settings or get_settings()).home / "server_token"
-
-
 def load_or_create_token(settings: Settings | None = None) -> tuple[str, Path | None]:
     """The server token and the file it lives in (None when it comes from the config).
 
@@ -113,7 +110,7 @@ def load_or_create_token(settings: Settings | None = None) -> tuple[str, Path | 
     settings = settings or get_settings()
     if settings.server_token:
         return settings.server_token, None
-    path = token_path(settings)
+    path = server_token_path(settings)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.is_file():
         if path.stat().st_mode & 0o077:
@@ -127,17 +124,6 @@ def load_or_create_token(settings: Settings | None = None) -> tuple[str, Path | 
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
         handle.write(token + "\n")
     return token, path
-
-
-def read_token(settings: Settings | None = None) -> str | None:
-    """The token a local client should use: the config's, else the token file's (never creates one)."""
-    settings = settings or get_settings()
-    if settings.server_token:
-        return settings.server_token
-    path = token_path(settings)
-    if path.is_file():
-        return path.read_text(encoding="utf-8").strip() or None
-    return None
 
 
 # --- per-connection state ------------------------------------------------------------------------

@@ -40,7 +40,7 @@ def taller_home(tmp_path_factory, monkeypatch) -> Path:
 
     get_settings(reload=True)
     yield home
-    from taller.agent.llm import set_chat_model
+    from taller.llm import set_chat_model
 
     set_chat_model(None)
     from taller.config import reset_settings

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from taller.agent.llm import FakeChatModel
+from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.client import ClientError, TallerClient, ask, ask_sync, normalize_url
 from taller.server import BackgroundServer

@@ -22,10 +22,11 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from taller.agent.llm import FakeChatModel
+from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.config import get_settings
-from taller.server import BackgroundServer, Limits, _Connection, load_or_create_token, read_token
+from taller.server import BackgroundServer, Limits, _Connection, load_or_create_token
+from taller.paths import read_server_token as read_token
 from taller.tools import get_tool
 
 

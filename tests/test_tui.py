@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from taller.agent.llm import FakeChatModel
+from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.progress import bus
 from taller.tools import get_tool
@@ -329,7 +329,7 @@ async def test_no_llm_still_opens_and_shows_the_error(monkeypatch):
 
 
 async def test_agent_loads_in_a_worker_when_not_given():
-    from taller.agent.llm import use_chat_model
+    from taller.llm import use_chat_model
 
     with use_chat_model(FakeChatModel(responses=[{"tool": "none", "args": {}}, "Hi there."])):
         app = TallerApp(thread_id="t", show_timings=False, device_label="CPU")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from taller.agent.llm import FakeChatModel
+from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.progress import bus
 from taller.tools import get_tool

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from taller.agent.llm import FakeChatModel
+from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.config import get_settings
 from taller.server import BackgroundServer

@@ -29,8 +29,9 @@ from langgraph.config import get_stream_writer
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import interrupt
 
+from taller import progress
 from taller.agent import prompts, router
-from taller.agent.llm import LLMUnavailableError, text_of
+from taller.llm import LLMUnavailableError, text_of
 from taller.agent.state import AgentState
 from taller.config import Settings
 from taller.tools import COSTLY_TOOLS, run_tool
@@ -39,11 +40,16 @@ from taller.tools.base import to_json
 RESULT_CHARS = 3000  # how much of a tool result the answer prompt may quote
 
 
-def _writer() -> Callable[[dict], None]:
+def _stream_sink() -> Callable[[dict], None] | None:
+    """The run's custom-stream writer, or None outside a streamed run (plain invoke)."""
     try:
         return get_stream_writer()
-    except Exception:  # called outside a streamed run (plain invoke)
-        return lambda event: None
+    except Exception:
+        return None
+
+
+def _writer() -> Callable[[dict], None]:
+    return _stream_sink() or (lambda event: None)
 
 
 def _cancel_event(config: RunnableConfig) -> threading.Event | None:
@@ -89,7 +95,7 @@ def result_details(result: dict[str, Any] | None) -> str:
 def use_template(style: str, model: BaseChatModel | None) -> bool:
     if style in ("template", "llm"):
         return style == "template"
-    from taller.agent.llm import EmbeddedChatModel
+    from taller.llm import EmbeddedChatModel
 
     return isinstance(model, EmbeddedChatModel)
 
@@ -147,7 +153,9 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
         tool, args = decision["tool"], decision["args"]
         call_id = f"call_{uuid.uuid4().hex[:12]}"
         write({"type": "tool_start", "tool": tool, "args": args, "call_id": call_id})
-        outcome = run_tool(tool, args)
+        # The tool's progress and cancellation travel with the call, not through globals.
+        with progress.reporting_to(_stream_sink(), _cancel_event(config)):
+            outcome = run_tool(tool, args)
         write({"type": "tool_end", "tool": tool, "call_id": call_id, "result": outcome,
                "ok": "error" not in outcome})
         for path in outcome.get("images") or []:

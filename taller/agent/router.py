@@ -156,7 +156,7 @@ class SemanticRouter:
         with self._lock:
             if self._matrix is not None:
                 return
-            from taller.knowledge.embeddings import embed
+            from taller.embeddings import embed
 
             labels, texts = [], []
             for label, sentences in self.examples.items():
@@ -167,7 +167,7 @@ class SemanticRouter:
 
     def scores(self, text: str) -> list[tuple[str, float]]:
         """Best similarity per tool, highest first."""
-        from taller.knowledge.embeddings import embed
+        from taller.embeddings import embed
 
         self._ensure()
         sims = self._matrix @ embed([text])[0]
@@ -231,7 +231,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
     size) are never invented. A model that volunteers ``args`` with its choice (the scripted test
     model, large Ollama models) has them validated like any others.
     """
-    from taller.agent.llm import invoke_json
+    from taller.llm import invoke_json
 
     candidates = list(dict.fromkeys([*candidates, NONE]))
     system = prompts.ROUTER_SYSTEM.format(catalog=_catalog())

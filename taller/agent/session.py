@@ -35,7 +35,7 @@ from langchain_core.messages import HumanMessage
 
 from taller.agent import router
 from taller.agent.graph import build_graph
-from taller.agent.llm import LLMUnavailableError, describe, get_chat_model, text_of
+from taller.llm import LLMUnavailableError, describe, get_chat_model, text_of
 from taller.config import Settings, get_settings
 
 log = logging.getLogger(__name__)

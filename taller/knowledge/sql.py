@@ -55,7 +55,8 @@ from taller.knowledge.sql_safety import (
     sqlite_readonly_creator,
 )
 from taller.progress import emit
-from taller.tools.base import ToolError, check_input_path
+from taller.errors import ModelReplyError, ToolError
+from taller.paths import check_input_path
 
 # Schemas with at most this many tables are sent whole: retrieval would only drop context.
 FULL_SCHEMA_TABLES = 12
@@ -359,7 +360,7 @@ def _has(collection: Any, kind: str) -> bool:
 
 def index_schema(db: Database, schema: Schema | None = None, force: bool = False) -> int:
     """Store one Chroma document per table (its DDL); re-indexes when the schema changed."""
-    from taller.knowledge.embeddings import embed
+    from taller.embeddings import embed
 
     schema = schema or introspect(db)
     collection = _collection(db)
@@ -381,7 +382,7 @@ def index_schema(db: Database, schema: Schema | None = None, force: bool = False
 
 def remember_example(question: str, sql: str, database: str | None = None) -> dict[str, Any]:
     """Store a confirmed question→SQL pair ("remember this"); the SQL must be safe and run."""
-    from taller.knowledge.embeddings import embed
+    from taller.embeddings import embed
 
     if not question or not question.strip():
         raise ToolError("the question to remember is empty")
@@ -398,7 +399,7 @@ def remember_example(question: str, sql: str, database: str | None = None) -> di
 
 def add_documentation(text: str, database: str | None = None) -> dict[str, Any]:
     """Store user documentation (business terms, conventions) that retrieval can show the LLM."""
-    from taller.knowledge.embeddings import embed
+    from taller.embeddings import embed
 
     if not text or not text.strip():
         raise ToolError("the documentation text is empty")
@@ -428,7 +429,7 @@ def retrieve(db: Database, question: str, schema: Schema | None = None) -> Conte
     has_examples, has_docs = _has(collection, "example"), _has(collection, "doc")
     vector = None
     if large or has_examples or has_docs:
-        from taller.knowledge.embeddings import embed
+        from taller.embeddings import embed
 
         vector = embed([question]).tolist()
     names = [t.name for t in schema.tables]
@@ -506,19 +507,12 @@ def extract_sql(reply: Any) -> str:
 
 
 def _generate(model: Any, messages: list[Any]) -> str:
-    from taller.agent.llm import invoke_json
+    from taller.llm import invoke_json
 
     try:
         reply = invoke_json(model, messages, SQL_SCHEMA)
-    except ValueError as exc:  # not JSON: keep what the model said so the retry can show it
-        import ast
-
-        match = re.search(r"JSON object: (.*)$", str(exc), re.S)
-        try:
-            said = ast.literal_eval(match.group(1)) if match else ""
-        except (ValueError, SyntaxError):
-            said = match.group(1) if match else ""
-        return extract_sql(said)
+    except ModelReplyError as exc:  # not JSON: keep what the model said so the retry can show it
+        return extract_sql(exc.reply)
     return extract_sql(reply)
 
 
@@ -662,7 +656,7 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
     ``refused: True`` with the reason; a query that still fails after the retries returns
     ``error`` with the last database error.
     """
-    from taller.agent.llm import LLMUnavailableError, get_chat_model
+    from taller.llm import LLMUnavailableError, get_chat_model
 
     if not question or not question.strip():
         raise ToolError("the question is empty")

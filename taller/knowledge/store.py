@@ -2,7 +2,7 @@
 
 By default a ``PersistentClient`` under ``$TALLER_HOME/chroma``; setting ``chroma_url``
 (``http://host:8000``) switches to ``HttpClient`` with no other change. Collections are created
-with cosine distance and embedded by :mod:`taller.knowledge.embeddings` (the caller passes
+with cosine distance and embedded by :mod:`taller.embeddings` (the caller passes
 embeddings explicitly, so Chroma never downloads its own default model).
 """
 

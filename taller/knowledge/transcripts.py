@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 from urllib.parse import parse_qs, urlparse
 
-from taller.tools.base import ToolError
+from taller.errors import ToolError
 
 SUPPORTED_SUFFIXES = (".vtt", ".srt", ".json")
 # YouTube ids are 11 characters of the URL-safe base64 alphabet.
@@ -444,7 +444,7 @@ def fetch_youtube(video_id: str, languages: Sequence[str] | None = None, api: An
 
 def load_transcript(url_or_path: str) -> Transcript:
     """A transcript from a YouTube URL/id or a local file path (checked like any user path)."""
-    from taller.tools.base import check_input_path
+    from taller.paths import check_input_path
 
     text = (url_or_path or "").strip()
     if not text:

@@ -31,8 +31,8 @@ from typing import Any, Sequence
 from taller.config import get_settings
 from taller.knowledge.transcripts import (Cue, Transcript, TranscriptError, format_time, load_transcript,
                                           parse_video_id, youtube_url)
-from taller.progress import CancelledError, emit
-from taller.tools.base import ToolError
+from taller.progress import CancelledError, cancel_requested, emit
+from taller.errors import ToolError
 
 COLLECTION = "videos"
 TOP_K = 5
@@ -72,17 +72,9 @@ class Chunk:
 
 
 def check_cancelled(cancel_event: Any = None, what: str = "the video work") -> None:
-    """Raise CancelledError when ``cancel_event`` (or the agent run's ``cancel_event`` in the
-    LangGraph config, as the TUI and server pass it) is set."""
-    event = cancel_event
-    if event is None:
-        try:
-            from langgraph.config import get_config
-
-            event = (get_config().get("configurable") or {}).get("cancel_event")
-        except Exception:  # outside a LangGraph run there is no config: nothing to cancel
-            event = None
-    if event is not None and event.is_set():
+    """Raise CancelledError when ``cancel_event`` (or the cancel flag bound to the current tool
+    call by the agent, see :func:`taller.progress.reporting_to`) is set."""
+    if cancel_requested(cancel_event):
         raise CancelledError(f"{what} was cancelled")
 
 
@@ -223,7 +215,7 @@ def _index(collection: Any, transcript: Transcript, chunks: Sequence[Chunk], fin
     """Embed and store ``chunks`` in batches, reporting progress; cancellable between batches
     (a cancelled video has a partial set of chunks and no catalog entry, so adding it again
     replaces them)."""
-    from taller.knowledge.embeddings import embed
+    from taller.embeddings import embed
     from taller.knowledge.retrieval import bump_generation
 
     total = len(chunks)
@@ -420,8 +412,8 @@ def ask(question: str, video: str | None = None, k: int = TOP_K, hybrid: bool = 
     """Answer ``question`` from the transcripts (optionally one video), citing timestamps."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from taller.agent.llm import complete
-    from taller.knowledge.embeddings import embed
+    from taller.llm import complete
+    from taller.embeddings import embed
     from taller.knowledge.retrieval import add_evidence, search
 
     question = (question or "").strip()
@@ -514,7 +506,7 @@ def split_sections(cues: Sequence[Cue], max_chars: int) -> list[tuple[float, flo
 def _llm(system: str, prompt: str) -> str:
     from langchain_core.messages import HumanMessage, SystemMessage
 
-    from taller.agent.llm import complete
+    from taller.llm import complete
 
     return complete([SystemMessage(content=system), HumanMessage(content=prompt)]).strip()
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taller.progress import CancelledError
-from taller.tools.base import ToolError
+from taller.errors import ToolError
 from taller.trainers import TRAINERS
 
 

@@ -17,9 +17,9 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, DirectoryTree, Input, Label, Markdown, Static
 
+from taller.paths import IMAGE_SUFFIXES
 from taller.ui.widgets import compact_args, escape, format_number
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 
 class ConfirmScreen(ModalScreen[bool]):

@@ -36,7 +36,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from taller.tools.base import ToolError
+from taller.errors import ToolError
 
 log = logging.getLogger(__name__)
 

@@ -39,7 +39,8 @@ import numpy as np
 
 from taller.config import get_settings
 from taller.progress import emit
-from taller.tools.base import ToolError, check_input_path, result
+from taller.errors import ToolError
+from taller.paths import check_input_path
 from taller.vision.face_models import (
     DETECTORS,
     Detection,
@@ -286,8 +287,8 @@ def analyze_faces(
     annotated = annotate(photo, faces, _output_path(path, output_dir))
     emit({"type": "progress", "source": "analyze_face", "message": "done", "faces": len(faces)})
     width, height = photo.original_size
-    return result(
-        _summary(faces, total, min_face, path.name),
+    return dict(
+        summary=_summary(faces, total, min_face, path.name),
         face_count=len(faces),
         faces=faces,
         backend=analyzer.backend,

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from taller.tools.base import ToolError
+from taller.errors import ToolError
 
 # Longer side of the image the detectors see. 1280 px keeps a 40 px face of a 4000 px
 # photo at ~13 px, so very large photos lose their smallest faces: we say so in the notes.

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from taller.agent.llm import FakeChatModel
+from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.config import get_settings
 from taller.progress import emit

@@ -8,8 +8,9 @@ import zipfile
 
 import pytest
 
-from taller.agent import llm, models
-from taller.agent.llm import FakeChatModel, LLMUnavailableError, get_chat_model, parse_json_object
+from taller.llm import chat as llm
+from taller.llm import install as models
+from taller.llm import FakeChatModel, LLMUnavailableError, get_chat_model, parse_json_object
 from taller.config import get_settings
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from taller.agent import router
-from taller.agent.llm import FakeChatModel
+from taller.llm import FakeChatModel
 
 
 @pytest.mark.parametrize("tool,text,expected", [

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from taller.agent.llm import FakeChatModel, use_chat_model
+from taller.llm import FakeChatModel, use_chat_model
 from taller.config import get_settings
 from taller.knowledge import sql as sqlmod
 

@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 
-from taller.agent.llm import FakeChatModel, use_chat_model
+from taller.llm import FakeChatModel, use_chat_model
 from taller.config import get_settings
 
 URL = os.environ.get("TALLER_TEST_POSTGRES_URL")

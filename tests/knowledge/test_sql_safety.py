@@ -8,7 +8,7 @@ import sqlite3
 
 import pytest
 
-from taller.agent.llm import FakeChatModel, use_chat_model
+from taller.llm import FakeChatModel, use_chat_model
 from taller.config import get_settings
 from taller.knowledge import sql as sqlmod
 from taller.knowledge.sql_safety import (

@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage
 from youtube_transcript_api import FetchedTranscript, FetchedTranscriptSnippet
 from youtube_transcript_api.formatters import JSONFormatter, SRTFormatter, WebVTTFormatter
 
-from taller.agent.llm import FakeChatModel, use_chat_model
+from taller.llm import FakeChatModel, use_chat_model
 from taller.knowledge import store, videos
 from taller.knowledge.retrieval import Hit, clear_cache, deduplicate
 from taller.knowledge.transcripts import Cue, Transcript, TranscriptError, cues_from_text
@@ -58,7 +58,7 @@ def remembered_embeddings():
     homes, and MiniLM is deterministic, so recomputing would only burn the shared CPU."""
     import numpy as np
 
-    from taller.knowledge import embeddings
+    from taller import embeddings
 
     original = embeddings.embed
     memory: dict[str, np.ndarray] = {}

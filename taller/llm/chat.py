@@ -9,8 +9,9 @@ Small local models need their output constrained to pick a tool reliably, so eve
 also answers :func:`invoke_json` — a reply forced to match a JSON schema (Ollama's ``format``,
 llama.cpp's JSON-schema grammar, a scripted dict for the fake model).
 
-Tools that need the LLM (video answers, SQL generation) call :func:`get_chat_model` too, so a
-test that installs a fake model with :func:`use_chat_model` drives the whole stack.
+Tools that need the LLM (video answers, SQL generation) get their model from
+:func:`get_chat_model` and pass it to the domain library, so a test that installs a fake model
+with :func:`use_chat_model` drives the whole stack.
 """
 
 from __future__ import annotations
@@ -30,12 +31,9 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from pydantic import ConfigDict, Field, PrivateAttr
 
 from taller.config import Settings, get_settings
+from taller.errors import LLMUnavailableError, ModelReplyError
 
 BACKENDS = ("auto", "ollama", "embedded", "fake")
-
-
-class LLMUnavailableError(RuntimeError):
-    """No LLM backend can answer; the message says how to get one."""
 
 
 # --- fake ---------------------------------------------------------------------------------------
@@ -242,14 +240,15 @@ def ollama_status(host: str, timeout: float = 0.8) -> dict[str, Any]:
         return {"reachable": False, "models": [], "error": f"{type(exc).__name__}: {exc}"}
 
 
-def _ollama_has(models: list[str], wanted: str) -> bool:
+def ollama_has(models: list[str], wanted: str) -> bool:
+    """Whether ``wanted`` (``llama3.1`` means ``llama3.1:latest``) is among Ollama's ``models``."""
     base = wanted if ":" in wanted else wanted + ":latest"
     return any(name == wanted or name == base for name in models)
 
 
 def embedded_model_path(settings: Settings | None = None) -> Path | None:
     """The GGUF file the embedded backend would use, or None when there is none."""
-    from taller.agent.models import installed_model_path
+    from taller.llm.install import installed_model_path
 
     settings = settings or get_settings()
     if settings.embedded_model_path:
@@ -286,7 +285,7 @@ def get_chat_model(backend: str | None = None, model: str | None = None,
     if backend in ("ollama", "auto"):
         status = ollama_status(settings.ollama_host)
         wanted = model or settings.ollama_model
-        if status["reachable"] and (backend == "ollama" or _ollama_has(status["models"], wanted)):
+        if status["reachable"] and (backend == "ollama" or ollama_has(status["models"], wanted)):
             from langchain_ollama import ChatOllama
 
             return ChatOllama(base_url=settings.ollama_host, model=wanted,
@@ -334,7 +333,7 @@ def parse_json_object(text: str) -> dict:
                 return value
         except json.JSONDecodeError:
             pass
-    raise ValueError(f"the model did not return a JSON object: {text[:200]!r}")
+    raise ModelReplyError("the model did not return a JSON object", text)
 
 
 def invoke_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256) -> dict:
@@ -364,7 +363,7 @@ def text_of(message: BaseMessage | str) -> str:
 
 def complete(prompt: str | Sequence[BaseMessage], system: str | None = None,
              model: BaseChatModel | None = None) -> str:
-    """One plain-text completion; the helper knowledge modules use to call the agent's LLM."""
+    """One plain-text completion with ``model`` (default: :func:`get_chat_model`)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
     model = model or get_chat_model()
