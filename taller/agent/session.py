@@ -16,14 +16,15 @@ Every event also carries ``thread_id``. Exactly one ``final``, ``interrupt`` or 
 ends each call of :meth:`Agent.run` / :meth:`Agent.resume`.
 
 Conversation state is checkpointed per thread in ``$TALLER_HOME/chat.sqlite``
-(``langgraph-checkpoint-sqlite``), so a thread resumes after a restart.
+(``langgraph-checkpoint-sqlite``), so a thread resumes after a restart; the thread list (titles,
+times) lives in the same file, kept by :class:`taller.agent.store.ThreadStore` with a schema
+version and migrations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
 import traceback
@@ -35,6 +36,7 @@ from langchain_core.messages import HumanMessage
 
 from taller.agent import router
 from taller.agent.graph import build_graph
+from taller.agent.store import ThreadStore
 from taller.llm import LLMUnavailableError, describe, get_chat_model, text_of
 from taller.config import Settings, get_settings
 
@@ -44,7 +46,7 @@ RECURSION_LIMIT = 25
 
 
 class Agent:
-    """A LangGraph agent with a SQLite checkpointer, streaming events per request."""
+    """A LangGraph agent with a SQLite checkpointer and thread store, streaming events per request."""
 
     def __init__(self, settings: Settings | None = None, chat_model: BaseChatModel | None = None,
                  backend: str | None = None, model: str | None = None) -> None:
@@ -55,17 +57,11 @@ class Agent:
         self._chat_model = chat_model
         self._backend, self._model_name = backend, model
         self._model_lock = threading.Lock()
-        self._conn = sqlite3.connect(str(self.settings.checkpoint_db), check_same_thread=False)
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._meta_lock = threading.Lock()
-        self._conn.execute(
-            "CREATE TABLE IF NOT EXISTS taller_threads (thread_id TEXT PRIMARY KEY, title TEXT, "
-            "created REAL, updated REAL)")
-        self._conn.commit()
-        self.checkpointer = SqliteSaver(self._conn)
+        self.thread_store = ThreadStore.open(self.settings.checkpoint_db)
+        self.checkpointer = SqliteSaver(self.thread_store.connection)
         # One connection, one lock: concurrent runs (the server) must not interleave the saver's
         # transactions with the thread table's ("cannot start a transaction within a transaction").
-        self._meta_lock = self.checkpointer.lock
+        self.checkpointer.lock = self.thread_store.lock
         self.graph = build_graph(self.chat_model, self.settings, self.checkpointer)
 
     # --- model -------------------------------------------------------------------------------
@@ -111,7 +107,7 @@ class Agent:
         if attachments:
             # Attached files are named in the request so the router's rules and the LLM see them.
             text = text.rstrip() + "\n" + "\n".join(f"(attached file: {path})" for path in attachments)
-        self._touch_thread(thread_id, text)
+        self.thread_store.touch(thread_id, text)
         state = {"messages": [HumanMessage(content=text)], "request": text, "plan": None, "results": [],
                  "stop_reason": None}
         yield from self._stream(state, thread_id, cancel_event)
@@ -176,32 +172,16 @@ class Agent:
                 return dict(item.value)
         return None
 
-    def _touch_thread(self, thread_id: str, text: str) -> None:
-        now = time.time()
-        title = " ".join(text.split())[:60]
-        with self._meta_lock:
-            self._conn.execute(
-                "INSERT INTO taller_threads (thread_id, title, created, updated) VALUES (?, ?, ?, ?) "
-                "ON CONFLICT(thread_id) DO UPDATE SET updated = excluded.updated", (thread_id, title, now, now))
-            self._conn.commit()
-
     def threads(self) -> list[dict[str, Any]]:
         """Saved conversations, most recent first."""
-        with self._meta_lock:
-            rows = self._conn.execute(
-                "SELECT thread_id, title, created, updated FROM taller_threads ORDER BY updated DESC").fetchall()
-        return [{"thread_id": r[0], "title": r[1], "created": r[2], "updated": r[3]} for r in rows]
+        return self.thread_store.threads()
 
     def rename_thread(self, thread_id: str, title: str) -> None:
-        with self._meta_lock:
-            self._conn.execute("UPDATE taller_threads SET title = ? WHERE thread_id = ?", (title.strip()[:120], thread_id))
-            self._conn.commit()
+        self.thread_store.rename(thread_id, title)
 
     def delete_thread(self, thread_id: str) -> None:
         self.checkpointer.delete_thread(thread_id)
-        with self._meta_lock:
-            self._conn.execute("DELETE FROM taller_threads WHERE thread_id = ?", (thread_id,))
-            self._conn.commit()
+        self.thread_store.delete(thread_id)
 
     def history(self, thread_id: str) -> list[dict[str, Any]]:
         """The thread's messages as ``{"role", "content"}`` (tool calls as role "tool")."""
@@ -217,8 +197,7 @@ class Agent:
         return out
 
     def close(self) -> None:
-        with self._meta_lock:
-            self._conn.close()
+        self.thread_store.close()
 
 
 def new_thread_id() -> str:
