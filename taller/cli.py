@@ -67,8 +67,13 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print()
         return 0 if final and final.get("type") == "final" else 1
     from taller.agent.session import Agent
+    from taller.errors import TallerError
 
-    agent = Agent()
+    try:
+        agent = Agent()
+    except TallerError as exc:  # a thread database that is newer, corrupt or locked: say which
+        print(f"taller: {exc}", file=sys.stderr)
+        return 1
     if args.plan:
         try:
             print(json.dumps(agent.plan(text), ensure_ascii=False))

@@ -51,6 +51,22 @@ def test_ask_streams_the_answer(capsys, monkeypatch):
     assert capsys.readouterr().out.strip() == "Hola, soy Taller."
 
 
+def test_ask_names_a_thread_database_it_cannot_use(capsys, monkeypatch, taller_home):
+    """A chat.sqlite from a newer Taller gives one clear line naming the file, no traceback."""
+    import sqlite3
+
+    from taller.config import get_settings
+
+    database = get_settings().checkpoint_db
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(database) as connection:
+        connection.execute("PRAGMA user_version = 999")
+    monkeypatch.setenv("TALLER_FAKE_SCRIPT", json.dumps([{"tool": "none"}, "hola"]))
+    assert cli.main(["ask", "--backend", "fake", "hola"]) == 1
+    err = capsys.readouterr().err
+    assert str(database) in err and "999" in err and "Traceback" not in err
+
+
 def test_ask_without_terminal_does_not_approve_training(capsys, monkeypatch):
     ran = []
     monkeypatch.setattr(get_tool("train_model"), "func", lambda model, epochs=None: ran.append(model) or {"summary": "x"})
