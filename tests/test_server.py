@@ -25,7 +25,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.config import get_settings
-from taller.server import BackgroundServer, Limits, _Connection, load_or_create_token
+from taller.server import BackgroundServer, Limits, load_or_create_token
+from taller.server.connection import Connection
 from taller.paths import read_server_token as read_token
 from taller.tools import get_tool
 
@@ -342,6 +343,46 @@ async def test_attachments_are_checked_and_saved(make_server):
     await websocket.close()
 
 
+def test_attachment_decoding_trusts_the_bytes_and_writes_nothing(tmp_path):
+    from PIL import Image
+
+    from taller.server.attachments import Upload, decode_attachment, save_upload
+    from taller.server.protocol import ProtocolError
+
+    for image_format, suffix in (("PNG", ".png"), ("JPEG", ".jpg"), ("GIF", ".gif"), ("BMP", ".bmp"),
+                                 ("WEBP", ".webp")):
+        buffer = io.BytesIO()
+        Image.new("RGB", (8, 8), (10, 200, 10)).save(buffer, format=image_format)
+        blob = buffer.getvalue()
+        # The name and media type the client claims are ignored; the magic bytes decide.
+        item = {"name": "notes.txt", "media_type": "text/plain", "data": base64.b64encode(blob).decode()}
+        decoded = decode_attachment(item, max_upload_bytes=1024 * 1024)
+        assert decoded == Upload(blob, suffix), image_format
+    assert not (get_settings().outputs_dir / "uploads").exists(), "decoding alone writes no file"
+    saved = save_upload(decoded, tmp_path / "uploads")
+    assert saved.suffix == ".webp" and saved.read_bytes() == decoded.blob
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    with pytest.raises(ProtocolError, match="larger than 0 MB") as refused:
+        decode_attachment({"data": base64.b64encode(png_bytes(64)).decode()}, max_upload_bytes=16)
+    assert refused.value.code == "bad_attachment"
+
+
+def test_every_message_type_has_a_handler_and_a_documented_row():
+    from pathlib import Path
+
+    from taller.server.handlers import HANDLERS
+    from taller.server.protocol import ProtocolError, handler_for
+
+    protocol_doc = (Path(__file__).resolve().parents[1] / "docs" / "protocol.md").read_text(encoding="utf-8")
+    client_table = protocol_doc.split("### Client → server", 1)[1].split("###", 1)[0]
+    for kind, handler in HANDLERS.items():
+        assert handler_for(HANDLERS, {"type": kind}) is handler
+        assert f"`{kind}`" in client_table, f"{kind} is missing from docs/protocol.md"
+    with pytest.raises(ProtocolError, match="expected one of approve, cancel, history, message, ping") as refused:
+        handler_for(HANDLERS, {"type": "dance"})
+    assert refused.value.code == "unknown_type"
+
+
 async def test_oversized_frame_closes_cleanly_and_others_keep_working(make_server):
     server = make_server(EchoModel(default=echo_answer), limits=Limits(max_frame_bytes=4096))
     bystander = await open_client(server)
@@ -400,7 +441,7 @@ async def test_slow_reader_is_dropped_without_blocking():
             self.closed_with = (code, reason)
 
     websocket = FakeWebSocket()
-    connection = _Connection(websocket, Limits(send_queue=10))
+    connection = Connection(websocket, Limits(send_queue=10))
     for index in range(5):
         connection.send({"type": "progress", "step": index}, droppable=True)
     assert connection.queue.qsize() == 5 and connection.dropped == 0
