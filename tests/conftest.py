@@ -14,15 +14,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def shared_data_dir() -> Path | None:
-    """The folder of real data sets (TALLER_DATA_DIR, else ../shared/data), or None."""
-    env = os.environ.get("TALLER_DATA_DIR")
-    if env and Path(env).is_dir():
-        return Path(env)
-    return SHARED_DATA if SHARED_DATA.is_dir() else None
+import real_data  # noqa: E402  (tests/real_data.py; after the settings above, it imports taller)
 
 
 @pytest.fixture(autouse=True)
@@ -33,8 +25,8 @@ def taller_home(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("TALLER_OFFLINE", "1")
     monkeypatch.setenv("TALLER_BACKEND", "fake")
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
-    data = shared_data_dir()
-    if data is not None:
+    data = real_data.data_folder()
+    if data.is_dir():  # tests that need it check it with the fixtures below
         monkeypatch.setenv("TALLER_DATA_DIR", str(data))
     from taller.config import get_settings
 
@@ -49,26 +41,21 @@ def taller_home(tmp_path_factory, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
-def real_data_dir() -> Path | None:
-    """The real data sets folder or None (for session/module fixtures that skip themselves)."""
-    return shared_data_dir()
+def real_data_dir() -> Path:
+    """The real data sets folder, for session and module fixtures; fails when any set is missing."""
+    return real_data.require()
 
 
 @pytest.fixture(scope="session")
-def spa_eng_data(real_data_dir) -> Path:
-    """The data folder holding spa-eng.zip, for module fixtures that train on it; else skip."""
-    if real_data_dir is None or not (real_data_dir / "spa-eng.zip").is_file():
-        pytest.skip("spa-eng.zip not found: set TALLER_DATA_DIR or provide ../shared/data")
-    return real_data_dir
+def spa_eng_data() -> Path:
+    """The data folder holding spa-eng.zip, for module fixtures that train on it; fails without it."""
+    return real_data.require(("spa-eng",))
 
 
 @pytest.fixture
 def data_dir() -> Path:
-    """The real data sets; the test is skipped with a reason when they are absent."""
-    data = shared_data_dir()
-    if data is None:
-        pytest.skip("real data sets not found: set TALLER_DATA_DIR or provide ../shared/data")
-    return data
+    """The real data sets; the test fails, naming each missing file, when they are absent."""
+    return real_data.require()
 
 
 @pytest.fixture(autouse=True)

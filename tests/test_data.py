@@ -1,11 +1,21 @@
 """The data-set resolver, one test per step of its order:
-explicit path → TALLER_DATA_DIR → the data folder's cache → download → a clear error."""
+explicit path → TALLER_DATA_DIR → the data folder's cache → download → a clear error.
+
+Then the tests' own real-data check (tests/real_data.py): a test that needs the real data
+sets fails, naming each missing file, when they are absent; it never skips.
+"""
 
 from __future__ import annotations
 
 import gzip
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
 
 import pytest
+import real_data
 
 from taller import data
 from taller.config import get_settings
@@ -87,7 +97,10 @@ def test_failed_download_names_file_and_folder(empty_data_dir, monkeypatch, tmp_
         resolve("spa-eng", download=True)
     message = str(info.value)
     assert "spa-eng.zip" in message and str(empty_data_dir) in message and "Download failed" in message
-    assert not list(get_settings().cache_dir.glob("*.part")) if get_settings().cache_dir.exists() else True
+    # The download was tried in the cache (the folder exists) and left nothing there: no
+    # half-written spa-eng.zip and no temporary .part file.
+    cache = get_settings().cache_dir
+    assert cache.is_dir() and list(cache.iterdir()) == []
 
 
 def test_offline_error_says_downloads_are_off(empty_data_dir):
@@ -104,3 +117,60 @@ def test_real_shared_data_is_found(data_dir, monkeypatch):
     monkeypatch.setenv("TALLER_DATA_DIR", str(data_dir))
     assert resolve("mnist") == data_dir / "mnist"
     assert resolve("chinook").name == "Chinook_Sqlite.sqlite"
+    assert resolve("cifar10").parent == data_dir and resolve("spa-eng") == data_dir / "spa-eng.zip"
+
+
+def test_spa_eng_fixture_gives_the_tatoeba_pairs(spa_eng_data):
+    with zipfile.ZipFile(spa_eng_data / "spa-eng.zip") as archive:
+        assert "spa-eng/spa.txt" in archive.namelist()
+
+
+# --- the tests' real-data check ---------------------------------------------------------------
+
+
+def test_missing_real_data_fails_naming_each_file(tmp_path, monkeypatch):
+    folder = tmp_path / "datasets"
+    monkeypatch.setenv("TALLER_DATA_DIR", str(folder))
+    with pytest.raises(pytest.fail.Exception, match="does not exist") as info:
+        real_data.require()
+    assert str(folder) in str(info.value) and "TALLER_DATA_DIR" in str(info.value)
+
+    mnist = folder / "mnist"
+    mnist.mkdir(parents=True)
+    for name in data.DATASETS["mnist"].files[:3]:
+        (mnist / name).write_bytes(b"x")
+    with pytest.raises(pytest.fail.Exception) as info:
+        real_data.require()
+    message = str(info.value)
+    assert str(folder) in message
+    for absent in ("mnist/t10k-labels-idx1-ubyte.gz", "cifar-10-python.tar.gz (or cifar-10-subset-python.tar.gz)",
+                   "spa-eng.zip", "Chinook_Sqlite.sqlite"):
+        assert absent in message
+    assert "train-images" not in message  # only what is missing is named
+
+    (mnist / data.DATASETS["mnist"].files[3]).write_bytes(b"x")
+    for name in ("cifar-10-subset-python.tar.gz", "spa-eng.zip", "Chinook_Sqlite.sqlite"):
+        (folder / name).write_bytes(b"x")
+    assert real_data.require() == folder
+    (folder / "Chinook_Sqlite.sqlite").unlink()
+    assert real_data.require(("spa-eng",)) == folder  # a fixture asks only for what it reads
+    with pytest.raises(pytest.fail.Exception, match="Chinook_Sqlite.sqlite"):
+        real_data.require(("spa-eng", "chinook"))
+
+
+def test_data_fixtures_fail_not_skip_in_ci_without_the_data(tmp_path):
+    """A real pytest run in CI with an empty data folder: the tests that need data fail."""
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST")}
+    environment.update(CI="true", TALLER_DATA_DIR=str(tmp_path))
+    tests = Path(__file__).resolve().parent
+    finished = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfEs",
+         f"{tests / 'test_data.py'}::test_real_shared_data_is_found",
+         f"{tests / 'test_data.py'}::test_spa_eng_fixture_gives_the_tatoeba_pairs"],
+        cwd=tests.parent, env=environment, capture_output=True, text=True, timeout=120,
+    )
+    output = finished.stdout + finished.stderr
+    assert finished.returncode == 1, output
+    assert "2 errors" in output and "skipped" not in output and "passed" not in output, output
+    assert f"real data missing in {tmp_path} (TALLER_DATA_DIR)" in output, output
+    assert "mnist/train-images-idx3-ubyte.gz" in output and "spa-eng.zip" in output, output

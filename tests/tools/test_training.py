@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
-
+from taller import progress
 from taller.tools import run_tool
-from taller.trainers import engine, runs
+from taller.trainers import autoencoder, engine, runs
 
 
 def _finished_run(model: str, module, config, state_dict) -> Path:
@@ -18,28 +19,62 @@ def _finished_run(model: str, module, config, state_dict) -> Path:
 
 
 def test_train_model_starts_in_background_then_cancels(data_dir):
+    """Cancelled at a point that does not depend on timing: after the run's first step.
+
+    Background runs report on the process-wide bus. A listener there, called by the training
+    thread itself, holds the first step until the test has checked that a second start is
+    refused (so the run is certainly still alive then), and only then cancels.
+    """
+    first_step, may_cancel, cancelled = threading.Event(), threading.Event(), []
+
+    def on_event(event: dict) -> None:
+        if event.get("model") == "autoencoder" and event.get("step") is not None and not first_step.is_set():
+            first_step.set()
+            may_cancel.wait(60)
+            cancelled.append(runs.cancel(event["run_id"]))
+
+    unsubscribe = progress.bus.subscribe(on_event)
     out = run_tool("train_model", {"model": "autoencoder", "epochs": 3})
-    assert "error" not in out, out
-    assert out["status"] == "started" and out["model"] == "autoencoder" and out["epochs"] == 3
-    assert out["run_id"].startswith("autoencoder-") and out["summary"]
     try:
+        assert "error" not in out, out
+        assert out["status"] == "started" and out["model"] == "autoencoder" and out["epochs"] == 3
+        assert out["run_id"].startswith("autoencoder-") and out["summary"]
         again = run_tool("train_model", {"model": "autoencoder"})
-        assert "already training" in again["error"]
+        assert f"autoencoder is already training (run {out['run_id']})" in again["error"]
+        assert first_step.wait(120), "the run never reached its first step"
     finally:
-        runs.cancel(out["run_id"])
-    final = runs.wait(out["run_id"], timeout=120)
-    assert final["state"] in ("cancelled", "finished")
+        may_cancel.set()
+        if "run_id" in out and not first_step.is_set():  # a failed check must not leave a run training
+            runs.cancel(out["run_id"])
+        final = runs.wait(out["run_id"], timeout=120) if "run_id" in out else None
+        unsubscribe()
+    assert cancelled == [True]
+    assert final["state"] == "cancelled" and final["error"] is None, final
+    # It stopped at step 2 of epoch 1 of 3: no epoch finished, no best model, and last.pt
+    # holds the weights after exactly one step, which load back into the model.
+    assert final["epoch"] == 0 and final["epochs"] == 3
+    folder = Path(final["path"])
+    assert not (folder / "best.pt").exists() and not (folder / "metrics.jsonl").exists()
+    checkpoint = engine.load_checkpoint(folder / "last.pt")
+    assert checkpoint["run_id"] == out["run_id"]
+    assert checkpoint["epoch"] == 0 and checkpoint["extra"]["step"] == 1
+    config = engine.config_from_checkpoint(autoencoder.Config, checkpoint)
+    assert config.epochs == 3
+    autoencoder.build_model(config).load_state_dict(checkpoint["model"])
+
     listed = run_tool("list_models", {})
-    assert listed["runs"][0]["run_id"] == out["run_id"]
+    assert listed["runs"][0]["run_id"] == out["run_id"] and listed["runs"][0]["state"] == "cancelled"
     assert set(listed["runs"][0]) >= {"model", "state", "metrics", "checkpoints", "epoch", "epochs"}
     assert "1 run(s)" in listed["summary"]
 
 
 def test_train_model_bad_arguments():
-    assert "error" in run_tool("train_model", {"model": "resnet"})
+    out = run_tool("train_model", {"model": "resnet"})
+    assert out["error"].startswith("bad arguments for train_model: model: Input should be 'dense_classifier'")
     for epochs in (0, -2):
         out = run_tool("train_model", {"model": "vae", "epochs": epochs})
-        assert "epochs" in out["error"]
+        assert "epochs: Input should be greater than or equal to 1" in out["error"]
+    assert runs.list_all() == []  # nothing was started
 
 
 def test_missing_dataset_is_reported_before_starting(tmp_path, monkeypatch):
@@ -85,7 +120,7 @@ def test_classify_pet_with_a_trained_model_and_bad_files(data_dir, tmp_path):
     text.write_text("hello, I am not a picture")
     assert "not a readable image" in run_tool("classify_pet", {"image_path": str(text)})["error"]
     assert "not found" in run_tool("classify_pet", {"image_path": str(tmp_path / "missing.jpg")})["error"]
-    assert "error" in run_tool("classify_pet", {"image_path": "/etc/passwd"})
+    assert "system folders are off limits" in run_tool("classify_pet", {"image_path": "/etc/passwd"})["error"]
 
 
 def test_generate_images_for_each_model(data_dir, tmp_path):
@@ -119,5 +154,6 @@ def test_generate_images_for_each_model(data_dir, tmp_path):
     with Image.open(out["images"][0]) as picture:
         assert picture.width > picture.height  # input | generated side by side
 
-    assert "error" in run_tool("generate_images", {"model": "dense_classifier"})
-    assert "error" in run_tool("generate_images", {"model": "vae", "count": 0})
+    wrong_model = run_tool("generate_images", {"model": "dense_classifier"})["error"]
+    assert "model: Input should be 'autoencoder', 'vae' or 'pix2pix'" in wrong_model
+    assert "count: Input should be greater than or equal to 1" in run_tool("generate_images", {"model": "vae", "count": 0})["error"]

