@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.model:
             os.environ["TALLER_EMBEDDED_MODEL_PATH"] = args.model
 
-    from taller.llm import FakeChatModel, describe, get_chat_model, set_chat_model
+    from taller.llm import FakeChatModel, describe, get_chat_model
     from taller.config import get_settings
     from taller.knowledge import sql as sqlmod
 
@@ -166,7 +166,6 @@ def main(argv: list[str] | None = None) -> int:
         model = FakeChatModel(responses=[{"sql": gold} for _, _, gold in questions])
     else:
         model = get_chat_model(backend=args.backend, model=None if args.backend == "embedded" else args.model)
-    set_chat_model(model)
     info = describe(model)
     if args.backend == "oracle":
         info = {"backend": "oracle", "model": "gold SQL (no LLM)"}
@@ -180,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     for (lang, question, gold_sql), gold in zip(questions, golds):
         started = time.perf_counter()
         try:
-            out = sqlmod.ask(question, args.database, max_retries=args.retries)
+            out = sqlmod.ask(question, args.database, max_retries=args.retries, model=model)
         except Exception as exc:  # a benchmark records failures and goes on
             out = {"error": f"{type(exc).__name__}: {exc}", "rows": []}
         seconds = time.perf_counter() - started

@@ -76,13 +76,14 @@ def validate_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
 def run_tool(name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate and run one tool; never raises for bad input, returns ``{"error": ...}``."""
     from taller.data import DataNotFoundError
+    from taller.errors import LLMUnavailableError
     from taller.progress import CancelledError
 
     try:
         clean = validate_args(name, args)
         tool = get_tool(name)
         out = tool.func(**clean)
-    except (ToolError, DataNotFoundError, CancelledError) as exc:
+    except (ToolError, DataNotFoundError, CancelledError, LLMUnavailableError) as exc:
         return error_result(str(exc) or type(exc).__name__, tool=name)
     except (FileNotFoundError, PermissionError, IsADirectoryError, ValueError) as exc:
         return error_result(f"{type(exc).__name__}: {exc}", tool=name)

@@ -1,9 +1,10 @@
 """Tools over SQL databases: answer a question with a safe read-only query, describe a schema.
 
 Thin wrappers over :mod:`taller.knowledge.sql` (imported inside the functions: it pulls
-SQLAlchemy, sqlglot and, for retrieval, ChromaDB). To teach the SQL module a confirmed
-question→SQL pair or documentation, use ``python -m taller.knowledge.sql remember|add-doc``
-(see docs/sql.md): the tools' names and arguments are fixed.
+SQLAlchemy, sqlglot and, for retrieval, ChromaDB); the chat model that writes the SQL is the
+agent's, passed in explicitly. To teach the SQL module a confirmed question→SQL pair or
+documentation, use ``python -m taller.knowledge.sql remember|add-doc`` (see docs/sql.md): the
+tools' names and arguments are fixed.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ def query_database(question: str, database: str | None = None) -> dict:
     read-only SQL query. Returns the SQL, the columns, the rows and a one-sentence answer;
     large results are saved to a CSV file."""
     from taller.knowledge.sql import ask
+    from taller.llm import get_chat_model
 
-    return ask(question, database)
+    return ask(question, database, model=get_chat_model())
 
 
 @tool("describe_database", args_schema=DescribeDatabaseArgs)

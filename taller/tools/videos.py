@@ -1,8 +1,9 @@
 """Tools over the video knowledge base: add a video, ask it questions, summarise it.
 
 Thin wrappers around :mod:`taller.knowledge.videos`; chromadb and sentence-transformers are
-imported only when a tool runs. Results carry ``summary`` plus ``citations`` (``video``,
-``start``, ``time``, ``url``, ``text``) so every interface can show clickable timestamps.
+imported only when a tool runs, and the chat model that answers and summarises is the agent's,
+passed in explicitly. Results carry ``summary`` plus ``citations`` (``video``, ``start``,
+``time``, ``url``, ``text``) so every interface can show clickable timestamps.
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def ask_video(question: str, video: str | None = None) -> dict:
     """Answer a question from the transcripts of added videos, citing each claim with a
     clickable timestamp; says so when the transcripts do not contain the answer."""
     from taller.knowledge.videos import ask
+    from taller.llm import get_chat_model
 
-    return ask(question, video=video)
+    return ask(question, video=video, model=get_chat_model())
 
 
 @tool("summarize_video", args_schema=SummarizeVideoArgs)
@@ -48,5 +50,6 @@ def summarize_video(video: str | None = None) -> dict:
     """Summarise a whole added video section by section, with a timestamp for each section
     (default: the video added last)."""
     from taller.knowledge.videos import summarize
+    from taller.llm import get_chat_model
 
-    return summarize(video)
+    return summarize(video, model=get_chat_model())

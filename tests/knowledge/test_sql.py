@@ -117,6 +117,14 @@ def test_plain_text_reply_with_a_code_fence_still_works(ref):
     assert out["rows"] == [[25]]
 
 
+def test_the_model_passed_in_writes_the_sql(ref):
+    passed = FakeChatModel(responses=[{"sql": "SELECT COUNT(*) FROM Genre"}])
+    bystander = FakeChatModel(responses=[], default={"sql": "SELECT nope FROM Genre"})
+    with use_chat_model(bystander):  # what get_chat_model() would give: must stay unused
+        out = sqlmod.ask("how many genres", "ref", model=passed)
+    assert out["rows"] == [[25]] and len(passed.calls) == 1 and bystander.calls == []
+
+
 def test_large_results_are_limited_and_exported_to_csv(ref, monkeypatch):
     monkeypatch.setenv("TALLER_SQL_ROW_LIMIT", "50")
     get_settings(reload=True)

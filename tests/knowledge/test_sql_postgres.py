@@ -44,9 +44,9 @@ def pg(monkeypatch):
     monkeypatch.setenv("TALLER_DATABASES", '{"pg": "%s"}' % scoped.render_as_string(hide_password=False))
     get_settings(reload=True)
     yield admin, schema
-    from taller.knowledge import sql as sqlmod
+    from taller.knowledge.sql import connection
 
-    for handle in list(sqlmod._engines.values()):
+    for handle in list(connection._engines.values()):
         if handle.dialect == "postgresql":
             handle.engine.dispose()
     with admin.begin() as connection:
@@ -62,7 +62,7 @@ def _count(admin, schema):
 def test_postgres_question_hostile_sql_and_read_only_transaction(pg):
 
     from taller.knowledge import sql as sqlmod
-    from taller.knowledge.sql_safety import CheckedSQL, QueryTimeoutError, check_sql
+    from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, Rule, check_sql
 
     admin, schema = pg
     described = sqlmod.describe("pg")
@@ -88,17 +88,21 @@ def test_postgres_question_hostile_sql_and_read_only_transaction(pg):
     with use_chat_model(FakeChatModel(responses=[{"sql": "SELECT COUNT(*) FROM albums"}, retry])):
         assert sqlmod.ask("how many albums", "pg")["rows"] == [[5]]
 
-    for hostile in ["DELETE FROM album", "WITH gone AS (DELETE FROM album RETURNING *) SELECT * FROM gone",
-                    "SELECT 1; DROP TABLE album", "SELECT pg_sleep(30)", "COPY album TO '/tmp/x'"]:
+    for hostile, rule in [("DELETE FROM album", Rule.WRITE),
+                          ("WITH gone AS (DELETE FROM album RETURNING *) SELECT * FROM gone", Rule.WRITE),
+                          ("SELECT 1; DROP TABLE album", Rule.MULTIPLE_STATEMENTS),
+                          ("SELECT pg_sleep(30)", Rule.FORBIDDEN_FUNCTION),
+                          ("COPY album TO '/tmp/x'", Rule.WRITE)]:
         with use_chat_model(FakeChatModel(responses=[{"sql": hostile}])):
-            assert sqlmod.ask("do harm", "pg").get("refused") is True, hostile
+            out = sqlmod.ask("do harm", "pg")
+        assert out.get("refused") is True and out["rule"] == rule.value, hostile
 
     db = sqlmod.connect("pg")
     for statement in ["DELETE FROM album", "CREATE TABLE stolen (x int)"]:
         with pytest.raises(Exception, match="read-only transaction"):
-            sqlmod._execute(db, CheckedSQL(sql=statement, original=statement, kind="forced", tables=()))
+            sqlmod.execute_checked(db, CheckedSQL(sql=statement, original=statement, kind="forced", tables=()))
     assert _count(admin, schema) == 5
 
     slow = check_sql("SELECT COUNT(*) FROM generate_series(1, 2000000000) a", "postgresql")
     with pytest.raises(QueryTimeoutError):
-        sqlmod._execute(db, slow, timeout_s=0.3)
+        sqlmod.execute_checked(db, slow, timeout_s=0.3)

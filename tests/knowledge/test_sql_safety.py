@@ -11,54 +11,78 @@ import pytest
 from taller.llm import FakeChatModel, use_chat_model
 from taller.config import get_settings
 from taller.knowledge import sql as sqlmod
-from taller.knowledge.sql_safety import (
+from taller.knowledge.sql.safety import (
     MAX_SQL_CHARS,
     CheckedSQL,
     QueryTimeoutError,
+    Rule,
     SQLSyntaxError,
     UnsafeSQLError,
     check_sql,
 )
 
+# name → (statement, the rule that must refuse it)
 HOSTILE = {
-    "delete": "DELETE FROM Invoice",
-    "update": "UPDATE Track SET UnitPrice = 0",
-    "insert": "INSERT INTO Genre (GenreId, Name) VALUES (99, 'x')",
-    "replace": "REPLACE INTO Genre VALUES (1, 'x')",
-    "drop": "DROP TABLE Album",
-    "create": "CREATE TABLE stolen AS SELECT * FROM Customer",
-    "alter": "ALTER TABLE Album ADD COLUMN x INTEGER",
-    "select_into": "SELECT * INTO stolen FROM Customer",
-    "multi": "SELECT 1; DROP TABLE Album",
-    "multi_comment": "SELECT * FROM Album; -- harmless\nDELETE FROM Album",
-    "cte_delete": "WITH gone AS (DELETE FROM Album RETURNING *) SELECT * FROM gone",
-    "cte_then_delete": "WITH a AS (SELECT 1) DELETE FROM Album",
-    "attach": "ATTACH DATABASE '/tmp/evil.sqlite' AS evil",
-    "detach": "DETACH DATABASE main",
-    "pragma_write": "PRAGMA writable_schema = ON",
-    "pragma_read": "PRAGMA table_info(Album)",
-    "vacuum_into": "VACUUM INTO '/tmp/copy.sqlite'",
-    "transaction": "BEGIN TRANSACTION",
-    "load_extension": "SELECT load_extension('/tmp/evil.so')",
-    "deep_nesting": "SELECT " + "(" * 3000 + "1" + ")" * 3000,
-    "very_long": "SELECT * FROM Album WHERE " + " OR ".join(f"AlbumId = {i}" for i in range(4000)),
+    "delete": ("DELETE FROM Invoice", Rule.WRITE),
+    "update": ("UPDATE Track SET UnitPrice = 0", Rule.WRITE),
+    "insert": ("INSERT INTO Genre (GenreId, Name) VALUES (99, 'x')", Rule.WRITE),
+    # sqlglot does not model SQLite's REPLACE: it parses as a Command, refused as no query.
+    "replace": ("REPLACE INTO Genre VALUES (1, 'x')", Rule.NOT_A_QUERY),
+    "drop": ("DROP TABLE Album", Rule.SCHEMA_CHANGE),
+    "create": ("CREATE TABLE stolen AS SELECT * FROM Customer", Rule.SCHEMA_CHANGE),
+    "alter": ("ALTER TABLE Album ADD COLUMN x INTEGER", Rule.SCHEMA_CHANGE),
+    "select_into": ("SELECT * INTO stolen FROM Customer", Rule.SCHEMA_CHANGE),
+    "multi": ("SELECT 1; DROP TABLE Album", Rule.MULTIPLE_STATEMENTS),
+    "multi_comment": ("SELECT * FROM Album; -- harmless\nDELETE FROM Album", Rule.MULTIPLE_STATEMENTS),
+    "cte_delete": ("WITH gone AS (DELETE FROM Album RETURNING *) SELECT * FROM gone", Rule.WRITE),
+    "cte_then_delete": ("WITH a AS (SELECT 1) DELETE FROM Album", Rule.WRITE),
+    "attach": ("ATTACH DATABASE '/tmp/evil.sqlite' AS evil", Rule.OTHER_DATABASE),
+    "detach": ("DETACH DATABASE main", Rule.OTHER_DATABASE),
+    "pragma_write": ("PRAGMA writable_schema = ON", Rule.SETTINGS),
+    "pragma_read": ("PRAGMA table_info(Album)", Rule.SETTINGS),
+    "vacuum_into": ("VACUUM INTO '/tmp/copy.sqlite'", Rule.NOT_A_QUERY),
+    "transaction": ("BEGIN TRANSACTION", Rule.TRANSACTION),
+    "load_extension": ("SELECT load_extension('/tmp/evil.so')", Rule.FORBIDDEN_FUNCTION),
+    "nul": ("SELECT * FROM Album\x00; DROP TABLE Album", Rule.NUL_CHARACTER),
+    "bare_value": ("Album", Rule.NOT_A_QUERY),
+    "deep_nesting": ("SELECT " + "(" * 3000 + "1" + ")" * 3000, Rule.TOO_DEEP),
+    "very_long": ("SELECT * FROM Album WHERE " + " OR ".join(f"AlbumId = {i}" for i in range(4000)),
+                  Rule.TOO_LONG),
 }
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
-def test_hostile_sql_is_refused_by_the_parser(name):
+def test_hostile_sql_is_refused_by_the_parser_under_its_rule(name):
+    statement, rule = HOSTILE[name]
     with pytest.raises(UnsafeSQLError) as info:
-        check_sql(HOSTILE[name], "sqlite")
-    assert str(info.value)  # a refusal always says why
+        check_sql(statement, "sqlite")
+    assert info.value.rule is rule, str(info.value)
+
+
+@pytest.mark.parametrize("statement, dialect, rule", [
+    ("SELECT pg_sleep(30)", "postgresql", Rule.FORBIDDEN_FUNCTION),
+    ("COPY album TO '/tmp/x'", "postgresql", Rule.WRITE),
+    ("TRUNCATE TABLE album", "postgresql", Rule.WRITE),
+    ("SELECT * FROM album FOR UPDATE", "postgresql", Rule.TRANSACTION),
+    ("COMMIT", "postgresql", Rule.TRANSACTION),
+    ("SET search_path = evil", "postgresql", Rule.SETTINGS),
+    ("GRANT SELECT ON album TO public", "postgresql", Rule.SCHEMA_CHANGE),
+    ("SELECT SLEEP(10)", "mysql", Rule.FORBIDDEN_FUNCTION),
+    ("USE other", "mysql", Rule.SETTINGS),
+])
+def test_other_dialects_are_refused_under_the_right_rule(statement, dialect, rule):
+    with pytest.raises(UnsafeSQLError) as info:
+        check_sql(statement, dialect)
+    assert info.value.rule is rule, str(info.value)
 
 
 def test_refusals_explain_why():
     with pytest.raises(UnsafeSQLError, match="DELETE"):
-        check_sql(HOSTILE["cte_delete"])
+        check_sql(HOSTILE["cte_delete"][0])
     with pytest.raises(UnsafeSQLError, match="2 statements"):
-        check_sql(HOSTILE["multi"])
+        check_sql(HOSTILE["multi"][0])
     with pytest.raises(UnsafeSQLError, match=f"{MAX_SQL_CHARS:,}"):
-        check_sql(HOSTILE["very_long"])
+        check_sql(HOSTILE["very_long"][0])
     with pytest.raises(UnsafeSQLError, match="pg_read_file"):
         check_sql("SELECT pg_read_file('/etc/passwd')", "postgresql")
 
@@ -98,11 +122,11 @@ def _sha256(path):
 
 def test_hostile_sql_from_the_llm_never_touches_the_file(chinook_copy):
     before = _sha256(chinook_copy)
-    for name, text in HOSTILE.items():
+    for name, (text, rule) in HOSTILE.items():
         model = FakeChatModel(responses=[{"sql": text}])
         with use_chat_model(model):
             out = sqlmod.ask(f"please run {name}", "ref")
-        assert out.get("refused") is True, name
+        assert out.get("refused") is True and out["rule"] == rule.value, name
         assert "error" in out and out["rows"] == []
         assert len(model.calls) == 1, name  # a refusal is final: no retry asks for more
     assert _sha256(chinook_copy) == before
@@ -119,7 +143,7 @@ def test_read_only_connection_refuses_writes_that_skip_the_parser(chinook_copy, 
     db = sqlmod.connect("ref")
     unchecked = CheckedSQL(sql=statement, original=statement, kind="forced", tables=())
     with pytest.raises(sqlite3.DatabaseError, match="(?i)not authorized|readonly|read-only|query_only"):
-        sqlmod._execute(db, unchecked)
+        sqlmod.execute_checked(db, unchecked)
     assert _sha256(chinook_copy) == before
     connection = sqlite3.connect(chinook_copy)
     assert connection.execute("SELECT COUNT(*) FROM Invoice").fetchone()[0] == 412
@@ -131,9 +155,9 @@ def test_statement_timeout_interrupts_a_runaway_query(chinook_copy):
     endless = check_sql("WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n) "
                         "SELECT COUNT(*) FROM n", "sqlite")
     with pytest.raises(QueryTimeoutError, match="stopped"):
-        sqlmod._execute(db, endless, timeout_s=0.3)
+        sqlmod.execute_checked(db, endless, timeout_s=0.3)
     # The connection is usable afterwards: the handler is removed with the query.
-    assert sqlmod._execute(db, check_sql("SELECT COUNT(*) FROM Album")).rows == [[347]]
+    assert sqlmod.execute_checked(db, check_sql("SELECT COUNT(*) FROM Album")).rows == [[347]]
 
 
 def test_timeout_from_the_llm_query_is_reported_not_retried(chinook_copy, monkeypatch):

@@ -262,6 +262,19 @@ def test_empty_and_missing_knowledge(tmp_path):
         videos.summarize()
 
 
+def test_ask_and_summarize_use_the_model_passed_in(planted_video):
+    videos.add_video(str(planted_video))
+    passed = FakeChatModel(default=lambda messages: "Recycled bottle caps [1].")
+    bystander = FakeChatModel(default=lambda messages: "the wrong model")
+    with use_chat_model(bystander):  # what get_chat_model() would give: must stay unused
+        answer = videos.ask("Which robot was assembled out of recycled bottle caps?", model=passed)
+        summary = videos.summarize("Obama2014ab", max_chars=3000, model=passed)
+    assert answer["answered"] and answer["answer"].startswith("Recycled bottle caps")
+    assert summary["map_sections"] > 1 and summary["overview"] == "Recycled bottle caps [1]."
+    assert bystander.calls == []
+    assert len(passed.calls) >= 1 + summary["map_sections"] + 1  # the answer, the map, the overview
+
+
 # --- summaries ---------------------------------------------------------------------------------
 
 def test_multi_hour_summary_is_map_reduce_within_budget():

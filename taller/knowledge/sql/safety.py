@@ -10,17 +10,19 @@ Two independent layers, neither of them a prompt:
    ``pg_read_file``, ``pg_sleep``, ``dblink``, …). What runs is the SQL regenerated from the
    checked tree, so the database executes exactly what was checked (no parser differential with
    comments or quoting).
-2. :func:`open_readonly` connects so that the database itself refuses writes: SQLite through a
+2. :func:`readonly_connection` connects so that the database itself refuses writes: SQLite through a
    ``file:…?mode=ro`` URI plus ``PRAGMA query_only``, PostgreSQL in a ``READ ONLY`` transaction,
    MySQL/MariaDB with ``SET SESSION TRANSACTION READ ONLY``; each with a statement timeout
    (SQLite: a progress handler that interrupts the query at the deadline).
 
-Every refusal is an :class:`UnsafeSQLError` whose message says why, in words a user understands.
+Every refusal is an :class:`UnsafeSQLError` whose message says why, in words a user understands,
+and whose ``rule`` (a :class:`Rule`) says which rule refused it, for code and tests.
 """
 
 from __future__ import annotations
 
 import contextlib
+import enum
 import logging
 import time
 from dataclasses import dataclass
@@ -51,8 +53,29 @@ _DIALECTS = {"postgresql": "postgres", "mssql": "tsql", "mariadb": "mysql", "sql
              "bigquery": "bigquery", "redshift": "redshift", "trino": "trino", "clickhouse": "clickhouse"}
 
 
+class Rule(str, enum.Enum):
+    """The rule a refused query broke (``value`` is what a tool result carries as ``rule``)."""
+
+    TOO_LONG = "too-long"  # longer than MAX_SQL_CHARS
+    NUL_CHARACTER = "nul-character"
+    TOO_DEEP = "too-deep"  # nested past what the parser or MAX_NESTING_DEPTH allows
+    MULTIPLE_STATEMENTS = "multiple-statements"
+    NOT_A_QUERY = "not-a-query"  # a statement that is no query and none of the kinds below
+    WRITE = "write"  # INSERT, UPDATE, DELETE, MERGE, TRUNCATE, COPY, LOAD DATA
+    SCHEMA_CHANGE = "schema-change"  # CREATE, DROP, ALTER, SELECT … INTO, COMMENT, GRANT, REVOKE
+    SETTINGS = "settings"  # PRAGMA, SET, USE
+    TRANSACTION = "transaction"  # BEGIN, COMMIT, ROLLBACK, row locks
+    OTHER_DATABASE = "other-database"  # ATTACH, DETACH
+    FORBIDDEN_FUNCTION = "forbidden-function"  # a function of FORBIDDEN_FUNCTIONS
+
+
 class UnsafeSQLError(ValueError):
-    """The SQL was refused before it reached the database; the message says why."""
+    """The SQL was refused before it reached the database; the message says why, ``rule`` which
+    rule refused it."""
+
+    def __init__(self, message: str, rule: Rule) -> None:
+        super().__init__(message)
+        self.rule = rule
 
 
 class SQLSyntaxError(ValueError):
@@ -74,40 +97,69 @@ def sqlglot_dialect(sqlalchemy_dialect: str) -> str:
     return _DIALECTS.get(sqlalchemy_dialect.lower(), sqlalchemy_dialect.lower())
 
 
-def _forbidden_nodes() -> tuple[type, ...]:
+# Every sqlglot node kind that may appear nowhere in a query: the rule it breaks and, where the
+# generic "a NAME statement" would not say why, the words of the refusal. Kinds this version of
+# sqlglot lacks are skipped.
+_FORBIDDEN_NODES: dict[str, tuple[Rule, str | None]] = {
+    "Insert": (Rule.WRITE, "an INSERT (it writes data)"),
+    "Update": (Rule.WRITE, "an UPDATE (it writes data)"),
+    "Delete": (Rule.WRITE, "a DELETE (it removes data)"),
+    "Merge": (Rule.WRITE, None),
+    "TruncateTable": (Rule.WRITE, None),
+    "Copy": (Rule.WRITE, None),
+    "LoadData": (Rule.WRITE, None),
+    "Create": (Rule.SCHEMA_CHANGE, "a CREATE (it changes the schema)"),
+    "Drop": (Rule.SCHEMA_CHANGE, "a DROP (it removes tables)"),
+    "Alter": (Rule.SCHEMA_CHANGE, "an ALTER (it changes the schema)"),
+    "Into": (Rule.SCHEMA_CHANGE, "SELECT … INTO (it creates a table)"),
+    "Comment": (Rule.SCHEMA_CHANGE, None),
+    "Grant": (Rule.SCHEMA_CHANGE, None),
+    "Revoke": (Rule.SCHEMA_CHANGE, None),
+    "Pragma": (Rule.SETTINGS, "a PRAGMA (it reads or changes database settings)"),
+    "Set": (Rule.SETTINGS, "a SET (it changes session settings)"),
+    "SetItem": (Rule.SETTINGS, None),
+    "Use": (Rule.SETTINGS, None),
+    "Transaction": (Rule.TRANSACTION, "a transaction statement"),
+    "Commit": (Rule.TRANSACTION, "a COMMIT"),
+    "Rollback": (Rule.TRANSACTION, "a ROLLBACK"),
+    "Lock": (Rule.TRANSACTION, None),
+    "Attach": (Rule.OTHER_DATABASE, "ATTACH (it opens or closes other database files)"),
+    "Detach": (Rule.OTHER_DATABASE, "DETACH (it opens or closes other database files)"),
+    # What sqlglot does not model (VACUUM, REPLACE, … parse as Command) and statements that are
+    # no query: refused whatever they would do.
+    "Command": (Rule.NOT_A_QUERY, None),
+    "Analyze": (Rule.NOT_A_QUERY, None),
+    "Kill": (Rule.NOT_A_QUERY, None),
+    "Cache": (Rule.NOT_A_QUERY, None),
+    "Uncache": (Rule.NOT_A_QUERY, None),
+    "Refresh": (Rule.NOT_A_QUERY, None),
+    "Describe": (Rule.NOT_A_QUERY, None),
+    "Export": (Rule.NOT_A_QUERY, None),
+    "Install": (Rule.NOT_A_QUERY, None),
+}
+
+
+def _forbidden_kind(node: Any) -> tuple[Rule, str | None] | None:
+    """The rule and words of a forbidden node (an instance of a listed kind), else None."""
     from sqlglot import exp
 
-    names = ["Insert", "Update", "Delete", "Merge", "Create", "Drop", "Alter", "TruncateTable",
-             "Command", "Pragma", "Set", "SetItem", "Transaction", "Commit", "Rollback", "Into",
-             "Attach", "Detach", "Copy", "Grant", "Revoke", "Use", "Analyze", "Lock", "LoadData",
-             "Kill", "Cache", "Uncache", "Refresh", "Comment", "Describe", "Export", "Install"]
-    return tuple(getattr(exp, name) for name in names if isinstance(getattr(exp, name, None), type))
+    for name, found in _FORBIDDEN_NODES.items():
+        kind = getattr(exp, name, None)
+        if isinstance(kind, type) and isinstance(node, kind):
+            return found
+    return None
 
 
 def _describe(node: Any) -> str:
-    """Words for a refused node: 'a DELETE statement', 'SELECT … INTO'."""
-    from sqlglot import exp
-
-    words = {
-        exp.Insert: "an INSERT (it writes data)", exp.Update: "an UPDATE (it writes data)",
-        exp.Delete: "a DELETE (it removes data)", exp.Create: "a CREATE (it changes the schema)",
-        exp.Drop: "a DROP (it removes tables)", exp.Alter: "an ALTER (it changes the schema)",
-        exp.Pragma: "a PRAGMA (it reads or changes database settings)",
-        exp.Into: "SELECT … INTO (it creates a table)",
-        exp.Transaction: "a transaction statement", exp.Commit: "a COMMIT", exp.Rollback: "a ROLLBACK",
-        exp.Set: "a SET (it changes session settings)",
-    }
-    for kind, text in words.items():
-        if isinstance(node, kind):
-            return text
+    """Words for a refused node: 'a DELETE (it removes data)', 'SELECT … INTO (…)'."""
+    found = _forbidden_kind(node)
+    if found is not None and found[1] is not None:
+        return found[1]
     name = type(node).__name__
     if name == "Command":
         first = str(node.this or "").split()[0].upper() if node.this else "COMMAND"
         return f"{'an' if first[0] in 'AEIOU' else 'a'} {first} statement"
-    if name in ("Attach", "Detach"):
-        return f"{name.upper()} (it opens or closes other database files)"
-    if name in (
-            "Column", "Identifier", "Literal", "Paren", "Alias"):
+    if name in ("Column", "Identifier", "Literal", "Paren", "Alias"):
         return f"not a statement that reads tables (it parses as {name})"
     return f"{'an' if name[0] in 'AEIOU' else 'a'} {name.upper()} statement"
 
@@ -136,9 +188,9 @@ def check_sql(sql: str, dialect: str = "sqlite") -> CheckedSQL:
         raise SQLSyntaxError("the reply held no SQL query")
     if len(sql) > MAX_SQL_CHARS:
         raise UnsafeSQLError(f"the query is {len(sql):,} characters long; the limit is "
-                             f"{MAX_SQL_CHARS:,}, so it was not run")
+                             f"{MAX_SQL_CHARS:,}, so it was not run", Rule.TOO_LONG)
     if "\x00" in sql:
-        raise UnsafeSQLError("the query contains a NUL character")
+        raise UnsafeSQLError("the query contains a NUL character", Rule.NUL_CHARACTER)
     read = sqlglot_dialect(dialect)
     logger = logging.getLogger("sqlglot")
     previous = logger.level
@@ -148,27 +200,31 @@ def check_sql(sql: str, dialect: str = "sqlite") -> CheckedSQL:
     except (ParseError, TokenError) as exc:
         raise SQLSyntaxError(f"the SQL does not parse as {read}: {str(exc).splitlines()[0][:300]}") from None
     except RecursionError:
-        raise UnsafeSQLError("the query is nested too deeply to check, so it was not run") from None
+        raise UnsafeSQLError("the query is nested too deeply to check, so it was not run",
+                             Rule.TOO_DEEP) from None
     finally:
         logger.setLevel(previous)
     if not statements:
         raise SQLSyntaxError("the reply held no SQL statement")
     if len(statements) > 1:
         raise UnsafeSQLError(f"the text holds {len(statements)} statements; only one single "
-                             "read-only query may run")
+                             "read-only query may run", Rule.MULTIPLE_STATEMENTS)
     root = statements[0]
-    forbidden = _forbidden_nodes()
     if not isinstance(root, exp.Query):
-        raise UnsafeSQLError(f"only a read-only query (SELECT) may run; this is {_describe(root)}")
+        # A DELETE is refused for writing, not merely for not being a SELECT.
+        rule = (_forbidden_kind(root) or (Rule.NOT_A_QUERY, None))[0]
+        raise UnsafeSQLError(f"only a read-only query (SELECT) may run; this is {_describe(root)}", rule)
     for node in root.walk():
-        if isinstance(node, forbidden):
-            raise UnsafeSQLError(f"the query contains {_describe(node)}; only reading is allowed")
+        found = _forbidden_kind(node)
+        if found is not None:
+            raise UnsafeSQLError(f"the query contains {_describe(node)}; only reading is allowed", found[0])
         if isinstance(node, exp.Func):
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in FORBIDDEN_FUNCTIONS:
-                raise UnsafeSQLError(f"the function {name}() is not allowed (it has side effects)")
+                raise UnsafeSQLError(f"the function {name}() is not allowed (it has side effects)",
+                                     Rule.FORBIDDEN_FUNCTION)
         if isinstance(node, (exp.Select, exp.Subquery)) and _depth(node) > MAX_NESTING_DEPTH:
-            raise UnsafeSQLError("the query is nested too deeply, so it was not run")
+            raise UnsafeSQLError("the query is nested too deeply, so it was not run", Rule.TOO_DEEP)
     try:
         checked = root.sql(dialect=read, comments=False)
     except Exception as exc:  # sqlglot cannot regenerate it: never run text we could not check

@@ -1,0 +1,54 @@
+"""The video knowledge base: add transcripts, answer questions with cited timestamps, summarise.
+
+* :func:`add_video` — a YouTube URL/id or a ``.vtt``/``.srt``/``.json`` file → transcript →
+  time-window chunks (``chunk_seconds`` with ``chunk_overlap_seconds`` of overlap, each keeping
+  its start and end) → MiniLM embeddings → the Chroma collection. Chunk ids are
+  ``<video>:<n>``, so adding the same video again changes nothing; a changed transcript or chunk
+  setting replaces the old chunks. The transcript itself is kept as JSON under
+  ``$TALLER_HOME/videos/`` for summaries and for re-indexing with another embedding model.
+* :func:`ask` — retrieval (dense + BM25, de-duplicated, optionally one video) → the chat model
+  passed in (the tool passes the agent's), told to use only the excerpts and cite each claim as
+  ``[n]``; citations become ``https://youtu.be/<id>?t=<s>`` links and ``mm:ss``. When the best
+  excerpt is below a similarity threshold the LLM is not even asked; when it is asked and
+  answers ``NO_ANSWER``, the reply says the transcript does not contain the answer.
+* :func:`summarize` — map-reduce over the whole transcript: bounded sections → one summary
+  each (map), consecutive summaries combined in bounded batches until they fit (hierarchical
+  reduce), then an overview; every section keeps its timestamp. Each LLM prompt stays under a
+  character budget derived from the model's context, so multi-hour videos never overflow it.
+
+One module per concern: :mod:`.chunking` (time windows), :mod:`.library` (Chroma, the catalog of
+saved transcripts, adding, finding a video), :mod:`.answer` (questions and citations) and
+:mod:`.summary` (map-reduce). The answering modules take the chat model as a parameter. The
+names below are the package's API.
+"""
+
+from taller.knowledge.videos.answer import (
+    MIN_SCORE,
+    NO_ANSWER,
+    TOP_K,
+    ask,
+    citation,
+    cite_text,
+    context_budget,
+)
+from taller.knowledge.videos.chunking import Chunk, chunk_cues, chunk_transcript
+from taller.knowledge.videos.library import (
+    COLLECTION,
+    add_transcript,
+    add_video,
+    check_cancelled,
+    collection_name,
+    ensure_indexed,
+    get_video_collection,
+    list_videos,
+    load_saved,
+    resolve_video,
+)
+from taller.knowledge.videos.summary import split_sections, summarize, summarize_transcript
+
+__all__ = [
+    "COLLECTION", "MIN_SCORE", "NO_ANSWER", "TOP_K", "Chunk", "add_transcript", "add_video", "ask",
+    "check_cancelled", "chunk_cues", "chunk_transcript", "citation", "cite_text", "collection_name",
+    "context_budget", "ensure_indexed", "get_video_collection", "list_videos", "load_saved",
+    "resolve_video", "split_sections", "summarize", "summarize_transcript",
+]
