@@ -9,6 +9,12 @@ latency of ``Agent.plan`` (routing only: nothing runs).
     python bench/routing.py --no-semantic           # the LLM alone
     python bench/routing.py --backend ollama --model llama3.1
     python bench/routing.py --gguf ~/models/other.gguf --limit 20 --verbose
+    python bench/routing.py --set requests --split tuning     # bench/data, tuning half
+    python bench/routing.py --set requests --split heldout    # held-out half: run, never tune on
+
+Sets: ``legacy`` (the 68 ``CASES`` below, written with the first router and no longer blind) and
+``requests`` (``bench/data/routing_requests.jsonl``, 325 items written before the system was run
+on them; see bench/data/README.md). Report both halves of ``requests``; tune on ``tuning`` only.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -116,19 +123,71 @@ CASES: list[tuple[str, str | None, dict]] = [
 ]
 
 
+@dataclass(frozen=True)
+class Optional:
+    """An argument the call means the same without (a stated default); if given, it must match."""
+
+    value: object
+
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def _expected_value(value: object) -> object:
+    """bench/data's JSON forms → the matcher's: ``{"contains": ...}`` and ``{"optional": ...}``."""
+    if isinstance(value, dict) and set(value) == {"contains"}:
+        words = value["contains"]
+        return tuple(Contains(word) for word in ([words] if isinstance(words, str) else words))
+    if isinstance(value, dict) and set(value) == {"optional"}:
+        return Optional(_expected_value(value["optional"]))
+    return value
+
+
+def load_requests(split: str = "all") -> list[tuple[str, str | None, dict]]:
+    """The hand-written requests of bench/data as ``(text, tool, args)`` cases."""
+    cases = []
+    for line in (DATA / "routing_requests.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if split in ("all", item["split"]):
+            args = {key: _expected_value(value) for key, value in item["args"].items()}
+            cases.append((item["text"], item["tool"], args))
+    return cases
+
+
+def value_match(want: object, got: object) -> bool:
+    if isinstance(want, Optional):
+        return got is None or value_match(want.value, got)
+    if isinstance(want, tuple):  # every word of a {"contains": [...]}
+        return all(value_match(word, got) for word in want)
+    if isinstance(want, Contains):
+        return isinstance(got, str) and want.text.lower() in got.lower()
+    if isinstance(want, list):
+        try:
+            return isinstance(got, list) and [float(x) for x in got] == [float(x) for x in want]
+        except (TypeError, ValueError):
+            return False
+    return got == want
+
+
 def args_match(expected: dict, actual: dict) -> bool:
     for key, want in expected.items():
-        got = actual.get(key)
-        if isinstance(want, Contains):
-            if not isinstance(got, str) or want.text.lower() not in got.lower():
-                return False
-        elif isinstance(want, list):
-            if not isinstance(got, list) or [float(x) for x in got] != [float(x) for x in want]:
-                return False
-        elif got != want:
+        if not value_match(want, actual.get(key)):
             return False
     # No invented optional arguments: every argument given must be expected (question text aside).
     return all(key in expected for key in actual)
+
+
+def shown(value: object) -> object:
+    """An expected value as plain JSON for the failure list."""
+    if isinstance(value, Optional):
+        return {"optional": shown(value.value)}
+    if isinstance(value, tuple):
+        return {"contains": [word.text for word in value]}
+    if isinstance(value, Contains):
+        return {"contains": value.text}
+    return value
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -143,6 +202,9 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests"])
+    parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
+                        help="with --set requests: which half (tune on 'tuning' only)")
     parser.add_argument("--limit", type=int, help="only the first N cases")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all cores)")
     parser.add_argument("--verbose", action="store_true")
@@ -164,7 +226,8 @@ def main() -> int:
 
     get_settings(reload=True)
     agent = Agent()
-    cases = CASES[: options.limit] if options.limit else CASES
+    cases = CASES if options.case_set == "legacy" else load_requests(options.split)
+    cases = cases[: options.limit] if options.limit else cases
     # Warm-up: load the LLM and MiniLM outside the timed loop (their load time is reported apart).
     started = time.perf_counter()
     if not options.no_semantic:
@@ -195,7 +258,7 @@ def main() -> int:
         tool_ok += right_tool
         full_ok += right_all
         if not right_all:
-            failures.append({"request": text, "want": {"tool": tool, "args": {k: (v.text if isinstance(v, Contains) else v) for k, v in args.items()}},
+            failures.append({"request": text, "want": {"tool": tool, "args": {k: shown(v) for k, v in args.items()}},
                              "got": {"tool": got_tool, "args": got_args, "error": decision.get("error")}, "source": source})
         if options.verbose:
             mark = "ok " if right_all else ("TOOL" if right_tool else "MISS")
@@ -203,6 +266,7 @@ def main() -> int:
 
     n = len(cases)
     summary = {
+        "set": options.case_set, "split": options.split if options.case_set != "legacy" else None,
         "backend": info, "semantic_router": not options.no_semantic, "cases": n,
         "tool_accuracy": round(tool_ok / n, 3), "tool_and_args_accuracy": round(full_ok / n, 3),
         "p50_s": round(statistics.median(latencies), 3), "p95_s": round(percentile(latencies, 95), 3),
