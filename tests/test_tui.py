@@ -16,15 +16,16 @@ from taller.llm import FakeChatModel
 from taller.agent.session import Agent
 from taller.progress import bus
 from taller.tools import get_tool
-from taller.tui import TallerApp, ThreadItem, ThreadList
+from taller.tui import TallerApp
+from taller.ui.cards import ToolCard
 from taller.ui.screens import ConfirmScreen, FilePickerScreen, HelpScreen
+from taller.ui.threads import ThreadItem, ThreadList
 from taller.ui.widgets import (
     AssistantMessage,
     ErrorMessage,
     ImageBlock,
     Notice,
     RunProgress,
-    ToolCard,
     UserMessage,
 )
 
@@ -431,7 +432,7 @@ async def test_runs_window_lists_runs_and_cancels_the_selected_one(monkeypatch):
 def test_markup_escaping_keeps_any_text_literal():
     from textual.content import Content
 
-    from taller.ui.widgets import escape, file_link
+    from taller.ui.formatting import escape, file_link
 
     for text in ['["Iron Maiden", 138.6]', "[b]not bold[/b]", "C:\\path\\[x]", "ends with \\", "[link=x]y[/link]"]:
         plain = Content.from_markup(f"[dim]>[/dim]{escape(text)}[b]<[/b]").plain

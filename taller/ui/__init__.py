@@ -1,1 +1,7 @@
-"""Widgets and screens of the Textual chat (``taller chat``); the App itself is :mod:`taller.tui`."""
+"""The Textual chat's parts (``taller chat``), one concern per module; the App is :mod:`taller.tui`.
+
+Plain logic, no Textual: ``formatting`` (markup, links, numbers), ``runs`` (progress events →
+per-run state), ``commands`` (the slash-command interpreter). Widgets: ``chat_log``, ``cards``,
+``widgets`` (messages, images, runs panel, attachments), ``threads``, ``status``; dialogs:
+``screens``.
+"""

@@ -18,8 +18,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, DataTable, DirectoryTree, Input, Label, Markdown, Static
 
 from taller.paths import IMAGE_SUFFIXES
-from taller.ui.widgets import compact_args, escape, format_number
-
+from taller.ui.commands import help_table
+from taller.ui.formatting import compact_args, escape, format_number
 
 
 class ConfirmScreen(ModalScreen[bool]):
@@ -161,19 +161,9 @@ Ask in plain words: *train the autoencoder for 3 epochs*, *what is a VAE?*,
 
 In the threads list: Enter opens, `r` renames, `d` deletes.
 
-| Command | Does |
-|---|---|
-| `/train MODEL [EPOCHS]` | train a workshop model (asks first) |
-| `/models` | list the training runs and their metrics |
-| `/runs` | the runs window, with cancel |
-| `/cancel RUN_ID` | stop a training run |
-| `/attach [PATH]` | attach an image (no path: the picker) |
-| `/new`, `/threads` | new thread, show the threads |
-| `/rename TITLE`, `/delete` | rename or delete this thread |
-| `/clear` | clear the screen (the thread is kept) |
-| `/help` | this help |
-| `/quit` | leave |
 """
+# The commands' table comes from the interpreter's own list, so the two always agree.
+HELP += help_table()
 
 
 class HelpScreen(ModalScreen[None]):

@@ -1,0 +1,118 @@
+"""Tool cards: one tool call in the chat log, from "running…" to its rendered result.
+
+A card shows the tool and its arguments while it runs, progress lines the tool reports, then
+the result: the summary, a table (SQL rows or a list of records), the SQL, video citations as
+links, and the raw JSON under a fold. It collapses with Enter, like any ``Collapsible``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.text import Text
+from textual.widget import Widget
+from textual.widgets import Collapsible, DataTable, Static
+
+from taller.ui.formatting import citation_link, compact_args, escape, format_number, table_of
+
+MAX_TABLE_LINES = 12  # lines a result table takes in the log (it scrolls beyond)
+MAX_DETAIL_CHARS = 4000  # raw JSON shown under a tool card
+
+
+def cell_text(value: Any) -> Text:
+    """A table cell as plain text (a DataTable would read a str as markup)."""
+    if value is None:
+        return Text("")
+    if isinstance(value, float):
+        text = format_number(value)
+        if "e" not in text:
+            text = text.rstrip("0").rstrip(".")  # 138.6 rather than 138.6000 in a table
+        return Text(text, justify="right")
+    text = str(value)
+    return Text(text if len(text) <= 60 else text[:59] + "…", justify="right" if isinstance(value, int) else "left")
+
+
+class ToolCard(Collapsible):
+    """One tool call: the tool, its arguments and status, then its result; collapses with Enter."""
+
+    def __init__(self, tool: str, args: Any, call_id: str | None = None, collapsed: bool = False,
+                 result: dict[str, Any] | None = None) -> None:
+        children = [] if args is None else [Static(f"[dim]args[/dim] {escape(compact_args(args))}", classes="tool-args")]
+        super().__init__(*children, title=f"⚙ {tool} · running…", collapsed=collapsed, classes="tool-card running")
+        self.tool = tool
+        self.args = args
+        self.call_id = call_id
+        self.result: dict[str, Any] | None = None
+        self.ok: bool | None = None
+        self._initial_result = result  # a card rebuilt from a thread's history
+
+    def on_mount(self) -> None:
+        if self._initial_result is not None:
+            self.finish(self._initial_result, "error" not in self._initial_result)
+
+    @property
+    def contents(self) -> Widget:
+        return self.query_one(Collapsible.Contents)
+
+    def show_progress(self, event: dict[str, Any]) -> None:
+        """Progress of the running tool itself (indexing a video, generating images...)."""
+        line = event.get("message") or ""
+        step, total = event.get("step"), event.get("total")
+        if isinstance(step, (int, float)) and isinstance(total, (int, float)) and total:
+            line = f"{line}  {int(100 * step / total)}%".strip()
+        try:
+            status = self.query_one(".tool-progress", Static)
+            status.update(escape(line))
+        except Exception:
+            self.contents.mount(Static(escape(line), classes="tool-progress"))
+
+    def finish(self, result: Any, ok: bool = True, elapsed: str | None = None) -> None:
+        """Show the result: summary, table, citations, and the raw JSON under a fold."""
+        if not isinstance(result, dict):
+            result = {"summary": str(result)}
+        self.result, self.ok = result, ok and "error" not in result
+        mark = "✓" if self.ok else "✗"
+        self.title = f"{mark} {self.tool}" + (f" · {elapsed}" if elapsed else "")
+        self.remove_class("running")
+        self.add_class("ok" if self.ok else "failed")
+        for old in self.query(".tool-progress"):
+            old.remove()
+        widgets: list[Widget] = []
+        if result.get("error"):
+            widgets.append(Static(f"[b]✗[/b] {escape(str(result['error']))}", classes="tool-error"))
+        elif result.get("summary"):
+            widgets.append(Static(escape(str(result["summary"])), classes="tool-summary"))
+        table = table_of(result)
+        if table is not None and not table[1]:
+            table = None
+            if not result.get("error") and result.get("columns"):
+                widgets.append(Static("[dim](no rows)[/dim]", classes="tool-empty"))
+        if table is not None:
+            widgets += self._table(result, *table)
+        if result.get("sql"):
+            widgets.append(Static(f"[dim]SQL[/dim] {escape(str(result['sql']))}", classes="tool-sql"))
+        citations = result.get("citations")
+        if isinstance(citations, list) and citations:
+            widgets.append(Static("\n".join(citation_link(c) for c in citations[:20]), classes="citations"))
+        details = json.dumps(result, ensure_ascii=False, indent=1, default=str)
+        if len(details) > MAX_DETAIL_CHARS:
+            details = details[:MAX_DETAIL_CHARS] + "\n…"
+        widgets.append(Collapsible(Static(escape(details), classes="tool-json"), title="raw result",
+                                   collapsed=True, classes="tool-details"))
+        self.contents.mount_all(widgets)
+
+    @staticmethod
+    def _table(result: dict[str, Any], columns: list[str], rows: list[list[Any]]) -> list[Widget]:
+        data = DataTable(classes="tool-table", zebra_stripes=True, cursor_type="row")
+        data.add_columns(*columns)
+        for row in rows:
+            data.add_row(*(cell_text(cell) for cell in row))
+        # A fixed height (header + rows, at most 12 lines): an "auto" height lets the first
+        # layout pass show a scrollbar that then vanishes, and the table's width would jump.
+        data.styles.height = min(len(rows) + 1, MAX_TABLE_LINES)
+        widgets: list[Widget] = [data]
+        total_rows = result.get("row_count", len(result.get("rows") or rows))
+        if isinstance(total_rows, int) and total_rows > len(rows):
+            widgets.append(Static(f"[dim]showing {len(rows)} of {total_rows} rows[/dim]"))
+        return widgets
