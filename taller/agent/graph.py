@@ -34,7 +34,7 @@ from taller.agent import prompts, router
 from taller.llm import LLMUnavailableError, text_of
 from taller.agent.state import AgentState
 from taller.config import Settings
-from taller.tools import COSTLY_TOOLS, run_tool
+from taller.tools import needs_confirmation, run_tool
 from taller.tools.base import to_json
 
 RESULT_CHARS = 3000  # how much of a tool result the answer prompt may quote
@@ -128,7 +128,7 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
         tool = decision.get("tool")
         if not tool or decision.get("error"):
             return "answer"
-        if tool in COSTLY_TOOLS and not settings.auto_approve:
+        if needs_confirmation(tool, settings):
             return "confirm"
         return "act"
 

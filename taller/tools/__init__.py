@@ -40,6 +40,11 @@ TOOL_NAMES: tuple[str, ...] = tuple(TOOL_MODULES)
 COSTLY_TOOLS: frozenset[str] = frozenset({"train_model"})
 
 
+def needs_confirmation(tool: str, settings: Any) -> bool:
+    """The one confirmation rule, for the agent and for the TUI's slash commands alike."""
+    return tool in COSTLY_TOOLS and not settings.auto_approve
+
+
 def get_tool(name: str) -> "BaseTool":
     """The LangChain tool called ``name``; a clear ToolError for an unknown name."""
     if name not in TOOL_MODULES:

@@ -6,8 +6,8 @@ table from the same entries, so the help cannot list a command the interpreter d
 
 The commands act through a :class:`CommandHost` (the Textual App, or a recording fake in tests):
 this module imports no interface framework. Commands that run a tool do it through
-:func:`run_tool`, which applies the agent's own confirmation rule (:data:`taller.tools.COSTLY_TOOLS`
-unless ``settings.auto_approve``, worded by :func:`taller.agent.graph.confirmation_text`): a
+:func:`run_tool`, which applies the agent's own confirmation rule
+(:func:`taller.tools.needs_confirmation`, worded by :func:`taller.agent.graph.confirmation_text`): a
 ``/train`` asks exactly when the agent's ``train_model`` call would.
 """
 
@@ -78,9 +78,9 @@ def parse(line: str) -> CommandLine | None:
 
 def confirmation_needed(tool: str, args: dict[str, Any], settings: Any) -> str | None:
     """The question to ask before running ``tool`` (as the agent asks it), or None to run at once."""
-    from taller.tools import COSTLY_TOOLS
+    from taller.tools import needs_confirmation
 
-    if tool not in COSTLY_TOOLS or settings.auto_approve:
+    if not needs_confirmation(tool, settings):
         return None
     # Imported here: the agent graph pulls in LangGraph, which the chat loads in a worker.
     from taller.agent.graph import confirmation_text
