@@ -84,7 +84,7 @@ def _series(values: list[float] | str) -> tuple[list[float], str]:
         return [float(n) for n in numbers if n], f"{len(numbers)} given values"
     except ValueError:
         pass
-    from taller.trainers.rnn import read_csv_column
+    from taller.trainers.series import read_csv_column
 
     path = check_input_path(text)
     try:

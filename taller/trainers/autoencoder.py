@@ -22,7 +22,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from taller.data import resolve
-from taller.progress import CancelledError
 from taller.trainers import engine
 from taller.trainers.images import image_to_array, load_idx_dataset, save_grid
 
@@ -130,12 +129,27 @@ def evaluate(model: nn.Module, images: torch.Tensor, device: torch.device, batch
 # --- train ----------------------------------------------------------------------------------------
 
 
+def train_one_epoch(model, batches, optimizer, scheduler, run: engine.Run, epoch: int, epochs: int, device) -> float:
+    """One pass over the training batches; returns the mean training MSE."""
+    running = torch.zeros((), device=device)  # summed on the device: no sync per step
+    for step, (images,) in run.steps(batches):
+        with engine.autocast(device):
+            loss = compute_loss(model, images)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        running += loss.detach()
+        run.progress(epoch, epochs, step, len(batches), loss.detach(), metric_name="val_mse")
+    return running.item() / max(1, run.epoch_trained)
+
+
 def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train, keep the best validation checkpoint, report test MSE and save the PNG grid."""
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     check_data(config)  # a missing data set is an error before any run folder exists
-    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
+    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)
         device = run.use_device(config.device)
@@ -143,9 +157,9 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         if config.dry_run:
             data = {"train": data["train"][: config.batch_size * 3], "val": data["val"][:512], "test": data["test"][:512]}
         epochs = 1 if config.dry_run else config.epochs
-
         batches = engine.make_batches([data["train"]], config.batch_size, device, shuffle=True, seed=config.seed)
         val = data["val"].to(device)
+
         model = build_model(config).to(device)
         model.init_output_bias(data["train"].mean(0))
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
@@ -153,72 +167,24 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
             optimizer, max_lr=config.lr, total_steps=epochs * len(batches), pct_start=0.2
         )
         stopper = engine.EarlyStopping(config.patience, mode="min")
-        start_epoch = 1
-        if run.resume_checkpoint is not None:
-            checkpoint = run.resume_checkpoint
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["extra"]["scheduler"])
-            stopper.load_state_dict(checkpoint["extra"]["stopper"])
-            start_epoch = checkpoint["epoch"] + 1
+        run.track(model, optimizer, stopper=stopper, scheduler=scheduler)
         step_model = engine.maybe_compile(model)
 
-        def save(epoch: int, name: str = "last.pt", step: int = 0) -> None:
-            run.save_checkpoint(
-                engine.cpu_state(model),
-                optimizer.state_dict(),
-                epoch,
-                stopper.best,
-                {"scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "step": step},
-                name=name,
-            )
-
-        completed = start_epoch - 1  # epochs fully trained (what a checkpoint's 'epoch' means)
         started = time.perf_counter()
-        try:
-            for epoch in range(start_epoch, epochs + 1):
-                running = torch.zeros((), device=device)  # summed on the device: no sync per step
-                for step, (images,) in run.steps(batches):
-                    with engine.autocast(device):
-                        loss = compute_loss(step_model, images)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    scheduler.step()
-                    running += loss.detach()
-                    run.progress(epoch, epochs, step, len(batches), loss.detach(), metric_name="val_mse")
-                train_mse = running.item() / max(1, run.epoch_trained)
-                val_mse = evaluate(model, val, device)
-                improved = stopper.step(val_mse)
-                run.log_epoch(epoch, {"train_mse": train_mse, "val_mse": val_mse, "lr": scheduler.get_last_lr()[0]})
-                run.progress(epoch, epochs, len(batches), len(batches), train_mse, val_mse, "val_mse", force=True)
-                if improved:  # kept in memory, written with the next last.pt
-                    run.keep_best(epoch, engine.cpu_state(model), val_mse)
-                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
-                    save(epoch, "last.pt")
-                completed = epoch
-                if stopper.should_stop:
-                    break
-        except CancelledError:
-            save(completed, step=run.epoch_step)  # current weights; resume continues at this step
-            raise
+        for epoch in range(run.restore(), epochs + 1):
+            train_mse = train_one_epoch(step_model, batches, optimizer, scheduler, run, epoch, epochs, device)
+            metrics = {"train_mse": train_mse, "val_mse": evaluate(model, val, device), "lr": scheduler.get_last_lr()[0]}
+            if run.end_epoch(epoch, epochs, metrics, monitor="val_mse", loss="train_mse"):
+                break
         train_seconds = time.perf_counter() - started
 
-        best = run.load_checkpoint("best.pt") if (run.dir / "best.pt").is_file() else None
-        if best is not None:
-            model.load_state_dict(best["model"])
+        run.load_best()
         test_mse = evaluate(model, data["test"], device)
         grid = save_reconstructions(model, data["test"][:16], run.dir / "reconstructions.png", device)
-        return run.finish(
-            {
-                "test_mse": test_mse,
-                "best_val_mse": stopper.best,
-                "epochs_run": completed,
-                "train_seconds": round(train_seconds, 2),
-                "device": str(device),
-                "images": [str(grid)],
-            }
-        )
+        return run.finish({
+            "test_mse": test_mse, "best_val_mse": stopper.best, "epochs_run": run.completed_epochs,
+            "train_seconds": round(train_seconds, 2), "device": str(device), "images": [str(grid)],
+        })
 
 
 # --- use a trained model -------------------------------------------------------------------------
@@ -239,11 +205,7 @@ def save_reconstructions(model: nn.Module, images: torch.Tensor, path: Path, dev
 
 def load(path: str | Path | None = None, device: str = "cpu") -> tuple[Autoencoder, Config]:
     """The latest trained autoencoder (best checkpoint of the newest finished run) or ``path``."""
-    path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME)
-    if path is None:
-        raise FileNotFoundError("no trained autoencoder yet: train one first (train_model autoencoder)")
-    checkpoint = engine.load_checkpoint(path)
-    config = engine.config_from_checkpoint(Config, checkpoint)
+    checkpoint, config = engine.trained_checkpoint(MODEL_NAME, Config, path, "autoencoder")
     model = build_model(config)
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), config

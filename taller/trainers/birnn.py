@@ -33,7 +33,6 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from taller.progress import CancelledError
 from taller.trainers import engine
 from taller.trainers.text import Vocab, float32_rnn, recurrent_threads, is_word, load_pairs, pad_batch, sample, tokenize
 
@@ -269,9 +268,31 @@ def evaluate(model: Tagger, data: TaggedData, device: torch.device, batch_size: 
             "macro_f1": round(sum(present) / len(present), 4) if present else 0.0}
 
 
-def _fit(config: Config, run: "engine.Run", vocab: Vocab, data: dict[str, TaggedData], device: torch.device,
-         bidirectional: bool, save: bool) -> tuple[Tagger, dict[str, Any]]:
-    """Train one tagger; with ``save`` its checkpoints are the run's (last.pt / best.pt)."""
+def train_one_epoch(model: Tagger, batches, optimizer, run: engine.Run, epoch: int, epochs: int,
+                    device: torch.device, total: int, label: str) -> list[float]:
+    """One pass over the tagged batches, at most ``total`` steps; returns the step losses."""
+    model.train()
+    step_losses = []
+    for step, (words, lengths, tags) in run.steps(batches, limit=total):
+        words, lengths, tags = _trim(words, lengths, tags)
+        with engine.autocast(device):
+            loss = tagging_loss(model(words, lengths), tags)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step_losses.append(loss.detach())  # kept on the device: reading a loss every step would stall a GPU
+        run.progress(epoch, epochs, step, total, loss.detach(), message=f"{label} epoch {epoch}/{epochs}")
+    return torch.stack(step_losses).float().tolist() if step_losses else []
+
+
+def fit(config: Config, run: engine.Run, vocab: Vocab, data: dict[str, TaggedData], device: torch.device,
+        bidirectional: bool, checkpoints: bool) -> tuple[Tagger, dict[str, Any]]:
+    """Train one tagger, early-stopped on validation macro-F1, and score its best weights on the test split.
+
+    With ``checkpoints`` its checkpoints are the run's (``last.pt`` / ``best.pt``, resume); the
+    other direction of a comparison is trained without.
+    """
     label = "bidirectional" if bidirectional else "unidirectional"
     engine.seed_everything(config.seed)
     model = build_model(config, len(vocab), vocab.pad_id, bidirectional).to(device)
@@ -281,70 +302,20 @@ def _fit(config: Config, run: "engine.Run", vocab: Vocab, data: dict[str, Tagged
     train = data["train"]
     batches = engine.make_batches((train.words, train.lengths, train.tags), config.batch_size, device,
                                   shuffle=True, seed=config.seed)
-    total = len(batches)
-    if config.dry_run:
-        total = min(total, 5)
-    best_state, best_metric, history = None, -1.0, []
-    start_epoch = 1
-    if save and run.resume_checkpoint is not None:
-        state = run.resume_checkpoint
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        start_epoch = state["epoch"] + 1
-        best_metric = state.get("best_metric") or -1.0
-        stopper.load_state_dict(state["extra"].get("early_stopping", {}))
-        for _ in range(state["epoch"]):
-            scheduler.step()
-    extra = {"vocab": vocab.tokens}
-    for epoch in range(start_epoch, config.epochs + 1):
-        model.train()
-        step_losses = []
-        try:
-            for step, (words, lengths, tags) in enumerate(batches, start=1):
-                if step > total:
-                    break
-                run.check_cancelled()
-                words, lengths, tags = _trim(words, lengths, tags)
-                with engine.autocast(device):
-                    loss = tagging_loss(model(words, lengths), tags)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                # Kept on the device: reading a loss every step would stall a GPU.
-                step_losses.append(loss.detach())
-                run.progress(epoch, config.epochs, step, total, loss.detach(),
-                             message=f"{label} epoch {epoch}/{config.epochs}")
-        except CancelledError:
-            if save:  # leave a checkpoint that resume=True continues from (this epoch again)
-                run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch - 1, best_metric,
-                                    extra={**extra, "early_stopping": stopper.state_dict()})
-            raise
+    total = min(len(batches), 5) if config.dry_run else len(batches)
+    run.track(model, optimizer, stopper=stopper, scheduler=scheduler, vocab=vocab.tokens, checkpoints=checkpoints)
+    history: list[float] = []
+    for epoch in range(run.restore(), config.epochs + 1):
+        losses = train_one_epoch(model, batches, optimizer, run, epoch, config.epochs, device, total, label)
         scheduler.step()
-        losses = torch.stack(step_losses).float().tolist() if step_losses else []
         history.extend(losses)
         val = evaluate(model, data["val"], device)
         metrics = {"train_loss": sum(losses) / max(len(losses), 1), "val_loss": val["loss"],
                    "val_macro_f1": val["macro_f1"], "val_f1_¿": val["f1"]["¿"], "direction": label}
-        run.log_epoch(epoch, metrics)
-        run.progress(epoch, config.epochs, total, total, metrics["train_loss"], val["macro_f1"], "val_macro_f1", force=True)
-        improved = stopper.step(val["macro_f1"])
-        if improved:
-            best_metric = val["macro_f1"]
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        if save:
-            state = {**extra, "early_stopping": stopper.state_dict()}
-            run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch, best_metric, extra=state)
-            if improved:
-                run.save_checkpoint(engine.cpu_state(model), None, epoch, best_metric, extra=state, name="best.pt")
-        if stopper.should_stop:
+        if run.end_epoch(epoch, config.epochs, metrics, monitor="val_macro_f1"):
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    elif save and (Path(run.dir) / "best.pt").is_file():  # resumed after the last improvement
-        model.load_state_dict(run.load_checkpoint("best.pt")["model"])
-    test = evaluate(model, data["test"], device)
-    return model, {"test": test, "train_losses": history}
+    run.load_best()
+    return model, {"test": evaluate(model, data["test"], device), "train_losses": history}
 
 
 def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
@@ -355,8 +326,7 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         raise ValueError(f"merge_mode must be one of {', '.join(MERGE_MODES)}, not {config.merge_mode!r}")
     if config.dry_run:
         config.epochs = min(config.epochs, 1)
-    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event,
-                                   on_progress=on_progress)
+    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
     with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
         device = run.use_device(config.device)
@@ -364,7 +334,7 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         engine.seed_everything(config.seed)
         vocab, data, splits = load_data(config)
         (Path(run.dir) / "split.json").write_text(json.dumps({"test": splits["test"]}, ensure_ascii=False), encoding="utf-8")
-        model, main = _fit(config, run, vocab, data, device, config.bidirectional, save=True)
+        model, main = fit(config, run, vocab, data, device, config.bidirectional, checkpoints=True)
         label = "bidirectional" if config.bidirectional else "unidirectional"
         metrics: dict[str, Any] = {
             "direction": label, "merge_mode": config.merge_mode, "device": str(device),
@@ -376,7 +346,7 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         }
         if config.compare:
             other_label = "unidirectional" if config.bidirectional else "bidirectional"
-            _, other = _fit(config, run, vocab, data, device, not config.bidirectional, save=False)
+            _, other = fit(config, run, vocab, data, device, not config.bidirectional, checkpoints=False)
             bi, uni = (main, other) if config.bidirectional else (other, main)
             metrics["comparison"] = {
                 "bidirectional_f1": bi["test"]["f1"], "unidirectional_f1": uni["test"]["f1"],
@@ -412,11 +382,7 @@ def restore(model: Tagger, vocab: Vocab, text: str, device: torch.device | str =
 
 def load(path: str | Path | None = None, device: str = "cpu") -> tuple[Tagger, Vocab, Config]:
     """The trained tagger from ``path`` or the newest ``best.pt`` run; FileNotFoundError when none."""
-    checkpoint_path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME, "best.pt")
-    if checkpoint_path is None:
-        raise FileNotFoundError("no trained birnn model")
-    state = engine.load_checkpoint(checkpoint_path)
-    config = Config(**{k: v for k, v in state["config"].items() if k in Config.__dataclass_fields__})
+    state, config = engine.trained_checkpoint(MODEL_NAME, Config, path, "birnn model")
     vocab = Vocab(state["extra"]["vocab"])
     model = build_model(config, len(vocab), vocab.pad_id)
     model.load_state_dict(state["model"])

@@ -26,7 +26,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from taller.data import resolve
-from taller.progress import CancelledError
 from taller.trainers import engine
 from taller.trainers.images import image_to_array, load_cifar10
 
@@ -153,82 +152,51 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devic
 # --- train ----------------------------------------------------------------------------------------
 
 
-def fit(
-    config: Config,
-    train_x: torch.Tensor,
-    train_y: torch.Tensor,
-    val_x: torch.Tensor,
-    val_y: torch.Tensor,
-    device: torch.device,
-    run: engine.Run,
-    epochs: int,
-    checkpoints: bool,
-    label: str = "",
-) -> tuple[DenseClassifier, dict[str, Any]]:
-    """Train one model; with ``checkpoints`` it saves best/last and can resume (the main run)."""
-    mean, std = channel_stats(train_x)
-    model = build_model(config, mean, std).to(device)
+def train_one_epoch(model, batches, optimizer, scheduler, run: engine.Run, epoch: int, epochs: int, device,
+                    config: Config, label: str = "") -> float:
+    """One pass over the training batches; returns the mean training loss."""
+    running = torch.zeros((), device=device)  # summed on the device: no sync per step
+    for step, (images, labels) in run.steps(batches):
+        with engine.autocast(device):
+            loss = compute_loss(model, images, labels, config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        running += loss.detach()
+        run.progress(epoch, epochs, step, len(batches), loss.detach(), metric_name="val_accuracy",
+                     message=f"{label}epoch {epoch}/{epochs}")
+    return running.item() / max(1, run.epoch_trained)
+
+
+def fit(config: Config, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
+        device: torch.device, run: engine.Run, epochs: int, checkpoints: bool,
+        label: str = "") -> tuple[DenseClassifier, dict[str, Any]]:
+    """Train one model, early-stopped on validation accuracy, and return it with its best weights.
+
+    With ``checkpoints`` it is the run's model (last/best checkpoints, metrics, resume); without,
+    a cross-validation fold that leaves no files.
+    """
+    model = build_model(config, *channel_stats(train_x)).to(device)
     batches = engine.make_batches([train_x, train_y], config.batch_size, device, shuffle=True,
                                   drop_last=len(train_x) > config.batch_size, seed=config.seed)
     val_x, val_y = val_x.to(device), val_y.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=epochs * len(batches), pct_start=0.15)
     stopper = engine.EarlyStopping(config.patience, mode="max")
-    start_epoch = 1
-    if checkpoints and run.resume_checkpoint is not None:
-        checkpoint = run.resume_checkpoint
-        model.load_state_dict(checkpoint["model"])
-        optimizer.load_state_dict(checkpoint["optimizer"])
-        scheduler.load_state_dict(checkpoint["extra"]["scheduler"])
-        stopper.load_state_dict(checkpoint["extra"]["stopper"])
-        start_epoch = checkpoint["epoch"] + 1
+    run.track(model, optimizer, stopper=stopper, scheduler=scheduler, classes=list(CLASSES),
+              checkpoints=checkpoints, log_epochs=checkpoints)
     step_model = engine.maybe_compile(model)
 
-    def save(epoch: int, name: str, step: int = 0) -> None:
-        run.save_checkpoint(engine.cpu_state(model), optimizer.state_dict(), epoch, stopper.best,
-                            {"scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "classes": list(CLASSES), "step": step},
-                            name=name)
-
-    best_state = None
-    completed = start_epoch - 1  # epochs fully trained (what a checkpoint's 'epoch' means)
-    try:
-        for epoch in range(start_epoch, epochs + 1):
-            running = torch.zeros((), device=device)
-            for step, (images, labels) in run.steps(batches):
-                with engine.autocast(device):
-                    loss = compute_loss(step_model, images, labels, config.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                scheduler.step()
-                running += loss.detach()
-                run.progress(epoch, epochs, step, len(batches), loss.detach(), metric_name="val_accuracy",
-                             message=f"{label}epoch {epoch}/{epochs}")
-            train_loss = running.item() / max(1, run.epoch_trained)
-            val_accuracy = accuracy(model, val_x, val_y, device)
-            improved = stopper.step(val_accuracy)
-            run.progress(epoch, epochs, len(batches), len(batches), train_loss, val_accuracy, "val_accuracy",
-                         message=f"{label}epoch {epoch}/{epochs}: val accuracy {val_accuracy:.3f}", force=True)
-            if improved:
-                best_state = engine.cpu_state(model)
-            if checkpoints:
-                run.log_epoch(epoch, {"train_loss": train_loss, "val_accuracy": val_accuracy, "lr": scheduler.get_last_lr()[0]})
-                if improved:
-                    run.keep_best(epoch, best_state, val_accuracy)
-                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
-                    save(epoch, "last.pt")
-            completed = epoch
-            if stopper.should_stop:
-                break
-    except CancelledError:
-        if checkpoints:
-            save(completed, "last.pt", step=run.epoch_step)
-        raise
-    if checkpoints and (run.dir / "best.pt").is_file():
-        best_state = run.load_checkpoint("best.pt")["model"]
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    return model, {"best_val_accuracy": stopper.best, "epochs_run": completed}
+    for epoch in range(run.restore(), epochs + 1):
+        train_loss = train_one_epoch(step_model, batches, optimizer, scheduler, run, epoch, epochs, device, config, label)
+        val_accuracy = accuracy(model, val_x, val_y, device)
+        metrics = {"train_loss": train_loss, "val_accuracy": val_accuracy, "lr": scheduler.get_last_lr()[0]}
+        if run.end_epoch(epoch, epochs, metrics, monitor="val_accuracy",
+                         message=f"{label}epoch {epoch}/{epochs}: val accuracy {val_accuracy:.3f}"):
+            break
+    run.load_best()
+    return model, {"best_val_accuracy": stopper.best, "epochs_run": run.completed_epochs}
 
 
 def cross_validate(config: Config, images: torch.Tensor, labels: torch.Tensor, device: torch.device, run: engine.Run) -> dict[str, Any]:
@@ -254,7 +222,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     check_data(config)  # a missing data set is an error before any run folder exists
-    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
+    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)
         device = run.use_device(config.device)
@@ -330,11 +298,7 @@ def save_confusion_matrix(matrix: np.ndarray, path: Path, accuracy_value: float)
 
 def load(path: str | Path | None = None, device: str = "cpu") -> tuple[DenseClassifier, Config]:
     """The latest trained classifier (best checkpoint of the newest finished run) or ``path``."""
-    path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME)
-    if path is None:
-        raise FileNotFoundError("no trained cats-vs-dogs classifier yet")
-    checkpoint = engine.load_checkpoint(path)
-    config = engine.config_from_checkpoint(Config, checkpoint)
+    checkpoint, config = engine.trained_checkpoint(MODEL_NAME, Config, path, "cats-vs-dogs classifier")
     model = build_model(config)
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), config

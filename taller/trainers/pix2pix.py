@@ -37,7 +37,6 @@ from torch import nn
 
 from taller.config import get_settings
 from taller.data import DataNotFoundError, resolve
-from taller.progress import CancelledError
 from taller.trainers import engine
 from taller.trainers.images import image_to_array, load_cifar10, open_image, save_grid
 
@@ -313,12 +312,44 @@ def evaluate(generator: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, 
 # --- train ----------------------------------------------------------------------------------------
 
 
+def linear_decay(epochs: int):
+    """pix2pix's learning-rate factor per epoch: constant for the first half, then linearly to zero."""
+    half = epochs / 2
+    return lambda epoch_index: 1.0 if epoch_index < half else max(0.0, 1.0 - (epoch_index - half) / (half + 1))
+
+
+def train_one_epoch(generator, discriminator, batches, optimizer_g, optimizer_d, run: engine.Run, epoch: int,
+                    epochs: int, device, l1_weight: float) -> dict[str, float]:
+    """One pass: a D step then a G step per batch; returns the mean D loss, G loss and L1 (on [0, 1])."""
+    sums = torch.zeros(3, device=device)  # D loss, G loss, L1 — summed on the device
+    for step, (inputs_u8, targets_u8) in run.steps(batches):
+        inputs, targets = to_signed(inputs_u8), to_signed(targets_u8)
+        flip = torch.rand(inputs.shape[0], 1, 1, 1, device=device) < 0.5  # same flip for both halves
+        inputs = torch.where(flip, inputs.flip(3), inputs)
+        targets = torch.where(flip, targets.flip(3), targets)
+        with engine.autocast(device):
+            fakes = generator(inputs)
+            loss_d = discriminator_loss(discriminator, inputs, targets, fakes)
+        optimizer_d.zero_grad(set_to_none=True)
+        loss_d.backward()
+        optimizer_d.step()
+        with engine.autocast(device):
+            loss_g, l1 = generator_loss(discriminator, inputs, targets, fakes, l1_weight)
+        optimizer_g.zero_grad(set_to_none=True)
+        loss_g.backward()
+        optimizer_g.step()
+        sums += torch.stack([loss_d.detach(), loss_g.detach(), l1.detach()])
+        run.progress(epoch, epochs, step, len(batches), loss_g.detach(), metric_name="val_l1")
+    loss_d, loss_g, l1 = (sums / max(1, run.epoch_trained)).tolist()
+    return {"loss_d": loss_d, "loss_g": loss_g, "train_l1": l1 / 2.0}
+
+
 def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train G and D; keep the best validation L1; save a PNG of input | generated | target."""
     if config.epochs < 1:
         raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     check_data(config)  # a missing data set is an error before any run folder exists
-    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
+    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)
         device = run.use_device(config.device)
@@ -329,96 +360,41 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         val_inputs, val_targets = data["val"]
         if config.dry_run:
             val_inputs, val_targets = val_inputs[:16], val_targets[:16]
-
         # uint8 on the device (4× smaller than floats); converted per batch, which is cheap on a GPU.
         batches = engine.make_batches([train_inputs, train_targets], config.batch_size, device, shuffle=True, seed=config.seed)
+
         generator, discriminator = (m.to(device) for m in build_models(config))
-        betas = (config.beta1, 0.999)
-        optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=betas)
-        optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=betas)
-
-        def decay(epoch_index: int) -> float:
-            # pix2pix: constant for the first half, then linearly to zero.
-            half = epochs / 2
-            return 1.0 if epoch_index < half else max(0.0, 1.0 - (epoch_index - half) / (half + 1))
-
-        scheduler_g = torch.optim.lr_scheduler.LambdaLR(optimizer_g, decay)
-        scheduler_d = torch.optim.lr_scheduler.LambdaLR(optimizer_d, decay)
+        optimizer_g = torch.optim.Adam(generator.parameters(), lr=config.lr_g, betas=(config.beta1, 0.999))
+        optimizer_d = torch.optim.Adam(discriminator.parameters(), lr=config.lr_d, betas=(config.beta1, 0.999))
+        scheduler_g = torch.optim.lr_scheduler.LambdaLR(optimizer_g, linear_decay(epochs))
+        scheduler_d = torch.optim.lr_scheduler.LambdaLR(optimizer_d, linear_decay(epochs))
         stopper = engine.EarlyStopping(config.patience, mode="min")
-        start_epoch = 1
-        if run.resume_checkpoint is not None:
-            checkpoint = run.resume_checkpoint
-            generator.load_state_dict(checkpoint["model"])
-            optimizer_g.load_state_dict(checkpoint["optimizer"])
-            extra = checkpoint["extra"]
-            discriminator.load_state_dict(extra["discriminator"])
-            optimizer_d.load_state_dict(extra["optimizer_d"])
-            scheduler_g.load_state_dict(extra["scheduler_g"])
-            scheduler_d.load_state_dict(extra["scheduler_d"])
-            stopper.load_state_dict(extra["stopper"])
-            start_epoch = checkpoint["epoch"] + 1
-        step_g = engine.maybe_compile(generator)
-        step_d = engine.maybe_compile(discriminator)
+        run.track(generator, optimizer_g, stopper=stopper, discriminator=discriminator, optimizer_d=optimizer_d,
+                  scheduler_g=scheduler_g, scheduler_d=scheduler_d)
+        step_g, step_d = engine.maybe_compile(generator), engine.maybe_compile(discriminator)
 
-        def save(epoch: int, name: str = "last.pt", step: int = 0) -> None:
-            run.save_checkpoint(engine.cpu_state(generator), optimizer_g.state_dict(), epoch, stopper.best, {
-                "discriminator": engine.cpu_state(discriminator), "optimizer_d": optimizer_d.state_dict(),
-                "scheduler_g": scheduler_g.state_dict(), "scheduler_d": scheduler_d.state_dict(),
-                "stopper": stopper.state_dict(), "step": step}, name=name)
-
-        completed = start_epoch - 1  # epochs fully trained (what a checkpoint's 'epoch' means)
         started = time.perf_counter()
-        try:
-            for epoch in range(start_epoch, epochs + 1):
-                sums = torch.zeros(3, device=device)  # D loss, G loss, L1 — summed on the device
-                for step, (inputs_u8, targets_u8) in run.steps(batches):
-                    inputs, targets = to_signed(inputs_u8), to_signed(targets_u8)
-                    flip = torch.rand(inputs.shape[0], 1, 1, 1, device=device) < 0.5  # same flip for both halves
-                    inputs = torch.where(flip, inputs.flip(3), inputs)
-                    targets = torch.where(flip, targets.flip(3), targets)
-                    with engine.autocast(device):
-                        fakes = step_g(inputs)
-                        loss_d = discriminator_loss(step_d, inputs, targets, fakes)
-                    optimizer_d.zero_grad(set_to_none=True)
-                    loss_d.backward()
-                    optimizer_d.step()
-                    with engine.autocast(device):
-                        loss_g, l1 = generator_loss(step_d, inputs, targets, fakes, config.l1_weight)
-                    optimizer_g.zero_grad(set_to_none=True)
-                    loss_g.backward()
-                    optimizer_g.step()
-                    sums += torch.stack([loss_d.detach(), loss_g.detach(), l1.detach()])
-                    run.progress(epoch, epochs, step, len(batches), loss_g.detach(), metric_name="val_l1")
-                scheduler_g.step()
-                scheduler_d.step()
-                means = (sums / max(1, run.epoch_trained)).tolist()
-                val_l1 = evaluate(generator, val_inputs, val_targets, device)
-                improved = stopper.step(val_l1)
-                run.log_epoch(epoch, {"loss_d": means[0], "loss_g": means[1], "train_l1": means[2] / 2.0, "val_l1": val_l1,
-                                      "lr_g": scheduler_g.get_last_lr()[0]})
-                run.progress(epoch, epochs, len(batches), len(batches), means[1], val_l1, "val_l1", force=True)
-                if improved:  # kept in memory, written with the next last.pt
-                    run.keep_best(epoch, engine.cpu_state(generator), val_l1)
-                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
-                    save(epoch, "last.pt")
-                completed = epoch
-                if stopper.should_stop:
-                    break
-        except CancelledError:
-            save(completed, step=run.epoch_step)  # current weights; resume continues at this step
-            raise
+        for epoch in range(run.restore(), epochs + 1):
+            losses = train_one_epoch(step_g, step_d, batches, optimizer_g, optimizer_d, run, epoch, epochs, device,
+                                     config.l1_weight)
+            scheduler_g.step()
+            scheduler_d.step()
+            metrics = {**losses, "val_l1": evaluate(generator, val_inputs, val_targets, device),
+                       "lr_g": scheduler_g.get_last_lr()[0]}
+            if run.end_epoch(epoch, epochs, metrics, monitor="val_l1", loss="loss_g"):
+                break
         train_seconds = time.perf_counter() - started
 
-        if (run.dir / "best.pt").is_file():
-            generator.load_state_dict(run.load_checkpoint("best.pt")["model"])
+        run.load_best()
         val_l1 = evaluate(generator, val_inputs, val_targets, device)
         # The trivial baseline (output = input) says how much translating actually helps.
         baseline_l1 = (val_inputs.float() - val_targets.float()).abs().mean().item() / 255.0
         picture = save_translations(generator, val_inputs[:6], val_targets[:6], run.dir / "translations.png")
         return run.finish({
-            "val_l1": val_l1, "identity_baseline_l1": baseline_l1, "best_val_l1": stopper.best, "epochs_run": completed,
-            "dataset": config.dataset, "image_size": native_size(config), "train_pairs": len(train_inputs),
-            "train_seconds": round(train_seconds, 2), "device": str(device), "images": [str(picture)],
+            "val_l1": val_l1, "identity_baseline_l1": baseline_l1, "best_val_l1": stopper.best,
+            "epochs_run": run.completed_epochs, "dataset": config.dataset, "image_size": native_size(config),
+            "train_pairs": len(train_inputs), "train_seconds": round(train_seconds, 2), "device": str(device),
+            "images": [str(picture)],
         })
 
 
@@ -449,11 +425,7 @@ def save_translations(generator: nn.Module, inputs: torch.Tensor, targets: torch
 
 
 def load(path: str | Path | None = None, device: str = "cpu") -> tuple[UNetGenerator, Config]:
-    path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME)
-    if path is None:
-        raise FileNotFoundError("no trained pix2pix model yet: train one first (train_model pix2pix)")
-    checkpoint = engine.load_checkpoint(path)
-    config = engine.config_from_checkpoint(Config, checkpoint)
+    checkpoint, config = engine.trained_checkpoint(MODEL_NAME, Config, path, "pix2pix model")
     generator, _ = build_models(config)
     generator.load_state_dict(checkpoint["model"])
     return generator.to(device).eval(), config

@@ -29,7 +29,6 @@ series' own tail says whether the fit beats the naive forecast.
 from __future__ import annotations
 
 import contextlib
-import csv
 import math
 import time
 from dataclasses import dataclass
@@ -39,8 +38,8 @@ from typing import Any, Sequence
 import torch
 from torch import nn
 
-from taller.progress import CancelledError
 from taller.trainers import engine
+from taller.trainers.series import read_csv_column, standardise, synthetic_series, windows
 from taller.trainers.text import float32_rnn, recurrent_threads
 
 MODEL_NAME = "rnn"
@@ -103,90 +102,7 @@ def adding_task(count: int, length: int, generator: torch.Generator) -> tuple[to
     return torch.stack([values, markers], dim=-1), target
 
 
-# --- data: series ------------------------------------------------------------------------
-
-def synthetic_series(count: int, length: int, generator: torch.Generator) -> torch.Tensor:
-    """[count, length] series: level + trend + one or two seasonal waves + noise, varied scales."""
-    t = torch.arange(length, dtype=torch.float32)
-    def uniform(low: float, high: float) -> torch.Tensor:
-        return low + (high - low) * torch.rand(count, 1, generator=generator)
-    level = uniform(-50, 50)
-    scale = 10 ** uniform(-1, 2)  # 0.1 to 100: the model must not depend on scale
-    period = uniform(4, 40)
-    period2 = uniform(40, 120)
-    trend = uniform(-0.02, 0.02) * scale
-    wave = torch.sin(2 * math.pi * t / period + uniform(0, 2 * math.pi))
-    wave2 = uniform(0, 0.5) * torch.sin(2 * math.pi * t / period2 + uniform(0, 2 * math.pi))
-    noise = uniform(0.02, 0.3) * torch.randn(count, length, generator=generator)
-    return level + trend * t + scale * (wave + wave2 + noise)
-
-
-_MISSING = {"na", "n/a", "nan", "null", "none", "-", "?", "missing"}
-
-
-def read_csv_column(path: str | Path, column: str | None = None) -> tuple[list[float], str]:
-    """The numbers of one CSV column → (values, column name).
-
-    Without ``column`` the last column whose cells are (almost all) numbers is used: series
-    files usually put a date or index first and the value after it. Cells that are not numbers
-    (blank, "NA", "null") are skipped as missing. ValueError when no column is numeric.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
-    if not text.strip():
-        raise ValueError(f"{path.name} is empty")
-    try:
-        dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
-    except csv.Error:
-        dialect = csv.excel
-    rows = [row for row in csv.reader(text.splitlines(), dialect) if any(cell.strip() for cell in row)]
-    width = max(len(row) for row in rows)
-
-    def number(cell: str) -> float | None:
-        try:
-            value = float(cell.strip().replace(" ", ""))
-        except ValueError:
-            return None
-        return value if math.isfinite(value) else None
-
-    has_header = any(number(cell) is None and cell.strip() for cell in rows[0])
-    header = [cell.strip() for cell in rows[0]] + [""] * (width - len(rows[0])) if has_header else [f"column {i + 1}" for i in range(width)]
-    body = rows[1:] if has_header else rows
-    columns: dict[str, list[float]] = {}
-    for index, name in enumerate(header):
-        name = name or f"column {index + 1}"
-        cells = [row[index] for row in body
-                 if index < len(row) and row[index].strip() and row[index].strip().lower() not in _MISSING]
-        numbers = [v for v in (number(c) for c in cells) if v is not None]
-        if cells and len(numbers) >= 0.9 * len(cells) and len(numbers) >= 2:
-            columns[name] = numbers
-    if column is not None:
-        if column not in columns:
-            known = ", ".join(columns) or "none"
-            raise ValueError(f"column {column!r} is not a numeric column of {path.name} (numeric columns: {known})")
-        return columns[column], column
-    if not columns:
-        names = ", ".join(h for h in header if h) or "no header"
-        raise ValueError(f"{path.name} has no numeric column (columns: {names})")
-    name = list(columns)[-1]
-    return columns[name], name
-
-
-def windows(series: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every (window, next value) pair of a 1-D series: [N, window] and [N]."""
-    frames = series.unfold(0, window + 1, 1)
-    return frames[:, :window], frames[:, window]
-
-
-def standardise(inputs: torch.Tensor, targets: torch.Tensor | None = None):
-    """Scale each window by its own mean and spread (targets with the same numbers)."""
-    mean = inputs.mean(dim=-1, keepdim=True)
-    spread = inputs.std(dim=-1, keepdim=True, unbiased=False)
-    spread = torch.where(spread > 1e-8, spread, torch.ones_like(spread))
-    scaled = (inputs - mean) / spread
-    if targets is None:
-        return scaled, mean, spread
-    return scaled, (targets - mean.squeeze(-1)) / spread.squeeze(-1), mean, spread
+# --- data: series (synthetic_series, read_csv_column, windows, standardise) live in series.py
 
 
 # --- model -------------------------------------------------------------------------------
@@ -257,48 +173,41 @@ def predict_ahead(model: Forecaster, history: torch.Tensor, steps: int, window: 
 
 # --- train: shared loop ------------------------------------------------------------------
 
-def _fit(model: nn.Module, loss_fn, tensors: Sequence[torch.Tensor], config: Config, run: "engine.Run | None",
-         device: torch.device, label: str, epochs: int | None = None, checkpoint: bool = False) -> list[float]:
-    """Train ``model`` on (inputs, targets) tensors; returns the per-step losses."""
-    epochs = epochs or config.epochs
+def train_one_epoch(model: nn.Module, loss_fn, batches, optimizer, run: engine.Run, epoch: int, epochs: int,
+                    device: torch.device, total: int, label: str) -> list[float]:
+    """One pass over (inputs, targets) batches, at most ``total`` steps; returns the step losses."""
+    model.train()
+    step_losses = []
+    for step, (inputs, targets) in run.steps(batches, limit=total):
+        with engine.autocast(device):
+            loss = loss_fn(model(inputs).float(), targets)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        # Vanilla RNNs explode without clipping; the same clip for all keeps it fair.
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step_losses.append(loss.detach())  # kept on the device: no sync per step
+        run.progress(epoch, epochs, step, total, loss.detach(), message=f"{label} epoch {epoch}/{epochs}")
+    return torch.stack(step_losses).float().tolist() if step_losses else []
+
+
+def fit(model: nn.Module, loss_fn, tensors: Sequence[torch.Tensor], config: Config, run: engine.Run,
+        device: torch.device, label: str, checkpoints: bool = False) -> list[float]:
+    """Train ``model`` on (inputs, targets) tensors; returns the per-step losses.
+
+    With ``checkpoints`` it is the run's model (``last.pt``, resume); the models of a comparison
+    are trained without.
+    """
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
     batches = engine.make_batches(tensors, config.batch_size, device, shuffle=True, seed=config.seed)
     total = min(len(batches), 3) if config.dry_run else len(batches)
-    start_epoch = 1
-    if checkpoint and run is not None and run.resume_checkpoint is not None:
-        model.load_state_dict(run.resume_checkpoint["model"])
-        optimizer.load_state_dict(run.resume_checkpoint["optimizer"])
-        start_epoch = int(run.resume_checkpoint["epoch"]) + 1
+    run.track(model, optimizer, checkpoints=checkpoints)
     history: list[float] = []
-    for epoch in range(start_epoch, epochs + 1):
-        model.train()
-        step_losses = []
-        try:
-            for step, (inputs, targets) in enumerate(batches, start=1):
-                if step > total:
-                    break
-                if run is not None:
-                    run.check_cancelled()
-                with engine.autocast(device):
-                    loss = loss_fn(model(inputs).float(), targets)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                # Vanilla RNNs explode without clipping; the same clip for all keeps it fair.
-                nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                step_losses.append(loss.detach())
-                if run is not None:
-                    run.progress(epoch, epochs, step, total, loss.detach(), message=f"{label} epoch {epoch}/{epochs}")
-        except CancelledError:
-            if checkpoint and run is not None:
-                run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch - 1, None)
-            raise
-        losses = torch.stack(step_losses).float().tolist() if step_losses else []
+    for epoch in range(run.restore(), config.epochs + 1):
+        losses = train_one_epoch(model, loss_fn, batches, optimizer, run, epoch, config.epochs, device, total, label)
         history.extend(losses)
-        if run is not None:
-            run.log_epoch(epoch, {"model": label, "train_loss": sum(losses) / max(len(losses), 1)})
-            if checkpoint:
-                run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch, None)
+        run.end_epoch(epoch, config.epochs, {"model": label, "train_loss": sum(losses) / max(len(losses), 1)},
+                      message=f"{label} epoch {epoch}/{config.epochs}")
     return history
 
 
@@ -321,14 +230,15 @@ def memory_accuracy(model: MemoryModel, inputs: torch.Tensor, targets: torch.Ten
     return float(((out.cpu() - targets).abs() < ADDING_TOLERANCE).float().mean())
 
 
-def train_memory(config: Config, cell: str, length: int, run, device: torch.device, checkpoint: bool) -> dict[str, Any]:
+def train_memory(config: Config, cell: str, length: int, run: engine.Run, device: torch.device,
+                 checkpoints: bool) -> dict[str, Any]:
     """One cell at one lag: train, then accuracy on fresh held-out sequences."""
     engine.seed_everything(config.seed)
     train_x, train_y = memory_data(config, length, config.train_size, config.seed)
     test_x, test_y = memory_data(config, length, config.test_size, config.seed + 10_000)
     model = MemoryModel(cell, config.task, config.hidden_size, config.symbols).to(device)
     loss_fn = nn.functional.cross_entropy if config.task == "recall" else nn.functional.mse_loss
-    losses = _fit(model, loss_fn, (train_x, train_y), config, run, device, f"{cell} length {length}", checkpoint=checkpoint)
+    losses = fit(model, loss_fn, (train_x, train_y), config, run, device, f"{cell} length {length}", checkpoints=checkpoints)
     accuracy = memory_accuracy(model, test_x, test_y, config.task, device)
     return {"cell": cell, "length": length, "accuracy": round(accuracy, 4), "model": model,
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None}
@@ -373,7 +283,7 @@ def run_memory(config: Config, run, device: torch.device) -> dict[str, Any]:
     for length in lengths:
         for cell in cells:
             main = cell == config.cell and length == lengths[-1]
-            outcome = train_memory(config, cell, length, run, device, checkpoint=main and not config.compare)
+            outcome = train_memory(config, cell, length, run, device, checkpoints=main and not config.compare)
             model = outcome.pop("model")
             if main:
                 run.save_checkpoint(engine.cpu_state(model), None, config.epochs, outcome["accuracy"],
@@ -495,8 +405,8 @@ def run_forecast(config: Config, run, device: torch.device) -> dict[str, Any]:
     scaled_targets = scaled_targets.clamp(-10, 10)
     engine.seed_everything(config.seed)
     model = Forecaster(config.cell if config.cell != "rnn" else "gru", config.hidden_size).to(device)
-    losses = _fit(model, nn.functional.mse_loss, (scaled, scaled_targets), config, run, device,
-                  f"{config.cell} forecaster", checkpoint=True)
+    losses = fit(model, nn.functional.mse_loss, (scaled, scaled_targets), config, run, device,
+                 f"{config.cell} forecaster", checkpoints=True)
     history, tail = test_series[:, : -config.horizon], test_series[:, -config.horizon :]
     model.cpu()
     predicted = predict_ahead(model, history, config.horizon, config.window)
@@ -519,8 +429,7 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         raise ValueError(f"cell must be one of {', '.join(CELLS)}, not {config.cell!r}")
     if config.dry_run:
         config.epochs = 1
-    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event,
-                                   on_progress=on_progress)
+    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
     with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
         device = run.use_device(config.device)

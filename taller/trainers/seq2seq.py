@@ -14,7 +14,8 @@ written to the run folder (``split.json``).
 Scores: BLEU and chrF are computed against the original (cased, punctuated) references with
 ``lowercase=True`` because the model writes lower case (the first letter is capitalised on
 output); ``bleu_cased`` is also reported. An attention heat map of a test sentence is saved as
-``attention.png``.
+``attention.png``. Greedy decoding, beam search, the scores and the heat map are in
+:mod:`taller.trainers.decoding`.
 
     python -m taller.trainers.seq2seq --epochs 10
     python -m taller.trainers.seq2seq --dry-run
@@ -33,8 +34,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from taller.progress import CancelledError
 from taller.trainers import engine
+from taller.trainers.decoding import beam_search, greedy_decode, plot_attention, score
 from taller.trainers.text import Vocab, float32_rnn, recurrent_threads, detokenize, is_word, load_pairs, pad_batch, tokenize
 
 MODEL_NAME = "seq2seq"
@@ -138,6 +139,23 @@ def encode_pairs(pairs, src_vocab: Vocab, tgt_vocab: Vocab, max_length: int) -> 
     tgt_in, _ = pad_batch([[tgt_vocab.bos_id, *ids] for ids in tgt_ids], tgt_vocab.pad_id, max_length + 1)
     tgt_out, _ = pad_batch([[*ids, tgt_vocab.eos_id] for ids in tgt_ids], tgt_vocab.pad_id, max_length + 1)
     return src, src_len, tgt_in, tgt_out
+
+
+def shrink_for_cpu(config: Config) -> None:
+    """Cut the pairs and the model to the CPU sizes, in place, so that the checkpoint's config
+    rebuilds the model that was trained."""
+    config.max_pairs = min(config.max_pairs or CPU_PAIRS, CPU_PAIRS)
+    config.hidden_size = min(config.hidden_size, CPU_HIDDEN)
+    config.embedding_dim = min(config.embedding_dim, CPU_EMBEDDING)
+
+
+def write_split(data: dict[str, Any], folder: Path) -> None:
+    """``split.json``: the held-out English sentences with all their references."""
+    engine.write_json_atomic(folder / "split.json", {
+        "note": "held-out English sentences (never trained on) with all their Tatoeba translations",
+        "test": {"sources": data["test"].sources, "references": data["test"].references},
+        "val": {"sources": data["val"].sources, "references": data["val"].references},
+    })
 
 
 # --- model -------------------------------------------------------------------------------
@@ -279,142 +297,6 @@ class Seq2Seq(nn.Module):
         return torch.stack(logits, dim=1)
 
 
-def max_decode_length(source_length: int) -> int:
-    return 2 * source_length + 10
-
-
-def _never(logits: torch.Tensor, first_step: bool = False, eos: int = 3) -> torch.Tensor:
-    """Padding and ``<s>`` are never outputs, nor ``</s>`` as the first word (no empty translations)."""
-    logits = logits.float()
-    logits[:, 0] = float("-inf")
-    logits[:, 2] = float("-inf")
-    if first_step:
-        logits[:, eos] = float("-inf")
-    return logits
-
-
-@torch.no_grad()
-def greedy_decode(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, bos: int, eos: int,
-                  max_len: int | None = None) -> tuple[list[list[int]], torch.Tensor]:
-    """Batched greedy decoding → token ids per sentence (without ``</s>``) and weights [B, T, S]."""
-    values, keys, mask, state = model.encode(src, src_len)
-    max_len = max_len or max_decode_length(int(src_len.max()))
-    previous = torch.full((src.shape[0],), bos, dtype=torch.long, device=src.device)
-    done = torch.zeros(src.shape[0], dtype=torch.bool, device=src.device)
-    steps, weights = [], []
-    for t in range(max_len):
-        logits, state, attention = model.decoder.step(previous, state, values, keys, mask)
-        previous = _never(logits, t == 0, eos).argmax(-1)
-        steps.append(previous)
-        weights.append(attention)
-        done |= previous == eos
-        if bool(done.all()):
-            break
-    ids = torch.stack(steps, dim=1).tolist()
-    out = []
-    for row in ids:
-        out.append(row[: row.index(eos)] if eos in row else row)
-    return out, torch.stack(weights, dim=1)
-
-
-def _select(state, index: torch.Tensor):
-    if isinstance(state, tuple):
-        return tuple(s.index_select(1, index) for s in state)
-    return state.index_select(1, index)
-
-
-@torch.no_grad()
-def beam_search(model: Seq2Seq, src: torch.Tensor, src_len: torch.Tensor, bos: int, eos: int, beam_size: int = 4,
-                length_penalty: float = 0.6, max_len: int | None = None) -> tuple[list[int], torch.Tensor]:
-    """Beam search for one sentence (``src`` [1, S]) → best ids (without ``</s>``), weights [T, S].
-
-    Finished hypotheses are ranked by log-probability / ((5 + length) / 6) ** length_penalty
-    (GNMT). Only an ``</s>`` among the top ``beam_size`` candidates of a step ends a hypothesis,
-    and the search stops once ``beam_size`` hypotheses have ended, so ``beam_size=1`` is exactly
-    greedy decoding.
-    """
-    values, keys, mask, state = model.encode(src, src_len)
-    max_len = max_len or max_decode_length(int(src_len.max()))
-    tokens: list[list[int]] = [[]]
-    history: list[list[torch.Tensor]] = [[]]
-    scores = torch.zeros(1, device=src.device)
-    previous = torch.tensor([bos], device=src.device)
-    finished: list[tuple[float, list[int], list[torch.Tensor]]] = []
-
-    def normalised(score: float, length: int) -> float:
-        return score / (((5 + length) / 6) ** length_penalty)
-
-    for t in range(max_len):
-        count = len(tokens)
-        logits, state, attention = model.decoder.step(
-            previous, state, values.expand(count, -1, -1), keys.expand(count, -1, -1), mask.expand(count, -1))
-        total = scores.unsqueeze(1) + torch.log_softmax(_never(logits, t == 0, eos), dim=-1)
-        vocab_size = total.shape[1]
-        top_scores, top_index = total.view(-1).topk(min(2 * beam_size, total.numel()))
-        keep_beam, keep_token, keep_score = [], [], []
-        for rank, (score, index) in enumerate(zip(top_scores.tolist(), top_index.tolist())):
-            beam, token = divmod(index, vocab_size)
-            if token == eos:
-                if rank < beam_size:
-                    finished.append((normalised(score, len(tokens[beam]) + 1), tokens[beam], history[beam] + [attention[beam]]))
-            else:
-                keep_beam.append(beam)
-                keep_token.append(token)
-                keep_score.append(score)
-            if len(keep_beam) == beam_size:
-                break
-        if len(finished) >= beam_size or not keep_beam:
-            break
-        index = torch.tensor(keep_beam, device=src.device)
-        state = _select(state, index)
-        tokens = [tokens[b] + [t] for b, t in zip(keep_beam, keep_token)]
-        history = [history[b] + [attention[b]] for b in keep_beam]
-        scores = torch.tensor(keep_score, device=src.device)
-        previous = torch.tensor(keep_token, device=src.device)
-    if not finished:  # ran out of length: the live hypotheses compete as they are
-        finished = [(normalised(float(s), len(t)), t, h) for s, t, h in zip(scores.tolist(), tokens, history)]
-    _, best, weights = max(finished, key=lambda item: item[0])
-    return best, torch.stack(weights) if weights else torch.zeros(0, src.shape[1])
-
-
-# --- scoring and pictures ----------------------------------------------------------------
-
-def score(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
-    """Corpus BLEU (lower-cased and cased) and chrF with sacrebleu; several references allowed."""
-    from sacrebleu.metrics import BLEU, CHRF
-
-    # sacrebleu wants reference *streams* of equal length: pad each sentence's list by
-    # repeating its first reference (a repeated reference changes neither BLEU nor chrF).
-    width = max(len(r) for r in references)
-    streams = [[refs[i] if i < len(refs) else refs[0] for refs in references] for i in range(width)]
-    return {
-        "bleu": round(BLEU(lowercase=True).corpus_score(hypotheses, streams).score, 2),
-        "bleu_cased": round(BLEU().corpus_score(hypotheses, streams).score, 2),
-        "chrf": round(CHRF(lowercase=True).corpus_score(hypotheses, streams).score, 2),
-    }
-
-
-def plot_attention(source_tokens: list[str], target_tokens: list[str], weights: torch.Tensor, path: Path) -> Path:
-    """Heat map of attention weights: one row per output word, one column per input word."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    weights = weights.detach().float().cpu()[: len(target_tokens), : len(source_tokens)]
-    figure, axes = plt.subplots(figsize=(1.0 + 0.55 * len(source_tokens), 1.0 + 0.45 * len(target_tokens)))
-    axes.imshow(weights.numpy(), cmap="viridis", aspect="auto", vmin=0.0, vmax=1.0)
-    axes.set_xticks(range(len(source_tokens)), source_tokens, rotation=60, ha="right")
-    axes.set_yticks(range(len(target_tokens)), target_tokens)
-    axes.set_xlabel("English (input)")
-    axes.set_ylabel("Spanish (output)")
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
-    return path
-
-
 # --- use (translation of new text) -------------------------------------------------------
 
 class Translator:
@@ -453,11 +335,7 @@ class Translator:
 
 def load(path: str | Path | None = None, device: str = "cpu") -> Translator:
     """The trained translator from ``path`` or the newest finished run; FileNotFoundError if none."""
-    checkpoint_path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME, "best.pt")
-    if checkpoint_path is None:
-        raise FileNotFoundError("no trained seq2seq model")
-    state = engine.load_checkpoint(checkpoint_path)
-    config = engine.config_from_checkpoint(Config, state)
+    state, config = engine.trained_checkpoint(MODEL_NAME, Config, path, "seq2seq model")
     src_vocab, tgt_vocab = Vocab(state["extra"]["src_vocab"]), Vocab(state["extra"]["tgt_vocab"])
     model = Seq2Seq(len(src_vocab), len(tgt_vocab), config, src_vocab.pad_id, tgt_vocab.pad_id)
     model.load_state_dict(state["model"])
@@ -513,6 +391,48 @@ def validation_loss(model: Seq2Seq, tensors, criterion, device: torch.device, ba
     return total / max(count, 1)
 
 
+def train_one_epoch(model: Seq2Seq, batches, optimizer, criterion, run: engine.Run, epoch: int, epochs: int,
+                    device: torch.device, total: int, teacher_forcing: float) -> list[float]:
+    """One pass over the training pairs, at most ``total`` steps; returns the step losses."""
+    model.train()
+    step_losses = []
+    for step, (src, src_len, tgt_in, tgt_out) in run.steps(batches, limit=total):
+        src, src_len, tgt_in, tgt_out = _trim(src, src_len, tgt_in, tgt_out)
+        with engine.autocast(device):
+            logits = model(src, src_len, tgt_in, teacher_forcing)
+        loss = criterion(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1))
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        step_losses.append(loss.detach())  # kept on the device: no sync per step
+        run.progress(epoch, epochs, step, total, loss.detach())
+    return torch.stack(step_losses).float().tolist() if step_losses else []
+
+
+def test_scores(model: Seq2Seq, data: dict[str, Any], config: Config, device: torch.device, folder: Path) -> dict[str, Any]:
+    """Greedy scores on the whole test split, beam against greedy on a subset, examples, attention.png."""
+    src_vocab, tgt_vocab, test = data["src_vocab"], data["tgt_vocab"], data["test"]
+    greedy = translate_split(model, test, src_vocab, tgt_vocab, device)
+    greedy_scores = score(greedy, test.references)
+    limit = min(config.beam_eval_sentences, len(test.sources), 10 if config.dry_run else len(test.sources))
+    beam = translate_split(model, test, src_vocab, tgt_vocab, device, config.beam_size, config.length_penalty, limit=limit)
+    beam_scores = score(beam, test.references[:limit])
+    example_tokens = tokenize(test.sources[0], lower=True)
+    output_tokens, weights = Translator(model, src_vocab, tgt_vocab, config, device).translate_tokens(
+        example_tokens, config.beam_size)
+    picture = plot_attention(example_tokens, output_tokens + ["</s>"], weights, folder / "attention.png")
+    return {
+        "test_bleu_greedy": greedy_scores["bleu"], "test_chrf_greedy": greedy_scores["chrf"],
+        "test_bleu_cased_greedy": greedy_scores["bleu_cased"], "test_sentences": len(test.sources),
+        f"test_bleu_beam{config.beam_size}": beam_scores["bleu"], f"test_chrf_beam{config.beam_size}": beam_scores["chrf"],
+        "test_bleu_greedy_same_subset": score(greedy[:limit], test.references[:limit])["bleu"], "beam_sentences": limit,
+        "images": [str(picture)],
+        "examples": [{"source": s, "translation": h, "references": r[:3]}
+                     for s, h, r in zip(test.sources[:5], beam[:5], test.references[:5])],
+    }
+
+
 def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train the translator, keep the best validation-BLEU weights, score the test split."""
     if config.epochs < 1:
@@ -521,117 +441,51 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         raise ValueError(f"cell must be one of {CELLS} and attention one of {ATTENTIONS}")
     if config.dry_run:
         config.epochs = 1
-    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event,
-                                   on_progress=on_progress)
+    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
     with run, contextlib.ExitStack() as stack:  # the stack restores CPU threads
         started = time.perf_counter()
         device = run.use_device(config.device)
         stack.enter_context(recurrent_threads(device))
         if device.type == "cpu" and config.cpu_small and not config.dry_run:
-            # Shrunk in place so that the checkpoint's config rebuilds the model that was trained.
-            config.max_pairs = min(config.max_pairs or CPU_PAIRS, CPU_PAIRS)
-            config.hidden_size = min(config.hidden_size, CPU_HIDDEN)
-            config.embedding_dim = min(config.embedding_dim, CPU_EMBEDDING)
+            shrink_for_cpu(config)
         engine.seed_everything(config.seed)
         data = prepare(config)
+        write_split(data, run.dir)
         src_vocab, tgt_vocab = data["src_vocab"], data["tgt_vocab"]
-        engine.write_json_atomic(Path(run.dir) / "split.json", {
-            "note": "held-out English sentences (never trained on) with all their Tatoeba translations",
-            "test": {"sources": data["test"].sources, "references": data["test"].references},
-            "val": {"sources": data["val"].sources, "references": data["val"].references},
-        })
+        batches = engine.make_batches(data["train"], config.batch_size, device, shuffle=True, seed=config.seed)
+        total = min(len(batches), 5) if config.dry_run else len(batches)
+
         engine.seed_everything(config.seed)
         model = Seq2Seq(len(src_vocab), len(tgt_vocab), config, src_vocab.pad_id, tgt_vocab.pad_id).to(device)
         optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-5)
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1)
         criterion = nn.CrossEntropyLoss(ignore_index=tgt_vocab.pad_id, label_smoothing=config.label_smoothing)
         stopper = engine.EarlyStopping(config.patience, mode="max")
-        batches = engine.make_batches(data["train"], config.batch_size, device, shuffle=True, seed=config.seed)
-        total = min(len(batches), 5) if config.dry_run else len(batches)
-        extra = {"src_vocab": src_vocab.tokens, "tgt_vocab": tgt_vocab.tokens}
-        start_epoch, best_metric = 1, None
-        if run.resume_checkpoint is not None:
-            state = run.resume_checkpoint
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["extra"].get("scheduler", scheduler.state_dict()))
-            stopper.load_state_dict(state["extra"].get("early_stopping", {}))
-            start_epoch, best_metric = int(state["epoch"]) + 1, state.get("best_metric")
+        run.track(model, optimizer, stopper=stopper, scheduler=scheduler, src_vocab=src_vocab.tokens,
+                  tgt_vocab=tgt_vocab.tokens)
         history: list[float] = []
-        for epoch in range(start_epoch, config.epochs + 1):
-            model.train()
-            step_losses = []
-            try:
-                for step, (src, src_len, tgt_in, tgt_out) in enumerate(batches, start=1):
-                    if step > total:
-                        break
-                    run.check_cancelled()
-                    src, src_len, tgt_in, tgt_out = _trim(src, src_len, tgt_in, tgt_out)
-                    with engine.autocast(device):
-                        logits = model(src, src_len, tgt_in, config.teacher_forcing)
-                    loss = criterion(logits.float().reshape(-1, logits.shape[-1]), tgt_out.reshape(-1))
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                    optimizer.step()
-                    step_losses.append(loss.detach())
-                    run.progress(epoch, config.epochs, step, total, loss.detach())
-            except CancelledError:
-                run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch - 1, best_metric,
-                                    extra={**extra, "scheduler": scheduler.state_dict(),
-                                           "early_stopping": stopper.state_dict()})
-                raise
-            losses = torch.stack(step_losses).float().tolist() if step_losses else []
+        for epoch in range(run.restore(), config.epochs + 1):
+            losses = train_one_epoch(model, batches, optimizer, criterion, run, epoch, config.epochs, device, total,
+                                     config.teacher_forcing)
             history.extend(losses)
             val_loss = validation_loss(model, data["val_tensors"], criterion, device)
-            hypotheses = translate_split(model, data["val"], src_vocab, tgt_vocab, device)
-            val_scores = score(hypotheses, data["val"].references)
+            val_scores = score(translate_split(model, data["val"], src_vocab, tgt_vocab, device), data["val"].references)
             scheduler.step(val_scores["bleu"])
             metrics = {"train_loss": sum(losses) / max(len(losses), 1), "val_loss": val_loss,
                        "val_bleu_greedy": val_scores["bleu"], "val_chrf_greedy": val_scores["chrf"],
                        "lr": optimizer.param_groups[0]["lr"]}
-            run.log_epoch(epoch, metrics)
-            run.progress(epoch, config.epochs, total, total, metrics["train_loss"], val_scores["bleu"],
-                         "val_bleu", force=True)
-            improved = stopper.step(val_scores["bleu"])
-            if improved:
-                best_metric = val_scores["bleu"]
-            state_extra = {**extra, "scheduler": scheduler.state_dict(), "early_stopping": stopper.state_dict()}
-            run.save_checkpoint(engine.cpu_state(model), engine.cpu_state(optimizer), epoch, best_metric, extra=state_extra)
-            if improved:
-                run.save_checkpoint(engine.cpu_state(model), None, epoch, best_metric, extra=extra, name="best.pt")
-            if stopper.should_stop:
+            if run.end_epoch(epoch, config.epochs, metrics, monitor="val_bleu_greedy"):
                 break
 
-        # --- final scores with the best weights
-        if (Path(run.dir) / "best.pt").is_file():
-            model.load_state_dict(run.load_checkpoint("best.pt")["model"])
-        model.to(device).eval()
-        test = data["test"]
-        greedy = translate_split(model, test, src_vocab, tgt_vocab, device)
-        greedy_scores = score(greedy, test.references)
-        limit = min(config.beam_eval_sentences, len(test.sources), 10 if config.dry_run else len(test.sources))
-        beam = translate_split(model, test, src_vocab, tgt_vocab, device, config.beam_size, config.length_penalty,
-                               limit=limit)
-        beam_scores = score(beam, test.references[:limit])
-        greedy_subset = score(greedy[:limit], test.references[:limit])
-        translator = Translator(model, src_vocab, tgt_vocab, config, device)
-        example = test.sources[0]
-        example_tokens = tokenize(example, lower=True)
-        output_tokens, weights = translator.translate_tokens(example_tokens, config.beam_size)
-        picture = plot_attention(example_tokens, output_tokens + ["</s>"], weights, Path(run.dir) / "attention.png")
-        metrics = {
-            "test_bleu_greedy": greedy_scores["bleu"], "test_chrf_greedy": greedy_scores["chrf"],
-            "test_bleu_cased_greedy": greedy_scores["bleu_cased"], "test_sentences": len(test.sources),
-            f"test_bleu_beam{config.beam_size}": beam_scores["bleu"], f"test_chrf_beam{config.beam_size}": beam_scores["chrf"],
-            "test_bleu_greedy_same_subset": greedy_subset["bleu"], "beam_sentences": limit,
+        run.load_best()
+        model.eval()
+        metrics = test_scores(model, data, config, device, run.dir)
+        metrics.update({
             "train_pairs": data["train_pairs"], "src_vocab": len(src_vocab), "tgt_vocab": len(tgt_vocab),
             "first_loss": history[0] if history else None, "last_loss": history[-1] if history else None,
-            "best_val_bleu": best_metric, "device": str(device), "hidden_size": config.hidden_size, "images": [str(picture)],
-            "examples": [{"source": s, "translation": h, "references": r[:3]}
-                         for s, h, r in zip(test.sources[:5], beam[:5], test.references[:5])],
+            "best_val_bleu": stopper.best, "device": str(device), "hidden_size": config.hidden_size,
             "wall_s": round(time.perf_counter() - started, 2),
-        }
+        })
         return run.finish(metrics)
 
 

@@ -27,7 +27,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from taller.data import resolve
-from taller.progress import CancelledError
 from taller.trainers import engine
 from taller.trainers.images import load_idx_dataset, save_grid
 
@@ -144,6 +143,22 @@ def evaluate(model: nn.Module, images: torch.Tensor, device: torch.device, batch
 # --- train ----------------------------------------------------------------------------------------
 
 
+def train_one_epoch(model, batches, optimizer, scheduler, run: engine.Run, epoch: int, epochs: int, device,
+                    beta: float) -> float:
+    """One pass over the training batches; returns the mean training loss (negative β-ELBO)."""
+    running = torch.zeros((), device=device)  # summed on the device: no sync per step
+    for step, (images,) in run.steps(batches):
+        with engine.autocast(device):
+            loss = compute_loss(model, images, beta)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        scheduler.step()
+        running += loss.detach()
+        run.progress(epoch, epochs, step, len(batches), loss.detach(), metric_name="val_elbo")
+    return running.item() / max(1, run.epoch_trained)
+
+
 def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train the VAE, keep the best validation ELBO, report test ELBO/recon/KL, save sample PNGs."""
     if config.epochs < 1:
@@ -151,7 +166,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
     if config.latent_dim < 2:
         raise ValueError("latent_dim must be at least 2 (the traversal needs two dimensions)")
     check_data(config)  # a missing data set is an error before any run folder exists
-    run = run or engine.Run.create(MODEL_NAME, config, resume=config.resume, cancel_event=cancel_event, on_progress=on_progress)
+    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
     with run:
         engine.seed_everything(config.seed)
         device = run.use_device(config.device)
@@ -159,67 +174,33 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         if config.dry_run:
             data = {"train": data["train"][: config.batch_size * 3], "val": data["val"][:512], "test": data["test"][:512]}
         epochs = 1 if config.dry_run else config.epochs
-
         batches = engine.make_batches([data["train"]], config.batch_size, device, shuffle=True, seed=config.seed)
-        val = data["val"].to(device)
+        val_images = data["val"].to(device)
+
         model = build_model(config).to(device)
         optimizer = torch.optim.Adam(model.parameters(), lr=config.lr)
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(batches), eta_min=config.lr / 20)
         stopper = engine.EarlyStopping(config.patience, mode="max")  # on the validation ELBO
-        start_epoch = 1
-        if run.resume_checkpoint is not None:
-            checkpoint = run.resume_checkpoint
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["extra"]["scheduler"])
-            stopper.load_state_dict(checkpoint["extra"]["stopper"])
-            start_epoch = checkpoint["epoch"] + 1
+        run.track(model, optimizer, stopper=stopper, scheduler=scheduler)
         step_model = engine.maybe_compile(model)
 
-        def save(epoch: int, name: str = "last.pt", step: int = 0) -> None:
-            run.save_checkpoint(engine.cpu_state(model), optimizer.state_dict(), epoch, stopper.best,
-                                {"scheduler": scheduler.state_dict(), "stopper": stopper.state_dict(), "step": step}, name=name)
-
-        completed = start_epoch - 1  # epochs fully trained (what a checkpoint's 'epoch' means)
         started = time.perf_counter()
-        try:
-            for epoch in range(start_epoch, epochs + 1):
-                running = torch.zeros((), device=device)
-                for step, (images,) in run.steps(batches):
-                    with engine.autocast(device):
-                        loss = compute_loss(step_model, images, config.beta)
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimizer.step()
-                    scheduler.step()
-                    running += loss.detach()
-                    run.progress(epoch, epochs, step, len(batches), loss.detach(), metric_name="val_elbo")
-                train_loss = running.item() / max(1, run.epoch_trained)
-                val_metrics = evaluate(model, val, device)
-                improved = stopper.step(val_metrics["elbo"])
-                run.log_epoch(epoch, {"train_loss": train_loss, "val_elbo": val_metrics["elbo"],
-                                      "val_reconstruction": val_metrics["reconstruction"], "val_kl": val_metrics["kl"]})
-                run.progress(epoch, epochs, len(batches), len(batches), train_loss, val_metrics["elbo"], "val_elbo", force=True)
-                if improved:  # kept in memory, written with the next last.pt
-                    run.keep_best(epoch, engine.cpu_state(model), val_metrics["elbo"])
-                if run.checkpoint_due(final=epoch == epochs or stopper.should_stop):
-                    save(epoch, "last.pt")
-                completed = epoch
-                if stopper.should_stop:
-                    break
-        except CancelledError:
-            save(completed, step=run.epoch_step)  # current weights; resume continues at this step
-            raise
+        for epoch in range(run.restore(), epochs + 1):
+            train_loss = train_one_epoch(step_model, batches, optimizer, scheduler, run, epoch, epochs, device, config.beta)
+            val = evaluate(model, val_images, device)
+            metrics = {"train_loss": train_loss, "val_elbo": val["elbo"], "val_reconstruction": val["reconstruction"],
+                       "val_kl": val["kl"]}
+            if run.end_epoch(epoch, epochs, metrics, monitor="val_elbo"):
+                break
         train_seconds = time.perf_counter() - started
 
-        if (run.dir / "best.pt").is_file():
-            model.load_state_dict(run.load_checkpoint("best.pt")["model"])
+        run.load_best()
         test = evaluate(model, data["test"], device)
         samples = save_samples(model, 64, run.dir / "samples.png", seed=config.seed)
         traversal = save_traversal(model, test["kl_per_dim"], run.dir / "latent_traversal.png")
         return run.finish({
             "test_elbo": test["elbo"], "test_reconstruction": test["reconstruction"], "test_kl": test["kl"],
-            "beta": config.beta, "dataset": config.dataset, "best_val_elbo": stopper.best, "epochs_run": completed,
+            "beta": config.beta, "dataset": config.dataset, "best_val_elbo": stopper.best, "epochs_run": run.completed_epochs,
             "train_seconds": round(train_seconds, 2), "device": str(device), "images": [str(samples), str(traversal)],
         })
 
@@ -263,11 +244,7 @@ def save_traversal(model: VAE, kl_per_dim: list[float], path: Path, steps: int =
 
 
 def load(path: str | Path | None = None, device: str = "cpu") -> tuple[VAE, Config]:
-    path = Path(path) if path else engine.latest_checkpoint(MODEL_NAME)
-    if path is None:
-        raise FileNotFoundError("no trained VAE yet: train one first (train_model vae)")
-    checkpoint = engine.load_checkpoint(path)
-    config = engine.config_from_checkpoint(Config, checkpoint)
+    checkpoint, config = engine.trained_checkpoint(MODEL_NAME, Config, path, "VAE")
     model = build_model(config)
     model.load_state_dict(checkpoint["model"])
     return model.to(device).eval(), config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -18,7 +19,7 @@ SMALL = dict(train_limit=640, batch_size=64, epochs=2, patience=0)
 def test_dry_run_writes_metrics_checkpoints_and_grid(data_dir):
     metrics = autoencoder.train(autoencoder.Config(dry_run=True, batch_size=64))
     assert 0.0 < metrics["test_mse"] < 0.5
-    run_dir = engine.Path(metrics["run_dir"])
+    run_dir = Path(metrics["run_dir"])
     for name in ("best.pt", "last.pt", "reconstructions.png", "metrics.jsonl", "status.json", "config.json"):
         assert (run_dir / name).is_file(), name
     assert json.loads((run_dir / "status.json").read_text())["state"] == "finished"
@@ -59,7 +60,7 @@ def test_cancel_leaves_checkpoint_and_resume_finishes_the_run(data_dir):
         autoencoder.train(config, cancel_event=event, on_progress=on_progress)
     stopped = engine.list_runs("autoencoder")[0]
     assert stopped["state"] == "cancelled"
-    checkpoint = engine.load_checkpoint(engine.Path(stopped["path"]) / "last.pt")
+    checkpoint = engine.load_checkpoint(Path(stopped["path"]) / "last.pt")
     # Stopped inside epoch 1 after one step: no epoch finished, and resume skips that step.
     assert checkpoint["epoch"] == 0 and checkpoint["extra"]["step"] == 1
     assert checkpoint["config"]["train_limit"] == 640
@@ -67,7 +68,7 @@ def test_cancel_leaves_checkpoint_and_resume_finishes_the_run(data_dir):
     metrics = autoencoder.train(autoencoder.Config(**SMALL, resume=True))
     assert metrics["run_id"] == stopped["run_id"]  # the same run continued
     assert metrics["epochs_run"] == 2
-    epochs = [json.loads(line)["epoch"] for line in (engine.Path(metrics["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
+    epochs = [json.loads(line)["epoch"] for line in (Path(metrics["run_dir"]) / "metrics.jsonl").read_text().splitlines()]
     assert epochs == [1, 2]
 
 

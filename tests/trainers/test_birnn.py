@@ -114,6 +114,8 @@ def test_cancelled_run_stops_with_a_checkpoint(data_dir):
         birnn.train(birnn.Config(dry_run=True, embedding_dim=16, hidden_size=16), cancel_event=event)
     run = engine.list_runs("birnn")[0]
     assert run["state"] == "cancelled" and "last.pt" in run["checkpoints"]
+    resumed = birnn.train(birnn.Config(dry_run=True, embedding_dim=16, hidden_size=16, resume=True))
+    assert resumed["run_id"] == run["run_id"] and (Path(resumed["run_dir"]) / "best.pt").is_file()
 
 
 def test_bad_settings_are_clear_errors():

@@ -12,13 +12,35 @@ from taller.progress import CancelledError, bus
 from taller.trainers import engine
 
 
-def test_select_device_cpu_and_auto():
-    assert engine.select_device("cpu").type == "cpu"
-    assert engine.select_device("auto").type in ("cpu", "cuda", "mps")
-    if not torch.cuda.is_available():
-        with pytest.raises(ValueError, match="no CUDA"):
-            engine.select_device("cuda")
-    with pytest.raises(ValueError):
+def _fake_accelerators(monkeypatch, cuda: bool, mps: bool) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+def test_select_device_prefers_cuda_then_mps_then_cpu(monkeypatch):
+    _fake_accelerators(monkeypatch, cuda=True, mps=True)
+    assert engine.select_device("auto") == torch.device("cuda")
+    _fake_accelerators(monkeypatch, cuda=False, mps=True)
+    assert engine.select_device("auto") == torch.device("mps")
+    assert engine.select_device(None) == torch.device("mps")
+    _fake_accelerators(monkeypatch, cuda=False, mps=False)
+    assert engine.select_device("auto") == torch.device("cpu")
+    assert engine.select_device(" CPU ") == torch.device("cpu")
+
+
+def test_select_device_follows_the_setting_and_refuses_what_is_missing(monkeypatch):
+    from taller.config import get_settings
+
+    _fake_accelerators(monkeypatch, cuda=True, mps=False)
+    monkeypatch.setenv("TALLER_DEVICE", "cpu")
+    get_settings(reload=True)
+    assert engine.select_device("auto") == torch.device("cpu")  # the setting beats the GPU
+    _fake_accelerators(monkeypatch, cuda=False, mps=False)
+    with pytest.raises(ValueError, match="no CUDA"):
+        engine.select_device("cuda")
+    with pytest.raises(ValueError, match="MPS is not available"):
+        engine.select_device("mps")
+    with pytest.raises(ValueError, match="unknown device"):
         engine.select_device("tpu-9000")
 
 

@@ -21,8 +21,6 @@ def facades(tmp_path_factory, real_data_dir):
     """A facades-format folder {train,val,test}/N.jpg built once from the real CIFAR subset."""
     # (conftest is not importable as a module: tests/vision has a conftest too.)
     folder = real_data_dir
-    if folder is None:
-        pytest.skip("real data sets not found: set TALLER_DATA_DIR or provide ../shared/data")
     target = tmp_path_factory.mktemp("facades") / "facades"
     pix2pix.build_paired_dataset(target, count=40, source=folder / "cifar-10-subset-python.tar.gz")
     return target
@@ -85,6 +83,10 @@ def test_save_load_identical_translation_and_cancel(facades):
     stopped = engine.list_runs("pix2pix")[0]
     assert stopped["state"] == "cancelled"
     assert "discriminator" in engine.load_checkpoint(Path(stopped["path"]) / "last.pt")["extra"]
+    # Resuming restores both networks, both optimizers and both schedules, and finishes epoch 2.
+    resumed = pix2pix.train(pix2pix.Config(dataset="facades", data_path=str(facades), epochs=2, train_limit=16,
+                                           resume=True, **TINY))
+    assert resumed["run_id"] == stopped["run_id"] and resumed["epochs_run"] == 2
 
 
 def test_tarball_and_bad_inputs(facades, tmp_path, monkeypatch):

@@ -12,13 +12,11 @@ from taller.trainers import TRAINERS, runs
 TOY = textwrap.dedent(
     '''
     """A tiny trainer that follows the engine contract (linear regression, a few hundred steps)."""
-    import threading
     from dataclasses import dataclass
 
     import torch
 
-    from taller.progress import CancelledError
-    from taller.trainers.engine import Run, cpu_state
+    from taller.trainers.engine import Run
 
     @dataclass
     class Config:
@@ -38,22 +36,17 @@ TOY = textwrap.dedent(
             optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
             x = torch.linspace(-1, 1, 32).unsqueeze(1)
             y = 3 * x + 1
-            for epoch in range(1, config.epochs + 1):
-                for step in range(1, config.steps + 1):
+            run.track(model, optimizer)
+            for epoch in range(run.restore(), config.epochs + 1):
+                for step, _ in run.steps(range(config.steps)):
                     if config.gate:
                         GATES[config.gate].wait(5)
-                    try:
-                        run.check_cancelled()
-                    except CancelledError:
-                        run.save_checkpoint(cpu_state(model), optimizer.state_dict(), epoch - 1, None)
-                        raise
                     loss = torch.nn.functional.mse_loss(model(x), y)
                     optimizer.zero_grad()
                     loss.backward()
                     optimizer.step()
                     run.progress(epoch, config.epochs, step, config.steps, loss.detach())
-                run.log_epoch(epoch, {"loss": loss.item()})
-                run.save_checkpoint(cpu_state(model), optimizer.state_dict(), epoch, loss.item())
+                run.end_epoch(epoch, config.epochs, {"loss": loss.item()}, loss="loss")
             return run.finish({"loss": loss.item()})
     '''
 )
