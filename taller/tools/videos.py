@@ -3,7 +3,9 @@
 Thin wrappers around :mod:`taller.knowledge.videos`; chromadb and sentence-transformers are
 imported only when a tool runs, and the chat model that answers and summarises is the agent's,
 passed in explicitly. Results carry ``summary`` plus ``citations`` (``video``, ``start``,
-``time``, ``url``, ``text``) so every interface can show clickable timestamps.
+``time``, ``url``, ``text``) so every interface can show clickable timestamps. Asking about or
+summarising a video that is not added yet adds it first, in the same call (the result then has
+``added``): users mean "summarise <URL>" as one request.
 """
 
 from __future__ import annotations
@@ -16,13 +18,23 @@ class AddVideoArgs(BaseModel):
     url_or_path: str = Field(min_length=1, description="YouTube URL or id, or a transcript file (.vtt, .srt, .json).")
 
 
+# What the LLM reads about `video`: a URL or file not added yet is fine, the tool adds it first,
+# so "summarise <URL>" needs no separate add_video step.
+_VIDEO_NOT_ADDED = ("A YouTube URL or id, or a .vtt/.srt/.json transcript file path, that is not added "
+                    "yet is added first.")
+
+
 class AskVideoArgs(BaseModel):
     question: str = Field(min_length=1, description="The question about the video(s).")
-    video: str | None = Field(default=None, description="Video id or title to restrict to; default all videos.")
+    video: str | None = Field(default=None, description=(
+        "The video to ask about: an added video's id, title words or file name. "
+        + _VIDEO_NOT_ADDED + " Default: all added videos."))
 
 
 class SummarizeVideoArgs(BaseModel):
-    video: str | None = Field(default=None, description="Video id or title; default the last added video.")
+    video: str | None = Field(default=None, description=(
+        "The video to summarise: an added video's id, title words or file name. "
+        + _VIDEO_NOT_ADDED + " Default: the video added last."))
 
 
 @tool("add_video", args_schema=AddVideoArgs)
@@ -38,7 +50,8 @@ def add_video(url_or_path: str) -> dict:
 @tool("ask_video", args_schema=AskVideoArgs)
 def ask_video(question: str, video: str | None = None) -> dict:
     """Answer a question from the transcripts of added videos, citing each claim with a
-    clickable timestamp; says so when the transcripts do not contain the answer."""
+    clickable timestamp; says so when the transcripts do not contain the answer. A `video` given
+    as a YouTube URL/id or transcript file that is not added yet is added first."""
     from taller.knowledge.videos import ask
     from taller.llm import get_chat_model
 
@@ -47,8 +60,9 @@ def ask_video(question: str, video: str | None = None) -> dict:
 
 @tool("summarize_video", args_schema=SummarizeVideoArgs)
 def summarize_video(video: str | None = None) -> dict:
-    """Summarise a whole added video section by section, with a timestamp for each section
-    (default: the video added last)."""
+    """Summarise a whole video section by section, with a timestamp for each section (default:
+    the video added last). A `video` given as a YouTube URL/id or transcript file that is not
+    added yet is added first, in the same call."""
     from taller.knowledge.videos import summarize
     from taller.llm import get_chat_model
 

@@ -335,3 +335,99 @@ def test_summary_of_the_last_added_video(tmp_path, planted_cues):
         out = videos.summarize()
     assert out["video"].startswith("file-talk-") and out["sections"]
     assert out["sections"][0]["url"] is None and "[00:00]" in out["summary"]
+
+
+# --- compound requests: asking about or summarising a video not added yet adds it first ---------
+
+def test_summarize_a_transcript_never_added_adds_it_once(planted_video, monkeypatch):
+    from taller.knowledge.videos import library
+    from taller.progress import reporting_to
+
+    events: list[dict] = []
+    with use_chat_model(FakeChatModel(default=lambda m: "A part about the economy.")), reporting_to(events.append):
+        out = videos.summarize(str(planted_video), max_chars=3000)
+    collection = videos.get_video_collection()
+    ids = sorted(collection.get(include=[])["ids"])
+    assert out["added"]["video"] == "Obama2014ab" and out["added"]["chunks"] == len(ids) > 8
+    assert out["video"] == "Obama2014ab" and out["map_sections"] >= 2
+    # One summary that says both: the video was added, and what it covers.
+    first, rest = out["summary"].split("\n\n", 1)
+    assert first.startswith("Added Obama2014ab") and f"{len(ids)} chunks" in first
+    assert "A part about the economy." in rest and "youtu.be/Obama2014ab?t=" in rest
+    # The same progress as add_video, then the summary's.
+    sources = [e["source"] for e in events if e.get("type") == "progress"]
+    assert "add_video" in sources and "summarize_video" in sources
+    assert sources.index("add_video") < sources.index("summarize_video")
+    assert [v["video"] for v in videos.list_videos()] == ["Obama2014ab"]
+
+    # Asked again, by path or by URL, it is found, never loaded or added again.
+    def no_loading(url_or_path):
+        raise AssertionError(f"{url_or_path} was loaded again")
+
+    monkeypatch.setattr(library, "load_transcript", no_loading)
+    with use_chat_model(FakeChatModel(default=lambda m: "Again.")):
+        for name in (str(planted_video), "https://youtu.be/Obama2014ab"):
+            again = videos.summarize(name, max_chars=3000)
+            assert "added" not in again and not again["summary"].startswith("Added")
+    assert sorted(collection.get(include=[])["ids"]) == ids
+
+
+def test_ask_about_a_transcript_never_added_adds_it_then_answers(tmp_path, planted_video):
+    other = write_transcript(tmp_path, "kennedy-1962.srt", cues_from_text(speech_text("1962-Kennedy-1", 1000)))
+    videos.add_video(str(other))
+    fake = FakeChatModel(default=lambda m: "The robot was built from 1,200 recycled bottle caps [1].")
+    with use_chat_model(fake):
+        out = videos.ask("Which robot was assembled out of recycled bottle caps?", video=str(planted_video))
+    assert out["answered"] and out["added"]["video"] == "Obama2014ab"
+    # Restricted to the video just added, not the one that was there before.
+    assert {c["video"] for c in out["citations"]} == {"Obama2014ab"}
+    assert out["summary"].startswith("Added Obama2014ab") and "youtu.be/Obama2014ab?t=" in out["summary"]
+    assert out["answer"].startswith("The robot was built")
+    stored = videos.get_video_collection().get(where={"video": "Obama2014ab"}, include=[])["ids"]
+    assert len(stored) == out["added"]["chunks"] and len(fake.calls) == 1
+    assert len(videos.list_videos()) == 2
+
+
+def test_a_youtube_url_that_cannot_be_added_leaves_nothing(tmp_path):
+    fake = FakeChatModel(responses=[])  # any call would raise: nothing is asked before adding
+    with use_chat_model(fake):
+        with pytest.raises(ToolError) as summarised:
+            videos.summarize("https://www.youtube.com/watch?v=dQw4w9WgXcQ")
+        with pytest.raises(ToolError) as asked:
+            videos.ask("What is it about?", video="dQw4w9WgXcQ")
+    for error in (str(summarised.value), str(asked.value)):
+        # Names the video and says how to add a transcript file instead.
+        assert "dQw4w9WgXcQ" in error and "not in the video knowledge base yet" in error
+        assert "yt-dlp" in error and ".vtt" in error
+    assert videos.list_videos() == [] and videos.get_video_collection().count() == 0
+    with pytest.raises(ToolError, match="file not found"):
+        videos.summarize(str(tmp_path / "never-written.vtt"))
+
+
+def test_cancelled_add_before_a_summary_leaves_nothing(planted_video):
+    import threading
+
+    from taller.progress import CancelledError
+
+    cancel = threading.Event()
+    cancel.set()
+    calls = []
+    with use_chat_model(FakeChatModel(default=lambda m: calls.append(1) or "part")):
+        with pytest.raises(CancelledError):
+            videos.summarize(str(planted_video), cancel_event=cancel)
+    assert videos.list_videos() == [] and calls == []
+
+
+def test_a_title_that_matches_nothing_lists_the_added_videos():
+    for number in range(12):
+        videos.add_transcript(Transcript(key=f"talk{number:02d}", title=f"Workshop talk {number}",
+                                         cues=[Cue(0.0, 5.0, f"Talk {number} is about topic {number}.")]))
+    # "autoencoder" has 11 letters like a YouTube id, but is title words: no download is tried.
+    for words in ("a lecture about knitting", "autoencoder"):
+        with pytest.raises(ToolError, match="no added video matches") as error:
+            videos.summarize(words)
+        message = str(error.value)
+        assert "Videos in the knowledge base:" in message and "youtu.be" not in message
+        listed = re.findall(r"Workshop talk \d+ \(talk\d\d\)", message)
+        assert len(listed) == 10 and "and 2 more" in message  # bounded
+    assert len(videos.list_videos()) == 12

@@ -59,3 +59,41 @@ def test_errors_are_results_not_tracebacks(tmp_path):
     assert "empty" in run_tool("ask_video", {"question": "What was said?"})["error"]
     assert "bad arguments" in run_tool("ask_video", {"question": ""})["error"]
     assert "add_video" in run_tool("summarize_video", {})["error"]
+
+
+def test_summarize_or_ask_about_a_video_not_added_yet_adds_it_first(tmp_path):
+    path = write_srt(tmp_path)
+    with use_chat_model(FakeChatModel(default=lambda messages: "He spoke of the economy [1].")):
+        summary = run_tool("summarize_video", {"video": str(path)})
+        again = run_tool("summarize_video", {"video": str(path)})
+    assert "error" not in summary, summary
+    assert summary["added"]["video"] == "Kennedy1962" and summary["video"] == "Kennedy1962"
+    assert summary["summary"].startswith("Added Kennedy1962") and "He spoke of the economy" in summary["summary"]
+    assert "added" not in again and again["sections"]
+    from taller.knowledge.videos import get_video_collection, list_videos
+
+    assert [v["video"] for v in list_videos()] == ["Kennedy1962"]
+    assert get_video_collection().count() == summary["added"]["chunks"]
+    json.dumps(summary)
+
+    other = tmp_path / "other talk.srt"
+    other.write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
+    with use_chat_model(FakeChatModel(default=lambda messages: "He spoke of the economy [1].")):
+        answer = run_tool("ask_video", {"question": "What did the president say about the economy and jobs?",
+                                        "video": str(other)})
+    assert answer["answered"] and answer["added"]["video"].startswith("file-other-talk-")
+    assert {c["video"] for c in answer["citations"]} == {answer["added"]["video"]}
+    assert len(list_videos()) == 2
+
+
+def test_a_video_that_cannot_be_added_or_found_is_a_clear_error(tmp_path):
+    offline = run_tool("summarize_video", {"video": "https://youtu.be/dQw4w9WgXcQ"})
+    assert "dQw4w9WgXcQ" in offline["error"] and "yt-dlp" in offline["error"]
+    hostile = run_tool("ask_video", {"question": "What is in it?", "video": "/etc/shadow"})
+    assert "system folders" in hostile["error"]
+    from taller.knowledge.videos import list_videos
+
+    assert list_videos() == []
+    run_tool("add_video", {"url_or_path": str(write_srt(tmp_path, words=200))})
+    unknown = run_tool("summarize_video", {"video": "the knitting lecture"})
+    assert "no added video matches" in unknown["error"] and "Kennedy1962" in unknown["error"]

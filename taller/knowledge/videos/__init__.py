@@ -6,6 +6,10 @@
   ``<video>:<n>``, so adding the same video again changes nothing; a changed transcript or chunk
   setting replaces the old chunks. The transcript itself is kept as JSON under
   ``$TALLER_HOME/videos/`` for summaries and for re-indexing with another embedding model.
+* :func:`ask` / :func:`summarize` with a ``video`` that is a YouTube URL/id or a transcript
+  file not added yet add it first (:func:`resolve_or_add`; same progress, cancel and errors as
+  :func:`add_video`), and their result carries ``added``: users mean "summarise <URL>" as one
+  request. A video already added is never re-added.
 * :func:`ask` — retrieval (dense + BM25, de-duplicated, optionally one video) → the chat model
   passed in (the tool passes the agent's), told to use only the excerpts and cite each claim as
   ``[n]``; citations become ``https://youtu.be/<id>?t=<s>`` links and ``mm:ss``. When the best
@@ -42,7 +46,9 @@ from taller.knowledge.videos.library import (
     get_video_collection,
     list_videos,
     load_saved,
+    resolve_or_add,
     resolve_video,
+    with_added,
 )
 from taller.knowledge.videos.summary import split_sections, summarize, summarize_transcript
 
@@ -50,5 +56,5 @@ __all__ = [
     "COLLECTION", "MIN_SCORE", "NO_ANSWER", "TOP_K", "Chunk", "add_transcript", "add_video", "ask",
     "check_cancelled", "chunk_cues", "chunk_transcript", "citation", "cite_text", "collection_name",
     "context_budget", "ensure_indexed", "get_video_collection", "list_videos", "load_saved",
-    "resolve_video", "split_sections", "summarize", "summarize_transcript",
+    "resolve_or_add", "resolve_video", "split_sections", "summarize", "summarize_transcript", "with_added",
 ]

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 from taller.config import get_settings
 from taller.errors import ToolError
 from taller.knowledge.transcripts import format_time, youtube_url
-from taller.knowledge.videos.library import ensure_indexed, get_video_collection, load_saved, resolve_video
+from taller.knowledge.videos.library import (ensure_indexed, get_video_collection, load_saved, resolve_or_add,
+                                             with_added)
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
@@ -89,23 +90,32 @@ def _no_answer(question: str, hits: Sequence[Any], scope: str, reason: str) -> d
 
 
 def ask(question: str, video: str | None = None, k: int = TOP_K, hybrid: bool = True,
-        min_score: float = MIN_SCORE, model: BaseChatModel | None = None) -> dict[str, Any]:
+        min_score: float = MIN_SCORE, model: BaseChatModel | None = None,
+        cancel_event: Any = None) -> dict[str, Any]:
     """Answer ``question`` from the transcripts (optionally one video), citing timestamps.
 
+    A ``video`` that is a YouTube URL/id or a transcript file not added yet is added first
+    (:func:`~taller.knowledge.videos.library.resolve_or_add`); the result then has ``added``.
     ``model`` writes the answer; the ``ask_video`` tool passes the agent's, and None means
     :func:`taller.llm.get_chat_model` (asked only when the excerpts are close enough).
     """
+    question = (question or "").strip()
+    if not question:
+        raise ToolError("ask_video needs a question")
+    collection = get_video_collection()
+    key, added = resolve_or_add(video, cancel_event=cancel_event)
+    return with_added(_answer(question, collection, key, k, hybrid, min_score, model), added)
+
+
+def _answer(question: str, collection: Any, key: str | None, k: int, hybrid: bool, min_score: float,
+            model: BaseChatModel | None) -> dict[str, Any]:
+    """The answer of :func:`ask` once the video (``key``, None for all) is known to be added."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from taller.llm import complete
     from taller.embeddings import embed
     from taller.knowledge.retrieval import add_evidence, search
 
-    question = (question or "").strip()
-    if not question:
-        raise ToolError("ask_video needs a question")
-    collection = get_video_collection()
-    key = resolve_video(video)
     ensure_indexed(collection, key)
     if collection.count() == 0:
         raise ToolError("the video knowledge base is empty: add a video first with add_video "

@@ -7,6 +7,9 @@
   for summaries and for re-indexing with another embedding model (:func:`ensure_indexed`).
 * :func:`list_videos`, :func:`load_saved`, :func:`resolve_video` — the catalog, and the key of
   the video a user means by a key, URL, id, file path, title or file name.
+* :func:`resolve_or_add` / :func:`with_added` — the same, adding a YouTube URL/id or transcript
+  file that is not in the library yet (users mean "summarise <URL>" as one request), and the
+  result that says so.
 """
 
 from __future__ import annotations
@@ -20,8 +23,8 @@ from typing import Any, Sequence
 
 from taller.config import get_settings
 from taller.errors import ToolError
-from taller.knowledge.transcripts import (Transcript, TranscriptError, format_time, load_transcript,
-                                          parse_video_id, youtube_url)
+from taller.knowledge.transcripts import (SUPPORTED_SUFFIXES, Transcript, TranscriptError, format_time,
+                                          load_transcript, looks_like_url, parse_video_id, youtube_url)
 from taller.knowledge.videos.chunking import Chunk, chunk_transcript
 from taller.progress import CancelledError, cancel_requested, emit
 
@@ -228,12 +231,8 @@ def add_video(url_or_path: str, cancel_event: Any = None) -> dict[str, Any]:
 
 # --- resolving which video ---------------------------------------------------------------------
 
-def resolve_video(video: str | None) -> str | None:
-    """The key of the video meant by ``video`` (key, URL, id, file path, title, file name)."""
-    if video is None or not str(video).strip():
-        return None
-    text = str(video).strip()
-    videos = list_videos()
+def _find_video(text: str, videos: list[dict[str, Any]]) -> str | None:
+    """The key of the added video ``text`` names (key, URL, id, file path, title, file name), or None."""
     keys = {item["video"] for item in videos}
     if text in keys:
         return text
@@ -258,9 +257,81 @@ def resolve_video(video: str | None) -> str | None:
                                limit=1, include=["metadatas"])
         if found["ids"]:
             return str(found["metadatas"][0]["video"])
-    known = ", ".join(f"{item['name']} ({item['video']})" for item in videos[:10]) or "none yet"
-    raise ToolError(f"no added video matches {text!r}. Videos in the knowledge base: {known}. "
-                    "Add it first with add_video.")
+    return None
+
+
+def _no_match(text: str, videos: list[dict[str, Any]]) -> ToolError:
+    shown = 10  # a long library must not flood the reply (or the LLM's context)
+    known = ", ".join(f"{item['name']} ({item['video']})" for item in videos[:shown]) or "none yet"
+    if len(videos) > shown:
+        known += f" and {len(videos) - shown} more"
+    return ToolError(f"no added video matches {text!r}, and it is not a YouTube URL or id or a "
+                     f".vtt/.srt/.json transcript file to add. Videos in the knowledge base: {known}.")
+
+
+def resolve_video(video: str | None) -> str | None:
+    """The key of the added video meant by ``video`` (key, URL, id, file path, title, file name);
+    None for no video; ToolError listing the added videos when nothing matches."""
+    if video is None or not str(video).strip():
+        return None
+    text = str(video).strip()
+    videos = list_videos()
+    key = _find_video(text, videos)
+    if key is None:
+        raise _no_match(text, videos)
+    return key
+
+
+def _addable(text: str) -> bool:
+    """Whether ``text`` names something :func:`add_video` can load, rather than title words.
+
+    An 11-character plain word ("autoencoder", "Transformer") is title words, not a YouTube id:
+    real ids have digits, ``-``, ``_`` or capitals inside. A path is recognised by its suffix or
+    a folder separator; :func:`~taller.knowledge.transcripts.load_transcript` then checks it with
+    :func:`taller.paths.check_input_path` like every path from the LLM.
+    """
+    if Path(text).suffix.lower() in SUPPORTED_SUFFIXES or "/" in text or text.startswith("~"):
+        return True
+    if looks_like_url(text):
+        return True
+    return bool(parse_video_id(text)) and not re.fullmatch(r"[A-Z]?[a-z]+", text)
+
+
+def resolve_or_add(video: str | None, cancel_event: Any = None) -> tuple[str | None, dict[str, Any] | None]:
+    """The key of the video meant by ``video``, adding it first when it is a YouTube URL/id or a
+    transcript file not in the library yet: ``(key, add_video's result or None)``.
+
+    Users mean "summarise <URL>" as one request, so the question and summary tools call this
+    instead of making the LLM plan an add_video step first. A video already added (by key, URL,
+    path or title) is never re-added. Adding reports the same progress and is cancellable like
+    :func:`add_video`; when it fails, nothing is half-added and the error names the video.
+    """
+    if video is None or not str(video).strip():
+        return None, None
+    text = str(video).strip()
+    videos = list_videos()
+    key = _find_video(text, videos)
+    if key is not None:
+        return key, None
+    if not _addable(text):
+        raise _no_match(text, videos)
+    try:
+        added = add_video(text, cancel_event=cancel_event)
+    except ToolError as exc:  # a cancel (CancelledError) is not a ToolError: it passes unchanged
+        raise ToolError(f"{text} is not in the video knowledge base yet, and adding it failed: {exc}") from exc
+    return added["video"], added
+
+
+def with_added(result: dict[str, Any], added: dict[str, Any] | None) -> dict[str, Any]:
+    """``result`` saying that ``added`` (an :func:`add_video` result) was added first: an
+    ``added`` field, and a first sentence of ``summary`` that says so."""
+    if not added:
+        return result
+    note = (f"Added {added['name']} to the video knowledge base first "
+            f"({added['duration_text']} of transcript in {added['chunks']} chunks).")
+    return {**result, "summary": f"{note}\n\n{result.get('summary', '')}".strip(),
+            "added": {"video": added["video"], "title": added["name"], "chunks": added["chunks"],
+                      "url": added.get("url"), "source": added.get("source")}}
 
 
 def ensure_indexed(collection: Any, key: str | None) -> None:

@@ -15,7 +15,7 @@ from taller.errors import ToolError
 from taller.knowledge.transcripts import Cue, Transcript, format_time, youtube_url
 from taller.knowledge.videos.answer import context_budget
 from taller.knowledge.videos.library import (check_cancelled, get_video_collection, list_videos, load_saved,
-                                             resolve_video)
+                                             resolve_or_add, with_added)
 from taller.progress import emit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -78,11 +78,13 @@ def summarize(video: str | None = None, max_chars: int | None = None, cancel_eve
               model: BaseChatModel | None = None) -> dict[str, Any]:
     """Map-reduce summary of a whole video (default: the one added last), a timestamp per section.
 
+    A ``video`` that is a YouTube URL/id or a transcript file not added yet is added first
+    (:func:`~taller.knowledge.videos.library.resolve_or_add`); the result then has ``added``.
     ``model`` writes the summaries; the ``summarize_video`` tool passes the agent's, and None
     means :func:`taller.llm.get_chat_model`.
     """
     collection = get_video_collection()
-    key = resolve_video(video)
+    key, added = resolve_or_add(video, cancel_event=cancel_event)
     if key is None:
         videos = list_videos()
         if not videos:
@@ -98,7 +100,8 @@ def summarize(video: str | None = None, max_chars: int | None = None, cancel_eve
         first = collection.get(where={"video": key}, limit=1, include=["metadatas"])["metadatas"][0]
         transcript = Transcript(key=key, cues=cues, video_id=first.get("video_id") or None,
                                 source=first.get("source", ""), title=first.get("title"))
-    return summarize_transcript(transcript, max_chars=max_chars, cancel_event=cancel_event, model=model)
+    return with_added(summarize_transcript(transcript, max_chars=max_chars, cancel_event=cancel_event,
+                                           model=model), added)
 
 
 def summarize_transcript(transcript: Transcript, max_chars: int | None = None,
