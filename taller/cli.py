@@ -18,8 +18,6 @@ import json
 import os
 import sys
 
-MODELS = ["dense_classifier", "autoencoder", "rnn", "birnn", "seq2seq", "vae", "pix2pix"]
-
 
 def _apply_overrides(args: argparse.Namespace) -> None:
     """``--backend``/``--model`` override the config for this process only."""
@@ -314,6 +312,8 @@ def _ensure_llm() -> int:
 # --- parser ---------------------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
+    from taller.trainers import MODELS  # the model registry: light, no torch
+
     parser = argparse.ArgumentParser(prog="taller", description="Taller: a local assistant over a deep-learning workshop.")
     parser.add_argument("--version", action="version", version="taller 0.1.0")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -340,7 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_tool)
 
     p = sub.add_parser("train", help="train a workshop model in the foreground")
-    p.add_argument("model", choices=MODELS)
+    p.add_argument("model", choices=list(MODELS))
     p.add_argument("--epochs", type=int)
     p.add_argument("--dry-run", action="store_true", help="a few batches only")
     p.set_defaults(func=cmd_train)

@@ -1,43 +1,30 @@
-"""The tool registry: the fixed contract between the agent and Taller's modules.
+"""The tools: the fixed contract between the agent and Taller's modules.
 
-Names and arguments are fixed (foundation issue). Each group of tools lives in its own module
-and is imported only when the agent or the CLI needs it.
+Every tool has one entry in :data:`taller.tools.registry.TOOLS` (its description, examples,
+confirmation, argument words); the names, the costly set and the modules below are derived from
+it. Each group of tools lives in its own module and is imported only when a tool is needed.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import traceback
 from typing import TYPE_CHECKING, Any
 
 from taller.tools.base import ToolError, error_result
+from taller.tools.registry import TOOLS
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.tools import BaseTool
 
 log = logging.getLogger(__name__)
 
+# Derived once, at import, from the registry (tests/tools/test_registry.py checks them).
 # tool name -> module that defines it (a LangChain tool object of the same name).
-TOOL_MODULES: dict[str, str] = {
-    "train_model": "taller.tools.training",
-    "list_models": "taller.tools.training",
-    "classify_pet": "taller.tools.training",
-    "generate_images": "taller.tools.training",
-    "forecast": "taller.tools.sequences",
-    "punctuate": "taller.tools.sequences",
-    "translate": "taller.tools.sequences",
-    "analyze_face": "taller.tools.faces",
-    "add_video": "taller.tools.videos",
-    "ask_video": "taller.tools.videos",
-    "summarize_video": "taller.tools.videos",
-    "query_database": "taller.tools.database",
-    "describe_database": "taller.tools.database",
-}
-TOOL_NAMES: tuple[str, ...] = tuple(TOOL_MODULES)
-
+TOOL_MODULES: dict[str, str] = {name: spec.module for name, spec in TOOLS.items()}
+TOOL_NAMES: tuple[str, ...] = tuple(TOOLS)
 # Tools that pause for the user's confirmation (LangGraph interrupt) unless auto_approve is on.
-COSTLY_TOOLS: frozenset[str] = frozenset({"train_model"})
+COSTLY_TOOLS: frozenset[str] = frozenset(name for name, spec in TOOLS.items() if spec.costly)
 
 
 def needs_confirmation(tool: str, settings: Any) -> bool:
@@ -47,14 +34,14 @@ def needs_confirmation(tool: str, settings: Any) -> bool:
 
 def get_tool(name: str) -> "BaseTool":
     """The LangChain tool called ``name``; a clear ToolError for an unknown name."""
-    if name not in TOOL_MODULES:
-        raise ToolError(f"unknown tool {name!r}; available tools: {', '.join(TOOL_NAMES)}")
-    module = importlib.import_module(TOOL_MODULES[name])
-    return getattr(module, name)
+    spec = TOOLS.get(name)
+    if spec is None:
+        raise ToolError(f"unknown tool {name!r}; available tools: {', '.join(TOOLS)}")
+    return spec.tool
 
 
 def get_tools() -> list["BaseTool"]:
-    return [get_tool(name) for name in TOOL_NAMES]
+    return [spec.tool for spec in TOOLS.values()]
 
 
 def validate_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The contract every Taller tool follows.
 
-A tool is a thin LangChain ``StructuredTool``: a typed function with a pydantic argument schema
-and a Google-style docstring that the LLM reads, calling into a library function. It returns a
+A tool is a thin LangChain ``StructuredTool``: a typed function with a pydantic argument schema,
+calling into a library function, and described to the LLM by its entry in
+:mod:`taller.tools.registry` (``@langchain_tool(name, schema)`` joins the two). It returns a
 JSON-able dict with at least ``summary`` (one or two sentences for the LLM and the user) plus
 structured fields; image files are listed under ``images`` (absolute PNG paths) so every
 interface can show them.

@@ -9,8 +9,9 @@ tools' names and arguments are fixed.
 
 from __future__ import annotations
 
-from langchain_core.tools import tool
 from pydantic import BaseModel, Field
+
+from taller.tools.registry import langchain_tool
 
 
 class QueryDatabaseArgs(BaseModel):
@@ -22,22 +23,16 @@ class DescribeDatabaseArgs(BaseModel):
     database: str | None = Field(default=None, description="Configured database name or SQLAlchemy URL; default 'sales'.")
 
 
-@tool("query_database", args_schema=QueryDatabaseArgs)
+@langchain_tool("query_database", QueryDatabaseArgs)
 def query_database(question: str, database: str | None = None) -> dict:
-    """Answer a question about a database (default: the 'sales' music store: artists, albums,
-    tracks, genres, playlists, customers, employees, invoices) by writing and running one
-    read-only SQL query. Returns the SQL, the columns, the rows and a one-sentence answer;
-    large results are saved to a CSV file."""
     from taller.knowledge.sql import ask
     from taller.llm import get_chat_model
 
     return ask(question, database, model=get_chat_model())
 
 
-@tool("describe_database", args_schema=DescribeDatabaseArgs)
+@langchain_tool("describe_database", DescribeDatabaseArgs)
 def describe_database(database: str | None = None) -> dict:
-    """Describe a database's tables, columns, types, keys and row counts (default: the 'sales'
-    music store)."""
     from taller.knowledge.sql import describe
 
     return describe(database)

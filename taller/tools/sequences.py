@@ -17,10 +17,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from taller.tools.base import ToolError, check_input_path, result
+from taller.tools.registry import langchain_tool
 
 MAX_PUNCTUATE_WORDS = 200
 MAX_TRANSLATE_SENTENCES = 8
@@ -126,14 +126,8 @@ def _stamp() -> str:
 
 # --- tools -------------------------------------------------------------------------------
 
-@tool("forecast", args_schema=ForecastArgs)
+@langchain_tool("forecast", ForecastArgs)
 def forecast(values: list[float] | str, steps: int = 5) -> dict:
-    """Predict the next values of a numeric time series with a recurrent (GRU) model.
-
-    Give the numbers (oldest first, at least 12) or the path of a CSV file. The model is fitted
-    on this series in a few seconds; for 30+ values it is also checked on the series' last
-    values against simply repeating the last value.
-    """
     from taller.config import get_settings
     from taller.trainers.rnn import MIN_SERIES, forecast_values
 
@@ -160,9 +154,8 @@ def forecast(values: list[float] | str, steps: int = 5) -> dict:
                   naive_forecast=out["naive"], method=out["method"], note=out.get("note"), images=[str(picture)])
 
 
-@tool("punctuate", args_schema=PunctuateArgs)
+@langchain_tool("punctuate", PunctuateArgs)
 def punctuate(text: str) -> dict:
-    """Restore punctuation and capital letters (including Spanish ¿ and ¡) with a bidirectional LSTM."""
     from taller.trainers import birnn, engine
 
     if not text or not text.strip():
@@ -191,12 +184,8 @@ def punctuate(text: str) -> dict:
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-@tool("translate", args_schema=TranslateArgs)
+@langchain_tool("translate", TranslateArgs)
 def translate(text: str, beam_size: int = 4) -> dict:
-    """Translate English text into Spanish with the seq2seq attention model and beam search.
-
-    Also saves a heat map of the attention for the first sentence (listed in ``images``).
-    """
     from taller.config import get_settings
     from taller.trainers import engine, seq2seq
     from taller.trainers.text import detokenize

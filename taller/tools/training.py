@@ -4,36 +4,27 @@ Thin wrappers: training goes through the background registry :mod:`taller.traine
 (``train_model`` returns a run id at once; the agent's confirmation pause happens in the graph,
 before the tool runs), and the image tools load the newest trained checkpoint of their model.
 With no trained model they say so and offer to train one; they never invent an answer.
+
+What the LLM reads about each tool is its entry in :mod:`taller.tools.registry`; the model
+names, descriptions and how ``generate_images`` calls a model come from
+:data:`taller.trainers.MODELS`, so adding a model changes nothing here.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import Any, Literal
 
-from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from taller.tools.base import ToolError, check_input_path, result
+from taller.tools.registry import langchain_tool, one_of
+from taller.trainers import MODELS, model_names
 
-ModelName = Literal["dense_classifier", "autoencoder", "rnn", "birnn", "seq2seq", "vae", "pix2pix"]
-
-DESCRIPTIONS = {
-    "dense_classifier": "cats-vs-dogs MLP on CIFAR-10",
-    "autoencoder": "MNIST stacked autoencoder",
-    "vae": "MNIST variational autoencoder",
-    "pix2pix": "pix2pix image-to-image GAN",
-    "rnn": "RNN/LSTM/GRU memory and forecasting",
-    "birnn": "bidirectional LSTM punctuation restorer",
-    "seq2seq": "English-to-Spanish translator",
-}
-# The headline metric of each model, for one-line summaries.
-HEADLINE = {
-    "dense_classifier": "test_accuracy",
-    "autoencoder": "test_mse",
-    "vae": "test_elbo",
-    "pix2pix": "val_l1",
-}
-DEFAULT_COUNT = {"autoencoder": 8, "vae": 16, "pix2pix": 4}
+# The models' names as argument types, derived from taller.trainers.MODELS at import: the JSON
+# schema's enum (what the LLM may answer) and pydantic's error message list them in that order.
+ModelName = Literal[model_names()]
+GenerativeModelName = Literal[model_names(generative=True)]
 
 
 class TrainModelArgs(BaseModel):
@@ -50,14 +41,15 @@ class ClassifyPetArgs(BaseModel):
 
 
 class GenerateImagesArgs(BaseModel):
-    model: Literal["autoencoder", "vae", "pix2pix"] = Field(description="Generative model to use.")
+    model: GenerativeModelName = Field(description="Generative model to use.")
     count: int | None = Field(default=None, ge=1, le=64, description="How many images.")
-    image_path: str | None = Field(default=None, description="Optional input image (autoencoder, pix2pix).")
+    image_path: str | None = Field(default=None, description=(
+        f"Optional input image ({', '.join(name for name in model_names(generative=True) if MODELS[name].generation.from_image)})."))
 
 
 def _not_trained(model: str, what: str) -> dict[str, Any]:
     return result(
-        f"No trained {DESCRIPTIONS[model]} yet, so I cannot {what}. "
+        f"No trained {MODELS[model].description} yet, so I cannot {what}. "
         f"I can train one now with train_model(model='{model}') — it runs in the background.",
         trained=False,
         model=model,
@@ -67,7 +59,8 @@ def _not_trained(model: str, what: str) -> dict[str, Any]:
 
 def _headline(row: dict[str, Any]) -> str:
     metrics = row.get("metrics") or {}
-    key = HEADLINE.get(row.get("model", ""))
+    spec = MODELS.get(row.get("model", ""))
+    key = spec.metric if spec else None
     if key and isinstance(metrics.get(key), (int, float)):
         return f"{key}={metrics[key]:.4g}"
     for name, value in metrics.items():  # other trainers: the first numeric metric
@@ -86,21 +79,15 @@ def _compact(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-@tool("train_model", args_schema=TrainModelArgs)
+@langchain_tool("train_model", TrainModelArgs)
 def train_model(model: str, epochs: int | None = None) -> dict:
-    """Train one of the workshop models in the background and return its run id.
-
-    Models: dense_classifier (cats vs dogs MLP on CIFAR-10), autoencoder (MNIST), rnn
-    (RNN/LSTM/GRU memory and forecasting), birnn (bidirectional LSTM punctuation), seq2seq
-    (English to Spanish translation), vae (variational autoencoder), pix2pix (image-to-image GAN).
-    Progress is reported while it trains; list_models shows the result.
-    """
     from taller.trainers import runs
 
     run_id = runs.start(model, epochs)
     state = runs.get(run_id)
+    description = MODELS[model].description if model in MODELS else model
     return result(
-        f"Started training {model} ({DESCRIPTIONS.get(model, model)}) for {state['epochs']} epochs in the background; "
+        f"Started training {model} ({description}) for {state['epochs']} epochs in the background; "
         f"run id {run_id}. Ask me to list models to see how it goes.",
         run_id=run_id,
         model=model,
@@ -110,9 +97,8 @@ def train_model(model: str, epochs: int | None = None) -> dict:
     )
 
 
-@tool("list_models", args_schema=ListModelsArgs)
+@langchain_tool("list_models", ListModelsArgs)
 def list_models() -> dict:
-    """List training runs (running and finished) with their metrics and checkpoints."""
     from taller.trainers import runs
 
     rows = runs.list_all()
@@ -126,7 +112,7 @@ def list_models() -> dict:
         })
     if not entries:
         return result("No models have been trained yet. train_model can train any of: "
-                      + ", ".join(DESCRIPTIONS) + ".", runs=[], running=0, finished=0)
+                      + ", ".join(MODELS) + ".", runs=[], running=0, finished=0)
     running = [e for e in entries if e["state"] in ("running", "cancelling")]
     finished = [e for e in entries if e["state"] == "finished"]
     parts = []
@@ -142,9 +128,8 @@ def list_models() -> dict:
     return result(summary, runs=entries, running=len(running), finished=len(finished))
 
 
-@tool("classify_pet", args_schema=ClassifyPetArgs)
+@langchain_tool("classify_pet", ClassifyPetArgs)
 def classify_pet(image_path: str) -> dict:
-    """Say whether the photo shows a cat or a dog, with the probability (trained MLP)."""
     path = check_input_path(image_path, kind="image")
     from taller.trainers import dense_classifier
     from taller.trainers.engine import latest_checkpoint
@@ -169,41 +154,33 @@ def classify_pet(image_path: str) -> dict:
     )
 
 
-@tool("generate_images", args_schema=GenerateImagesArgs)
+@langchain_tool("generate_images", GenerateImagesArgs)
 def generate_images(model: str, count: int | None = None, image_path: str | None = None) -> dict:
-    """Generate images: autoencoder reconstructions, VAE samples, or pix2pix translations.
-
-    autoencoder: reconstructs `count` test digits, or the given image. vae: draws `count` new
-    samples. pix2pix: translates the given label-map image, or `count` validation inputs.
-    """
-    if model not in DEFAULT_COUNT:
-        raise ToolError(f"unknown generative model {model!r}; choose autoencoder, vae or pix2pix")
+    # Every generative model is called the same way; its ModelSpec says whether it takes an
+    # input image and how to describe what it saved.
+    spec = MODELS.get(model)
+    if spec is None or spec.generation is None:
+        raise ToolError(f"unknown generative model {model!r}; choose {one_of(model_names(generative=True))}")
     path = check_input_path(image_path, kind="image") if image_path else None
     from taller.trainers.engine import latest_checkpoint
 
     if latest_checkpoint(model) is None:
         return _not_trained(model, "generate images with it")
-    count = count or DEFAULT_COUNT[model]
-    note = ""
+    generation = spec.generation
+    count = count or generation.default_count
+    trainer = importlib.import_module(spec.module)
     try:
-        if model == "autoencoder":
-            from taller.trainers import autoencoder
-
-            out = autoencoder.generate(count, path)
-            what = "reconstruction of your image" if path else f"reconstructions of {out['count']} test digits"
-            note = f" (reconstruction MSE {out['mse']:.4f})"
-        elif model == "vae":
-            from taller.trainers import vae
-
-            out = vae.generate(count)
-            what = f"{count} new samples from the VAE"
-            if path:
-                note = " (the VAE draws new samples; it does not take an input image, so yours was not used)"
+        if generation.from_image is None:
+            out = trainer.generate(count)
         else:
-            from taller.trainers import pix2pix
-
-            out = pix2pix.generate(count, path)
-            what = "translation of your label map" if path else f"translations of {out['count']} validation inputs"
+            out = trainer.generate(count, path)
     except ValueError as exc:
         raise ToolError(str(exc)) from None
+    if path and generation.from_image:
+        what = generation.from_image.format(**out)
+    else:
+        what = generation.samples.format(**out)
+    note = generation.note.format(**out)
+    if path and generation.from_image is None:
+        note += f" (the {model} model does not take an input image, so yours was not used)"
     return result(f"Saved the {what}{note} to {out['images'][0]}.", model=model, trained=True, **out)

@@ -10,8 +10,9 @@ summarising a video that is not added yet adds it first, in the same call (the r
 
 from __future__ import annotations
 
-from langchain_core.tools import tool
 from pydantic import BaseModel, Field
+
+from taller.tools.registry import langchain_tool
 
 
 class AddVideoArgs(BaseModel):
@@ -37,32 +38,23 @@ class SummarizeVideoArgs(BaseModel):
         + _VIDEO_NOT_ADDED + " Default: the video added last."))
 
 
-@tool("add_video", args_schema=AddVideoArgs)
+@langchain_tool("add_video", AddVideoArgs)
 def add_video(url_or_path: str) -> dict:
-    """Add a YouTube video (URL or id) or a local transcript file (.vtt, .srt, or the JSON of
-    youtube-transcript-api) to the video knowledge base, so it can be asked about or summarised.
-    Adding the same video again changes nothing."""
     from taller.knowledge.videos import add_video as add
 
     return add(url_or_path)
 
 
-@tool("ask_video", args_schema=AskVideoArgs)
+@langchain_tool("ask_video", AskVideoArgs)
 def ask_video(question: str, video: str | None = None) -> dict:
-    """Answer a question from the transcripts of added videos, citing each claim with a
-    clickable timestamp; says so when the transcripts do not contain the answer. A `video` given
-    as a YouTube URL/id or transcript file that is not added yet is added first."""
     from taller.knowledge.videos import ask
     from taller.llm import get_chat_model
 
     return ask(question, video=video, model=get_chat_model())
 
 
-@tool("summarize_video", args_schema=SummarizeVideoArgs)
+@langchain_tool("summarize_video", SummarizeVideoArgs)
 def summarize_video(video: str | None = None) -> dict:
-    """Summarise a whole video section by section, with a timestamp for each section (default:
-    the video added last). A `video` given as a YouTube URL/id or transcript file that is not
-    added yet is added first, in the same call."""
     from taller.knowledge.videos import summarize
     from taller.llm import get_chat_model
 

@@ -1,16 +1,122 @@
-"""The workshop's trainers: one readable file per model, on a small shared engine.
+"""The workshop's trainers: one readable file per model, on a small shared engine, and their registry.
 
 Each trainer module defines a ``Config`` dataclass and ``train(config, ...) -> dict`` of metrics,
 and runs as a script: ``python -m taller.trainers.<name> --epochs N --dry-run``.
+
+:data:`MODELS` is the one list of trainable models: one :class:`ModelSpec` per model. Everything
+else that names models is derived from it: :data:`TRAINERS` below, the ``train_model`` and
+``generate_images`` argument types and how ``generate_images`` calls a model
+(``taller.tools.training``), the tools' descriptions, the router's model words
+(``taller.tools.registry.model_words``) and the CLI's ``taller train`` choices. It lives here, in
+the domain layer, because the tools and the interfaces read it and this layer imports neither.
+Adding a model is its trainer module plus one entry in :data:`MODELS`.
 """
 
-# model name (the ``train_model`` tool's argument) -> module
-TRAINERS: dict[str, str] = {
-    "dense_classifier": "taller.trainers.dense_classifier",
-    "autoencoder": "taller.trainers.autoencoder",
-    "vae": "taller.trainers.vae",
-    "pix2pix": "taller.trainers.pix2pix",
-    "rnn": "taller.trainers.rnn",
-    "birnn": "taller.trainers.birnn",
-    "seq2seq": "taller.trainers.seq2seq",
-}
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Generation:
+    """How a generative model's ``generate`` is called and how its result is described.
+
+    ``generate(count)`` (or ``generate(count, image_path)`` when the model takes an input image)
+    returns ``{"images": [...], "count": n, ...}``; the texts below are formatted with that result.
+    """
+
+    default_count: int  # how many images when the user does not say
+    samples: str  # what generate(count) saved: "reconstructions of {count} test digits"
+    from_image: str | None = None  # what generate(count, image_path) saved; None: it takes no input image
+    note: str = ""  # appended to the summary: " (reconstruction MSE {mse:.4f})"
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One trainable model: what the tools, the router and the CLI need to know about it.
+
+    ``words_en`` / ``words_es`` are what people call the model, besides its name. Each is a word or
+    phrase matched whole, without regard to case or accents; spaces, hyphens and underscores are
+    interchangeable, and a final ``*`` matches a word prefix ("traduc*": traductor, traducción).
+    Words may overlap between models ("lstm" in "bi-lstm", "autoencoder" in "variational
+    autoencoder"): a matcher that must pick one model prefers the longest match.
+    """
+
+    name: str  # the ``train_model`` argument and the run folder's prefix
+    module: str  # the trainer module: Config, train(), and generate() for a generative model
+    description: str  # a few words for messages: "MNIST variational autoencoder"
+    metric: str | None = None  # the headline metric of a finished run; None: its first numeric metric
+    words_en: tuple[str, ...] = ()
+    words_es: tuple[str, ...] = ()
+    generation: Generation | None = None  # set for the models that ``generate_images`` can use
+
+    @property
+    def generative(self) -> bool:
+        return self.generation is not None
+
+    @property
+    def default_count(self) -> int | None:
+        return self.generation.default_count if self.generation else None
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.words_en + self.words_es
+
+
+# The order is the order the LLM sees the names in (train_model's schema and the router's
+# catalog), and the order of the CLI's choices.
+MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
+    ModelSpec(
+        "dense_classifier", "taller.trainers.dense_classifier", "cats-vs-dogs MLP on CIFAR-10",
+        metric="test_accuracy",
+        words_en=("dense", "dense classifier", "mlp", "classifier", "pet", "pets", "cats vs dogs",
+                  "cats vs. dogs", "cat vs dog", "cats versus dogs", "cats and dogs", "cat or dog"),
+        words_es=("clasificador", "gatos y perros", "gatos vs perros", "gato o perro", "perros y gatos"),
+    ),
+    ModelSpec(
+        "autoencoder", "taller.trainers.autoencoder", "MNIST stacked autoencoder",
+        metric="test_mse",
+        words_en=("auto-encoder", "stacked autoencoder"),
+        words_es=("autocodificador",),
+        generation=Generation(8, "reconstructions of {count} test digits", "reconstruction of your image",
+                              note=" (reconstruction MSE {mse:.4f})"),
+    ),
+    ModelSpec(
+        "rnn", "taller.trainers.rnn", "RNN/LSTM/GRU memory and forecasting",
+        words_en=("lstm", "gru", "recurrent", "recurrent network", "forecaster"),
+        words_es=("recurrente", "red recurrente"),
+    ),
+    ModelSpec(
+        "birnn", "taller.trainers.birnn", "bidirectional LSTM punctuation restorer",
+        words_en=("bidirectional", "bidirectional lstm", "bilstm", "bi-lstm", "punctuat*"),
+        words_es=("bidireccional", "red bidireccional", "puntua*"),
+    ),
+    ModelSpec(
+        "seq2seq", "taller.trainers.seq2seq", "English-to-Spanish translator",
+        words_en=("translator", "translat*", "attention model"),
+        words_es=("traductor", "traduc*"),
+    ),
+    ModelSpec(
+        "vae", "taller.trainers.vae", "MNIST variational autoencoder",
+        metric="test_elbo",
+        words_en=("variational", "variational autoencoder"),
+        words_es=("variacional", "autocodificador variacional"),
+        generation=Generation(16, "{count} new samples from the VAE"),
+    ),
+    ModelSpec(
+        "pix2pix", "taller.trainers.pix2pix", "pix2pix image-to-image GAN",
+        metric="val_l1",
+        words_en=("gan", "image-to-image", "facade", "facades"),
+        words_es=("fachada", "fachadas"),
+        generation=Generation(4, "translations of {count} validation inputs", "translation of your label map"),
+    ),
+)}
+
+# model name (the ``train_model`` tool's argument) -> trainer module. Derived once, at import:
+# background runs (``runs.py``), ``taller train`` and ``/train`` read it.
+TRAINERS: dict[str, str] = {name: spec.module for name, spec in MODELS.items()}
+
+
+def model_names(generative: bool | None = None) -> tuple[str, ...]:
+    """The models' names in :data:`MODELS` order; only the generative ones (or only the others)."""
+    return tuple(name for name, spec in MODELS.items() if generative is None or spec.generative == generative)

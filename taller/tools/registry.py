@@ -1,0 +1,338 @@
+"""The tool registry: one :class:`ToolSpec` per tool, and every list about tools derived from it.
+
+A tool is code plus words. The code (a pydantic argument schema and a function calling a
+library) lives in its group module, ``taller/tools/<group>.py``, decorated with
+:func:`langchain_tool`. The words live here, once: the description the LLM reads, the example
+requests the semantic router learns from, whether it must be confirmed and how to ask, the words
+people use for an argument's values, and which arguments a follow-up may reword or inherit.
+
+Derived from :data:`TOOLS` (and from :data:`taller.trainers.MODELS` for model names):
+
+* ``taller.tools``: ``TOOL_NAMES``, ``COSTLY_TOOLS``, ``TOOL_MODULES``, ``get_tool``;
+* each LangChain tool's description (:func:`langchain_tool`);
+* the router's catalog (:func:`tool_catalog`, from the descriptions and the argument schemas),
+  its examples (:func:`router_examples`) and the confirmation texts
+  (:func:`confirmation_templates`), which ``taller.agent.prompts`` exposes;
+* the words for each model (:func:`model_words`), for the router and argument grounding.
+
+Computed at import (a test that adds an entry must patch these too): the constants in
+``taller.tools`` and ``taller.agent.prompts``, the LangChain tools, and the model ``Literal``
+types in ``taller.tools.training``. Computed at each call: ``get_tool`` and every function here.
+``tests/tools/test_registry.py`` checks that each derived list equals the registry.
+
+Adding a tool is its function and schema in a group module plus one entry in :data:`TOOLS`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+
+from taller.trainers import MODELS, model_names
+
+if TYPE_CHECKING:  # pragma: no cover
+    from langchain_core.tools import BaseTool
+    from pydantic import BaseModel
+
+LANGUAGES = ("en", "es")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """One tool: where its code is, and every text about it.
+
+    ``description`` is the one line the LLM reads about the tool: the router's catalog shows it
+    (followed by the arguments, written from the schema) and it opens the LangChain tool's
+    description, which ``details`` completes. ``confirmation`` maps a language ("en", "es") to the
+    question asked before a costly call, formatted with its arguments. ``synonyms`` maps an
+    argument to {value: words people use for it} (see :class:`taller.trainers.ModelSpec` for how
+    words match). ``free_text_fields`` may be reworded (a question); ``carry_over_fields`` may be
+    inherited by a follow-up from the previous call of the same tool. ``argument_hints`` replaces
+    the catalog's generated text for an argument whose type says too little.
+    """
+
+    name: str
+    module: str
+    description: str
+    details: str = ""
+    examples_en: tuple[str, ...] = ()
+    examples_es: tuple[str, ...] = ()
+    costly: bool = False
+    confirmation: Mapping[str, str] = field(default_factory=dict)
+    synonyms: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    free_text_fields: frozenset[str] = frozenset()
+    carry_over_fields: frozenset[str] = frozenset()
+    argument_hints: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def tool(self) -> "BaseTool":
+        """The LangChain tool (imports its module, which is light: heavy imports run in the call)."""
+        return getattr(importlib.import_module(self.module), self.name)
+
+    @property
+    def function(self) -> Callable[..., dict]:
+        return self.tool.func
+
+    @property
+    def args_schema(self) -> type["BaseModel"]:
+        return self.tool.args_schema
+
+    @property
+    def examples(self) -> tuple[str, ...]:
+        return self.examples_en + self.examples_es
+
+    @property
+    def llm_description(self) -> str:
+        """The LangChain tool's description: the catalog line's text, then the details."""
+        return self.description + (". " + self.details if self.details else ".")
+
+    def catalog_line(self) -> str:
+        """What the router's prompt says about the tool: ``<description>. args: {...}``."""
+        fields = self.args_schema.model_fields
+        hints = [f'"{name}": {self.argument_hints.get(name) or _argument_type(self.name, name, info)}'
+                 for name, info in fields.items()]
+        return f"{self.description}. args: {{{', '.join(hints)}}}"
+
+
+def _argument_type(tool: str, name: str, info: Any) -> str:
+    """``str``, ``optional int``, ``one of a|b|c``: an argument as the router's catalog shows it."""
+    annotation = info.annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        members = [member for member in typing.get_args(annotation) if member is not type(None)]
+        annotation = members[0] if len(members) == 1 else annotation
+    if typing.get_origin(annotation) is Literal:
+        text = "one of " + "|".join(str(choice) for choice in typing.get_args(annotation))
+    elif annotation in (str, int, float, bool):
+        text = annotation.__name__
+    else:
+        raise TypeError(f"{tool}.{name}: the catalog cannot describe {annotation!r}; "
+                        f"give it an argument_hints entry in taller/tools/registry.py")
+    return text if info.is_required() else f"optional {text}"
+
+
+def _generation_details() -> str:
+    parts = []
+    for name in model_names(generative=True):
+        generation = MODELS[name].generation
+        text = f"{name}: {generation.samples.format(count='`count`')}"
+        if generation.from_image:
+            text += f" (given image_path: the {generation.from_image})"
+        else:
+            text += " (it takes no input image)"
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _model_synonyms(generative: bool | None = None) -> dict[str, tuple[str, ...]]:
+    return {name: MODELS[name].words for name in model_names(generative)}
+
+
+# Arguments of the video tools: a URL, id or file that is not added yet is added first.
+_NOT_ADDED_YET = "A `video` given as a YouTube URL/id or transcript file that is not added yet is added first"
+
+TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
+    ToolSpec(
+        "train_model", "taller.tools.training", "train a model",
+        details=("Trains one of the workshop models in the background and returns its run id at once; "
+                 "progress is reported while it trains and list_models shows the result. Models: "
+                 + ", ".join(f"{name} ({spec.description})" for name, spec in MODELS.items()) + "."),
+        examples_en=("train the autoencoder", "train the cats vs dogs classifier for 5 epochs",
+                     "start training the VAE", "fit the pix2pix GAN", "train the seq2seq translation model",
+                     "can you train the dense classifier"),
+        examples_es=("entrena el autoencoder", "entrena el traductor", "entrena la red bidireccional",
+                     "entrena el modelo rnn durante 3 épocas"),
+        costly=True,
+        confirmation={"en": "Train {model} for {epochs}? This runs in the background and can take a while.",
+                      "es": "¿Entrenar {model} durante {epochs}? Se ejecuta en segundo plano y puede tardar un rato."},
+        synonyms={"model": _model_synonyms()},
+        carry_over_fields=frozenset({"model"}),
+    ),
+    ToolSpec(
+        "list_models", "taller.tools.training", "list trained models and training runs with their metrics",
+        details="Running and finished runs, with their metrics and checkpoints.",
+        examples_en=("list my models", "which models have been trained", "show training runs",
+                     "how is the training going", "what's the status of my runs"),
+        examples_es=("qué modelos tengo entrenados", "muestra los entrenamientos"),
+    ),
+    ToolSpec(
+        "classify_pet", "taller.tools.training", "say if a photo shows a cat or a dog",
+        details="Gives the probability, from the trained dense classifier (an MLP that sees 32×32 pixels).",
+        examples_en=("is this a cat or a dog photo.jpg", "classify this pet picture",
+                     "tell me if ~/pics/pet.jpg is a dog"),
+        examples_es=("¿es un gato o un perro? foto.png", "clasifica esta mascota"),
+        carry_over_fields=frozenset({"image_path"}),
+    ),
+    ToolSpec(
+        "generate_images", "taller.tools.training", "generate images with " + "|".join(model_names(generative=True)),
+        details=_generation_details() + ".",
+        examples_en=("generate 8 samples with the vae", "show me autoencoder reconstructions",
+                     "run pix2pix on this label map", "create new digits"),
+        examples_es=("genera imágenes con el vae", "reconstruye dígitos con el autoencoder"),
+        synonyms={"model": _model_synonyms(generative=True)},
+        carry_over_fields=frozenset({"model", "image_path"}),
+        # The description already lists the models; the catalog has always said "str" here.
+        argument_hints={"model": "str"},
+    ),
+    ToolSpec(
+        "forecast", "taller.tools.sequences", "predict the next values of a number series",
+        details=("Give the numbers (oldest first, at least 12) or the path of a CSV file. A recurrent (GRU) "
+                 "model is fitted on this series in a few seconds; for 30+ values it is also checked on the "
+                 "series' last values against simply repeating the last value."),
+        examples_en=("forecast the next 5 values of 1, 2, 3, 4", "predict what comes next: 10 12 14 16",
+                     "forecast sales.csv for 10 steps"),
+        examples_es=("pronostica los siguientes valores de esta serie", "predice los próximos 3 valores: 5, 7, 9"),
+        carry_over_fields=frozenset({"values"}),
+        argument_hints={"values": "[numbers] or a CSV path"},
+    ),
+    ToolSpec(
+        "punctuate", "taller.tools.sequences", "add punctuation and capitals to text",
+        details="English or Spanish (including ¿ and ¡), restored by a bidirectional LSTM (the trained birnn model).",
+        examples_en=("add punctuation to: hola como estas", "punctuate this text", "restore capitals and punctuation",
+                     "fix the punctuation of where are you going"),
+        examples_es=("puntúa este texto: donde esta la biblioteca",),
+        carry_over_fields=frozenset({"text"}),
+    ),
+    ToolSpec(
+        "translate", "taller.tools.sequences", "translate English text into Spanish",
+        details=("With the seq2seq attention model and beam search; also saves a heat map of the attention "
+                 "for the first sentence (listed in ``images``)."),
+        examples_en=("translate 'I like cats' to Spanish", "how do you say good morning in Spanish",
+                     "translate this: where is the station"),
+        examples_es=("traduce al español: the house is big", "traduce 'we are going to the beach'"),
+        carry_over_fields=frozenset({"text"}),
+    ),
+    ToolSpec(
+        "analyze_face", "taller.tools.faces", "emotion and age of the faces in a photo",
+        details=("Finds every face and returns one entry per face with its box, emotion label and class "
+                 "probabilities, an age estimate with a likely range, and the path of an annotated copy of "
+                 "the photo. A photo without faces is a normal answer, not an error."),
+        examples_en=("what's this face's emotion and age photo.jpg", "analyze the faces in group.png",
+                     "how old does the person in me.jpg look", "is she happy in portrait.png"),
+        examples_es=("¿qué emoción tiene esta cara? foto.jpg", "detecta emociones en esta imagen"),
+        carry_over_fields=frozenset({"image_path"}),
+    ),
+    ToolSpec(
+        "add_video", "taller.tools.videos", "add a YouTube video or transcript file to the knowledge base",
+        details=("A YouTube URL or id, or a local transcript file (.vtt, .srt, or the JSON of "
+                 "youtube-transcript-api), so it can be asked about or summarised. Adding the same video "
+                 "again changes nothing."),
+        examples_en=("add this video https://youtu.be/dQw4w9WgXcQ", "index the transcript talk.vtt",
+                     "load the subtitles lecture.srt"),
+        examples_es=("añade este vídeo https://www.youtube.com/watch?v=abc123def45",),
+        carry_over_fields=frozenset({"url_or_path"}),
+    ),
+    ToolSpec(
+        "ask_video", "taller.tools.videos", "answer a question about added videos",
+        details=("Answers from the transcripts, citing each claim with a clickable timestamp; says so when "
+                 "the transcripts do not contain the answer. " + _NOT_ADDED_YET + "."),
+        examples_en=("what does the video say about attention", "in the video, when do they talk about dropout",
+                     "according to the lecture, what is backpropagation", "ask the video who the speaker thanks",
+                     "what did the speaker say about regularization", "in the talk, which examples are given",
+                     "does the lecture mention batch size"),
+        examples_es=("¿qué dice el vídeo sobre las redes neuronales?", "¿qué explica el ponente sobre los transformers?",
+                     "según el vídeo, ¿cuándo se inventó el perceptrón?"),
+        free_text_fields=frozenset({"question"}),
+        carry_over_fields=frozenset({"video"}),
+    ),
+    ToolSpec(
+        "summarize_video", "taller.tools.videos", "summarise an added video",
+        details=("Section by section, with a timestamp for each section (default: the video added last). "
+                 + _NOT_ADDED_YET + ", in the same call."),
+        examples_en=("summarize this video", "give me a summary of the lecture", "what are the main points of the talk"),
+        examples_es=("resume el vídeo", "haz un resumen del vídeo"),
+        carry_over_fields=frozenset({"video"}),
+    ),
+    ToolSpec(
+        "query_database", "taller.tools.database",
+        "answer a question about data in a database (sales, customers, invoices, tracks, artists)",
+        details=("Default: the 'sales' music store (artists, albums, tracks, genres, playlists, customers, "
+                 "employees, invoices). Writes and runs one read-only SQL query and returns the SQL, the "
+                 "columns, the rows and a one-sentence answer; large results are saved to a CSV file."),
+        examples_en=("query the sales DB: top 5 customers by total", "how many invoices are there",
+                     "which country buys the most music", "total sales per year", "list the 10 longest tracks",
+                     "which employee sold the most"),
+        examples_es=("¿cuántos clientes hay en Brasil?",
+                     "consulta la base de datos de ventas: artistas con más álbumes"),
+        free_text_fields=frozenset({"question"}),
+        carry_over_fields=frozenset({"database"}),
+    ),
+    ToolSpec(
+        "describe_database", "taller.tools.database", "describe the tables of a database",
+        details="Tables, columns, types, keys and row counts (default: the 'sales' music store).",
+        examples_en=("describe the database", "what tables are in the sales db", "show me the schema"),
+        examples_es=("describe la base de datos", "¿qué tablas tiene la base de datos?"),
+        carry_over_fields=frozenset({"database"}),
+    ),
+)}
+
+# Requests that need no tool (the router's "none"): chit-chat and general deep-learning questions.
+# Kept apart from bench/routing.py's test set on purpose, like every example above.
+NO_TOOL_EXAMPLES: tuple[str, ...] = (
+    "hello", "hola", "thanks!", "gracias", "what is a neural network", "¿qué es una red neuronal?",
+    "explain backpropagation", "what's the difference between LSTM and GRU", "who are you",
+    "¿qué puedes hacer?", "what is overfitting", "explica el descenso de gradiente", "good morning",
+    "what is dropout", "how does attention work in transformers", "tell me a joke",
+    "what is batch normalization", "explain how pooling works", "¿qué es una capa densa?",
+    "what are embeddings?", "¿para qué sirve la tasa de aprendizaje?", "help", "ayuda",
+    "what can Taller do for me", "how many layers should my network have",
+    "explícame qué es una época", "why do we use ReLU", "good night",
+)
+NO_TOOL = "none"
+
+
+def langchain_tool(name: str, args_schema: type["BaseModel"]) -> Callable[[Callable[..., dict]], "BaseTool"]:
+    """Decorator: the LangChain tool ``name`` over a function, described by its :data:`TOOLS` entry."""
+    from langchain_core.tools import StructuredTool
+
+    spec = TOOLS.get(name)
+    if spec is None:
+        raise KeyError(f"tool {name!r} has no entry in TOOLS (taller/tools/registry.py)")
+
+    def wrap(function: Callable[..., dict]) -> "BaseTool":
+        if function.__module__ != spec.module:
+            raise ValueError(f"TOOLS[{name!r}].module is {spec.module}, but the tool is defined in {function.__module__}")
+        return StructuredTool.from_function(func=function, name=name, description=spec.llm_description,
+                                            args_schema=args_schema)
+
+    return wrap
+
+
+def tool_catalog() -> dict[str, str]:
+    """One line per tool for the router's prompts: what it does and its arguments."""
+    return {name: spec.catalog_line() for name, spec in TOOLS.items()}
+
+
+def router_examples() -> dict[str, list[str]]:
+    """Example requests per tool, English then Spanish, and ``"none"`` last, for the semantic router."""
+    examples = {name: list(spec.examples) for name, spec in TOOLS.items()}
+    examples[NO_TOOL] = list(NO_TOOL_EXAMPLES)
+    return examples
+
+
+def confirmation_templates(language: str = "en") -> dict[str, str]:
+    """The question asked before each tool that has one, in ``language`` ("en" or "es")."""
+    if language not in LANGUAGES:
+        raise ValueError(f"no confirmation texts in {language!r}; languages: {', '.join(LANGUAGES)}")
+    return {name: spec.confirmation[language] for name, spec in TOOLS.items() if spec.confirmation}
+
+
+def carry_over_fields() -> frozenset[str]:
+    """Every argument that a follow-up may inherit, over all tools."""
+    return frozenset().union(*(spec.carry_over_fields for spec in TOOLS.values()))
+
+
+def model_words() -> dict[str, list[str]]:
+    """What people call each trainable model, English and Spanish, its name first.
+
+    Words match as described in :class:`taller.trainers.ModelSpec` (whole, case and accents
+    ignored, a final ``*`` for a prefix); prefer the longest match when several models match.
+    """
+    return {name: [name, *spec.words] for name, spec in MODELS.items()}
+
+
+def one_of(names: tuple[str, ...]) -> str:
+    """``a, b or c``: a list of names for a message."""
+    return ", ".join(names[:-1]) + " or " + names[-1] if len(names) > 1 else "".join(names)
