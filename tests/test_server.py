@@ -182,6 +182,7 @@ async def test_interrupt_round_trip_keeps_the_request_id(make_server, monkeypatc
     monkeypatch.setattr(get_tool("train_model"), "func", fake_train)
     model = FakeChatModel(responses=[
         {"tool": "train_model", "args": {"model": "autoencoder", "epochs": 1}}, "Training started.",
+        {"request": "train a vae"},  # "now a vae" is a follow-up: first rewritten to stand alone
         {"tool": "train_model", "args": {"model": "vae", "epochs": 2}},
     ])
     server = make_server(model)

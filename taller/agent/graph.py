@@ -121,7 +121,16 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
         if decision.get("tool") and any(_same_call(decision, r) for r in results):
             # Small models repeat the call they just made; the result would be the same.
             return {"plan": None, "stop_reason": "repeated call"}
-        return {"plan": decision}
+        update: dict[str, Any] = {"plan": decision}
+        standalone = decision.get("standalone")
+        last = state["messages"][-1] if state.get("messages") else None
+        if standalone and isinstance(last, HumanMessage):
+            # The thread keeps the standalone form beside what the user typed (same message id,
+            # so the reducer replaces it): later follow-ups and the history build on its meaning.
+            update["messages"] = [HumanMessage(content=last.content, id=last.id,
+                                               additional_kwargs={**last.additional_kwargs, "standalone": standalone})]
+            update["request"] = standalone
+        return update
 
     def after_route(state: AgentState) -> str:
         decision = state.get("plan") or {}
@@ -152,7 +161,10 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
         decision = state["plan"]
         tool, args = decision["tool"], decision["args"]
         call_id = f"call_{uuid.uuid4().hex[:12]}"
-        write({"type": "tool_start", "tool": tool, "args": args, "call_id": call_id})
+        start = {"type": "tool_start", "tool": tool, "args": args, "call_id": call_id}
+        if decision.get("standalone"):  # a follow-up, rewritten: show what the tool was asked
+            start["request"] = decision["standalone"]
+        write(start)
         # The tool's progress and cancellation travel with the call, not through globals.
         with progress.reporting_to(_stream_sink(), _cancel_event(config)):
             outcome = run_tool(tool, args)

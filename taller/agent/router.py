@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from taller.agent import prompts
+from taller.agent import followup, prompts
 from taller.tools import TOOL_NAMES, ToolError, get_tool, validate_args
 
 NONE = "none"
@@ -222,7 +222,7 @@ def _required(tool: str) -> list[str]:
 
 
 def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Sequence[BaseMessage] = (),
-             results_note: str | None = None) -> dict[str, Any]:
+             results_note: str | None = None, context: followup.ThreadContext | None = None) -> dict[str, Any]:
     """Ask the LLM which tool (schema: an enum of ``candidates``), then only the missing arguments.
 
     Two short constrained decisions work far better with 0.5B-1.5B models than one free-form
@@ -248,6 +248,9 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
     args: dict[str, Any] = dict(extract_args(tool, request) or {})
     if isinstance(raw.get("args"), dict):
         args = {**args, **raw["args"]}  # what the model chose explicitly wins over the rules' guess
+    if context is not None:  # "and her age?": the photo of the last call, before asking the model
+        args = {**followup.inherited(tool, context, _required(tool), args), **args}
+    sources = [request, *(context.sources() if context is not None else [])]
     missing = [name for name in _required(tool) if name not in args]
     error = None
     for attempt in range(2):
@@ -260,7 +263,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
                 ask.append(HumanMessage(content=f"That was invalid ({error}). Reply again."))
             filled = invoke_json(model, ask, _args_schema(tool, only=missing), max_tokens=200)
             args.update({k: v for k, v in filled.items() if k in missing})
-        unseen = _invented_paths(args, request)
+        unseen = _invented_paths(args, sources)
         if unseen:
             # A file the user never named cannot be right; ask instead of guessing.
             return {"tool": tool, "args": {k: v for k, v in args.items() if k not in unseen}, "source": "llm",
@@ -279,12 +282,12 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
 _PATH_ARGUMENTS = ("image_path", "url_or_path", "values")
 
 
-def _invented_paths(args: dict[str, Any], request: str) -> list[str]:
-    """Path-like arguments whose value does not appear in the request (the model made them up)."""
+def _invented_paths(args: dict[str, Any], sources: Sequence[str]) -> list[str]:
+    """Path-like arguments whose value appears neither in the request nor in the thread."""
     unseen = []
     for name in _PATH_ARGUMENTS:
         value = args.get(name)
-        if isinstance(value, str) and value.strip() and value.strip().lower() not in request.lower():
+        if isinstance(value, str) and value.strip() and not any(value.strip().lower() in text.lower() for text in sources):
             unseen.append(name)
     return unseen
 
@@ -324,27 +327,60 @@ def keyword_plan(request: str) -> dict[str, Any] | None:
 
 
 def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), use_semantic: bool = True,
-         results_note: str | None = None) -> dict[str, Any]:
+         results_note: str | None = None, context: followup.ThreadContext | None = None) -> dict[str, Any]:
     """The tool call for ``request``: ``{"tool": name|None, "args": {...}, "source": ...}``.
 
     ``model_factory`` is called only when the LLM is needed, so confident requests never load it.
+    A turn that reads like a follow-up of the thread (``history``, or an explicit ``context``) is
+    first rewritten into a standalone request; the plan then carries it as ``standalone``.
     """
+    if context is None:
+        context = followup.context_from_messages(history)
+    standalone = request
+    if results_note is None and followup.looks_like_followup(request, context):
+        # A turn the pre-router already understands completely needs no rewrite ("train a vae",
+        # "and luna.png?"), unless it points back and the pre-router chose another tool.
+        quick = semantic_plan(request) if use_semantic else None
+        same_tool = quick is not None and (context.last_call or {}).get("tool") == quick.get("tool")
+        if quick is None or (followup.refers_back(request) and not same_tool):
+            standalone = followup.rewrite(model_factory(), request, context)
+    decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context)
+    if decision.get("tool"):
+        decision = followup.carry_over(decision, context, _required(decision["tool"]))
+    if standalone.strip() != request.strip():
+        decision = {**decision, "standalone": standalone}
+    return decision
+
+
+def semantic_plan(request: str) -> dict[str, Any] | None:
+    """The pre-router's plan when it is confident of the tool and the rules read every argument."""
+    ranked = semantic_router().scores(request)
+    (best, score), (_, second) = ranked[0], ranked[1]
+    if score < CONFIDENT_SCORE or score - second < CONFIDENT_MARGIN:
+        return None
+    args = extract_args(best, request)
+    if args is None:
+        return None
+    if best == NONE:
+        return {"tool": None, "args": {}, "source": "semantic", "confidence": round(score, 3)}
+    try:
+        clean = validate_args(best, args)
+    except ToolError:
+        return None
+    return {"tool": best, "args": _compact(best, clean), "source": "semantic", "confidence": round(score, 3)}
+
+
+def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMessage], use_semantic: bool,
+                     results_note: str | None, context: followup.ThreadContext | None = None) -> dict[str, Any]:
     candidates: list[str] = list(TOOL_NAMES)
     ranked: list[tuple[str, float]] = []
     if use_semantic and results_note is None:
+        quick = semantic_plan(request)
+        if quick is not None:
+            return quick
         ranked = semantic_router().scores(request)
         (best, score), (_, second) = ranked[0], ranked[1]
         if score >= CONFIDENT_SCORE and score - second >= CONFIDENT_MARGIN:
-            args = extract_args(best, request)
-            if args is not None:
-                if best == NONE:
-                    return {"tool": None, "args": {}, "source": "semantic", "confidence": round(score, 3)}
-                try:
-                    clean = validate_args(best, args)
-                    return {"tool": best, "args": _compact(best, clean), "source": "semantic",
-                            "confidence": round(score, 3)}
-                except ToolError:
-                    pass
             # Confident about the tool but not its arguments: keep the LLM's choice narrow.
             candidates = [best, NONE] if best != NONE else candidates
         else:
@@ -352,7 +388,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             if by_keywords is not None:
                 return by_keywords
             candidates = [name for name, _ in ranked[:CANDIDATES]]
-    decision = llm_plan(model_factory(), request, candidates, history, results_note)
+    decision = llm_plan(model_factory(), request, candidates, history, results_note, context)
     if ranked and decision.get("tool"):
         scores = dict(ranked)
         tool = decision["tool"]

@@ -1,0 +1,178 @@
+"""Follow-ups: a turn that only makes sense with the thread becomes a standalone request.
+
+People ask conversationally: "How many invoices were billed to Canada?" → "and to France?";
+"what emotion does the face in me.jpg show?" → "and her age?". Routing such a turn alone sends
+the bare fragment to a tool (or to none). So before routing, a turn that reads like a follow-up
+is rewritten — by the LLM, under a JSON schema — into one request that stands alone ("How many
+invoices were billed to France?"), using the recent turns and the last tool call with its
+arguments. The standalone form is what the router and the tool get, what the ``tool_start``
+event shows and what the thread stores.
+
+Two guards keep the rewrite honest: it runs only when the turn reads like a follow-up (it
+starts like a continuation — "and…", "¿y…", "now…", "what about…" — or a word points back —
+"her", "the same", "instead"), and :func:`carry_over` fills an argument the standalone request still lacks
+from the last call only when the user referred back and the tool is the same.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+# Arguments that a follow-up may inherit from the previous call of the same tool.
+CARRY_OVER = ("image_path", "values", "model", "database", "video", "text", "url_or_path")
+
+# A turn that starts like this continues the previous one ("and to France?", "¿y de jazz?").
+_CONTINUATION = re.compile(
+    r"^\s*[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
+    r"but|y qu[eé]|y si|tambi[eé]n|lo mismo|igual|otra vez|de nuevo|ahora|entonces|pero|"
+    r"en vez|en lugar|mejor)\b", re.I)
+# Words that point back to something in the thread.
+_REFERENCE = re.compile(
+    r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that one|this one|the same|"
+    r"same one|instead|ella|[eé]l|ellos|ellas|su|sus|esos?|esas?|eso|esto|este|esta|mismo|misma|"
+    r"en vez|en lugar|anterior|previous|last one|el [uú]ltimo|la [uú]ltima)\b", re.I)
+
+
+@dataclass(frozen=True)
+class ThreadContext:
+    """What the router may use from the thread: recent user turns and the last tool call."""
+
+    turns: tuple[str, ...] = ()           # earlier user requests, oldest first (standalone forms)
+    last_call: dict[str, Any] | None = None  # {"tool": name, "args": {...}} of the latest tool call
+    last_request: str | None = None       # the user request that led to ``last_call``
+
+    @property
+    def empty(self) -> bool:
+        return not self.turns and self.last_call is None
+
+    def sources(self) -> list[str]:
+        """Texts an argument may be grounded in besides the request: turns and the last call."""
+        texts = list(self.turns[-4:])
+        if self.last_call:
+            texts.append(json.dumps(self.last_call.get("args") or {}, ensure_ascii=False))
+            for value in (self.last_call.get("args") or {}).values():
+                texts.append(" ".join(map(str, value)) if isinstance(value, list) else str(value))
+        return texts
+
+
+def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadContext:
+    """The thread context from LangChain messages (human turns, AI tool calls) before this turn.
+
+    A human message may carry the standalone form of a rewritten follow-up in
+    ``additional_kwargs["standalone"]``; that form is used, so a second follow-up builds on the
+    first one's full meaning ("and to France?" → "who are those customers?").
+    """
+    turns: list[str] = []
+    last_call: dict[str, Any] | None = None
+    last_request: str | None = None
+    current: str | None = None
+    for message in messages:
+        kind = getattr(message, "type", "")
+        if kind == "human":
+            extra = getattr(message, "additional_kwargs", None) or {}
+            content = message.content if isinstance(message.content, str) else ""
+            current = str(extra.get("standalone") or content).strip()
+            if current:
+                turns.append(current)
+        elif kind == "ai":
+            for call in getattr(message, "tool_calls", None) or []:
+                last_call = {"tool": call.get("name"), "args": dict(call.get("args") or {})}
+                last_request = current
+    return ThreadContext(turns=tuple(turns[-limit:]), last_call=last_call, last_request=last_request)
+
+
+def refers_back(text: str) -> bool:
+    """Whether ``text`` starts like a continuation or points back ("and…", "her age", "the same")."""
+    return bool(_CONTINUATION.search(text) or _REFERENCE.search(text))
+
+
+def looks_like_followup(text: str, context: ThreadContext) -> bool:
+    """Whether ``text`` may depend on the thread (cheap; the rewrite itself decides the rest)."""
+    return not context.empty and refers_back(text)
+
+
+REWRITE_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"]}
+
+REWRITE_SYSTEM = """Rewrite the user's last message so it can be understood without the conversation. \
+The last message may continue the previous request (change the subject, a value, a file, or ask \
+something more about the same thing). Write ONE complete request in the same language as the last \
+message. Take what it leaves out (the file, the numbers, the text, the model, the database, the \
+video, the subject) from the previous request. Copy file names, numbers, quoted text and names \
+exactly. If the last message does not depend on the conversation, copy it unchanged.
+
+Examples:
+Previous request: How many albums does Queen have?
+Last message: and Metallica?
+Standalone: How many albums does Metallica have?
+
+Previous request: ¿qué emoción muestra la cara en ana.jpg?
+Last message: ¿y su edad?
+Standalone: ¿qué edad tiene la cara en ana.jpg?
+
+Previous request: translate 'nice to meet you'
+Last message: and 'see you soon'?
+Standalone: translate 'see you soon'
+
+Previous request: forecast 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+Last message: now 8 steps
+Standalone: forecast 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 for the next 8 steps
+
+Previous request: train the vae for 2 epochs
+Last message: thanks!
+Standalone: thanks!
+
+Reply with JSON only: {"request": "<standalone request>"}"""
+
+
+def _call_text(call: dict[str, Any] | None) -> str:
+    if not call:
+        return "(none)"
+    return f"{call.get('tool')}({json.dumps(call.get('args') or {}, ensure_ascii=False)})"
+
+
+def rewrite(model: Any, text: str, context: ThreadContext) -> str:
+    """The standalone form of ``text`` (``text`` itself when the model returns nothing usable)."""
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from taller.llm import invoke_json
+
+    previous = context.last_request or (context.turns[-1] if context.turns else "")
+    user = (f"Previous request: {previous}\nTool used for it: {_call_text(context.last_call)}\n"
+            f"Last message: {text}\nStandalone:")
+    try:
+        reply = invoke_json(model, [SystemMessage(content=REWRITE_SYSTEM), HumanMessage(content=user)],
+                            REWRITE_SCHEMA, max_tokens=160)
+    except ValueError:  # the model's reply was not JSON: route the turn as it is
+        return text
+    standalone = str(reply.get("request") or "").strip()
+    # A rewrite far longer than both turns together is the model rambling, not a rewrite.
+    if not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40:
+        return text
+    return standalone
+
+
+def inherited(tool: str, context: ThreadContext, required: Sequence[str], args: dict[str, Any]) -> dict[str, Any]:
+    """Required arguments of ``tool`` that ``args`` lacks and the last call of the same tool had."""
+    last = context.last_call
+    if not last or last.get("tool") != tool:
+        return {}
+    previous = last.get("args") or {}
+    return {name: previous[name] for name in required
+            if name not in args and name in CARRY_OVER and name in previous}
+
+
+def carry_over(decision: dict[str, Any], context: ThreadContext, required: Sequence[str]) -> dict[str, Any]:
+    """Fill required arguments the decision lacks from the last call of the same tool."""
+    tool = decision.get("tool")
+    if not tool:
+        return decision
+    args = dict(decision.get("args") or {})
+    inherited_args = inherited(tool, context, required, args)
+    if not inherited_args:
+        return decision
+    out = {**decision, "args": {**args, **inherited_args}, "carried_over": sorted(inherited_args)}
+    out.pop("error", None)  # the missing argument was the error ("which file?")
+    return out

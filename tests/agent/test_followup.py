@@ -1,0 +1,109 @@
+"""Follow-ups: rewritten into a standalone request from the thread, arguments carried over, the
+rewrite visible in the tool_start event and stored in the thread (scripted fake model)."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+from taller.agent import followup, router
+from taller.agent.session import Agent
+from taller.llm import FakeChatModel
+from taller.tools import get_tool
+
+
+def call_message(tool, args):
+    return AIMessage(content="", tool_calls=[{"name": tool, "args": args, "id": "call_1"}])
+
+
+def test_context_takes_the_last_call_and_the_standalone_forms():
+    messages = [
+        HumanMessage(content="how many invoices were billed to Canada?"),
+        call_message("query_database", {"question": "how many invoices were billed to Canada?"}),
+        ToolMessage(content="{}", tool_call_id="call_1"),
+        AIMessage(content="There are 56."),
+        HumanMessage(content="and to France?", additional_kwargs={"standalone": "how many invoices were billed to France?"}),
+        call_message("query_database", {"question": "how many invoices were billed to France?"}),
+    ]
+    context = followup.context_from_messages(messages)
+    assert context.turns == ("how many invoices were billed to Canada?", "how many invoices were billed to France?")
+    assert context.last_call == {"tool": "query_database", "args": {"question": "how many invoices were billed to France?"}}
+    assert context.last_request == "how many invoices were billed to France?"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("and to France?", True), ("¿y de jazz?", True), ("and her age?", True), ("give me 10 steps instead", True),
+    ("what about Spain?", True), ("¿y qué dice de la economía?", True), ("now with a beam of 5", True),
+    ("train the autoencoder for 3 epochs", False), ("how many customers are in Brazil?", False),
+    ("hola", False),
+])
+def test_followup_cues(text, expected):
+    context = followup.ThreadContext(turns=("first request",), last_call={"tool": "translate", "args": {"text": "x"}})
+    assert followup.looks_like_followup(text, context) is expected
+    assert followup.looks_like_followup(text, followup.ThreadContext()) is False  # no thread, no follow-up
+
+
+def test_a_rewrite_that_rambles_or_fails_keeps_the_turn():
+    context = followup.ThreadContext(turns=("translate 'hi'",), last_call={"tool": "translate", "args": {"text": "hi"}},
+                                     last_request="translate 'hi'")
+    assert followup.rewrite(FakeChatModel(responses=["not json at all"]), "and 'bye'?", context) == "and 'bye'?"
+    assert followup.rewrite(FakeChatModel(responses=[{"request": "x " * 200}]), "and 'bye'?", context) == "and 'bye'?"
+    assert followup.rewrite(FakeChatModel(responses=[{"request": "translate 'bye'"}]), "and 'bye'?", context) == "translate 'bye'"
+
+
+def test_database_follow_up_gets_the_standalone_question_and_shows_it(monkeypatch):
+    asked = []
+    monkeypatch.setattr(get_tool("query_database"), "func",
+                        lambda question, database=None: asked.append(question) or {"summary": f"answer to {question}"})
+    model = FakeChatModel(responses=[
+        {"tool": "query_database"}, "56 invoices.",
+        {"request": "How many invoices were billed to France?"},  # the rewrite
+        {"tool": "query_database"}, "77 invoices.",
+    ])
+    agent = Agent(chat_model=model)
+    list(agent.run("How many invoices were billed to Canada?", "t-db"))
+    events = list(agent.run("and to France?", "t-db"))
+    assert asked == ["How many invoices were billed to Canada?", "How many invoices were billed to France?"]
+    start = next(e for e in events if e["type"] == "tool_start")
+    assert start["request"] == "How many invoices were billed to France?"
+    # The rewrite prompt saw the previous request and the call it made.
+    rewrite_prompt = model.calls[2][-1].content
+    assert "Canada" in rewrite_prompt and "query_database" in rewrite_prompt and "and to France?" in rewrite_prompt
+    # The thread keeps what the user typed and its standalone form.
+    human = [m for m in agent.graph.get_state({"configurable": {"thread_id": "t-db"}}).values["messages"] if m.type == "human"]
+    assert human[-1].content == "and to France?"
+    assert human[-1].additional_kwargs["standalone"] == "How many invoices were billed to France?"
+
+
+def test_image_path_carries_over_when_the_rewrite_leaves_it_out(monkeypatch):
+    seen = []
+    monkeypatch.setattr(get_tool("analyze_face"), "func", lambda image_path: seen.append(image_path) or {"summary": "ok"})
+    model = FakeChatModel(responses=[
+        {"tool": "analyze_face"}, "She looks happy.",
+        {"request": "how old does she look?"},  # a weak rewrite: no file in it
+        {"tool": "analyze_face"}, "About 30.",
+    ])
+    agent = Agent(chat_model=model)
+    list(agent.run("what emotion does the face in me.jpg show?", "t-face"))
+    events = list(agent.run("and her age?", "t-face"))
+    assert seen == ["me.jpg", "me.jpg"]
+    assert [e for e in events if e["type"] == "tool_start"][0]["args"] == {"image_path": "me.jpg"}
+    # route + answer, then rewrite + route + answer: the photo came from the thread, so the model
+    # was never asked to fill it in (that would be a sixth call, and the script has none left).
+    assert len(model.calls) == 5
+
+
+def test_no_carry_over_to_another_tool():
+    context = followup.ThreadContext(turns=("is rex.jpg a cat?",), last_call={"tool": "classify_pet", "args": {"image_path": "rex.jpg"}})
+    decision = {"tool": "analyze_face", "args": {}, "error": "which file?"}
+    assert followup.carry_over(decision, context, ["image_path"]) == decision
+    same = followup.carry_over({"tool": "classify_pet", "args": {}, "error": "which file?"}, context, ["image_path"])
+    assert same["args"] == {"image_path": "rex.jpg"} and "error" not in same and same["carried_over"] == ["image_path"]
+
+
+def test_a_standalone_turn_is_not_rewritten():
+    model = FakeChatModel(responses=[{"tool": "translate"}])
+    context = followup.ThreadContext(turns=("translate 'hi'",), last_call={"tool": "translate", "args": {"text": "hi"}})
+    decision = router.plan("translate 'good night'", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "translate" and decision["args"] == {"text": "good night"}
+    assert "standalone" not in decision and len(model.calls) == 1
