@@ -11,10 +11,13 @@ latency of ``Agent.plan`` (routing only: nothing runs).
     python bench/routing.py --gguf ~/models/other.gguf --limit 20 --verbose
     python bench/routing.py --set requests --split tuning     # bench/data, tuning half
     python bench/routing.py --set requests --split heldout    # held-out half: run, never tune on
+    python bench/routing.py --set dialogues --split tuning    # multi-turn: follow-ups scored apart
 
 Sets: ``legacy`` (the 68 ``CASES`` below, written with the first router and no longer blind) and
 ``requests`` (``bench/data/routing_requests.jsonl``, 325 items written before the system was run
-on them; see bench/data/README.md). Report both halves of ``requests``; tune on ``tuning`` only.
+on them; see bench/data/README.md) and ``dialogues`` (``routing_dialogues.jsonl``, 48 dialogues:
+each turn is planned with the thread so far — the system's own earlier plans, as in a real chat —
+and first turns and follow-up turns are scored apart). Report both halves; tune on ``tuning`` only.
 """
 
 from __future__ import annotations
@@ -156,6 +159,19 @@ def load_requests(split: str = "all") -> list[tuple[str, str | None, dict]]:
     return cases
 
 
+def load_dialogues(split: str = "all") -> list[list[tuple[str, str | None, dict]]]:
+    """The hand-written dialogues of bench/data, each a list of ``(text, tool, args)`` turns."""
+    dialogues = []
+    for line in (DATA / "routing_dialogues.jsonl").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        item = json.loads(line)
+        if split in ("all", item["split"]):
+            dialogues.append([(turn["text"], turn["tool"], {key: _expected_value(value) for key, value in turn["args"].items()})
+                              for turn in item["turns"]])
+    return dialogues
+
+
 def value_match(want: object, got: object) -> bool:
     if isinstance(want, Optional):
         return got is None or value_match(want.value, got)
@@ -202,7 +218,7 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
-    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests"])
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues"])
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
                         help="with --set requests: which half (tune on 'tuning' only)")
     parser.add_argument("--limit", type=int, help="only the first N cases")
@@ -226,58 +242,82 @@ def main() -> int:
 
     get_settings(reload=True)
     agent = Agent()
-    cases = CASES if options.case_set == "legacy" else load_requests(options.split)
-    cases = cases[: options.limit] if options.limit else cases
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from taller.agent import router
+
+    if options.case_set == "dialogues":
+        dialogues = load_dialogues(options.split)
+    else:
+        cases = CASES if options.case_set == "legacy" else load_requests(options.split)
+        dialogues = [[case] for case in cases]  # single requests: dialogues of one turn
+    dialogues = dialogues[: options.limit] if options.limit else dialogues
     # Warm-up: load the LLM and MiniLM outside the timed loop (their load time is reported apart).
     started = time.perf_counter()
     if not options.no_semantic:
-        from taller.agent.router import semantic_router
-
-        semantic_router().scores("warm up")
+        router.semantic_router().scores("warm up")
     info = agent.backend_info()
     load_s = time.perf_counter() - started
 
     latencies, tool_ok, full_ok, by_source = [], 0, 0, {}
+    followups = {"turns": 0, "tool_ok": 0, "full_ok": 0}
     failures = []
-    for text, tool, args in cases:
-        started = time.perf_counter()
-        try:
-            from taller.agent import router
+    for dialogue in dialogues:
+        history: list = []
+        for turn_index, (text, tool, args) in enumerate(dialogue):
+            started = time.perf_counter()
+            try:
+                decision = router.plan(text, agent.chat_model, history=history, use_semantic=not options.no_semantic)
+            except Exception as exc:
+                decision = {"tool": "ERROR", "args": {}, "error": str(exc), "source": "error"}
+            elapsed = time.perf_counter() - started
+            latencies.append(elapsed)
+            got_tool = decision.get("tool")
+            got_args = decision.get("args", {}) if got_tool else {}
+            source = decision.get("source", "?")
+            by_source[source] = by_source.get(source, 0) + 1
+            right_tool = got_tool == tool
+            right_all = right_tool and args_match(args, got_args) and not decision.get("error")
+            tool_ok += right_tool
+            full_ok += right_all
+            if turn_index > 0:
+                followups["turns"] += 1
+                followups["tool_ok"] += right_tool
+                followups["full_ok"] += right_all
+            if not right_all:
+                failures.append({"request": text, "turn": turn_index, "standalone": decision.get("standalone"),
+                                 "want": {"tool": tool, "args": {k: shown(v) for k, v in args.items()}},
+                                 "got": {"tool": got_tool, "args": got_args, "error": decision.get("error")}, "source": source})
+            if options.verbose:
+                mark = "ok " if right_all else ("TOOL" if right_tool else "MISS")
+                rewritten = f" [as {decision['standalone']!r}]" if decision.get("standalone") else ""
+                print(f"{mark} {elapsed:6.2f}s [{source:8}] {text!r}{rewritten} -> {got_tool} {json.dumps(got_args, ensure_ascii=False)}", flush=True)
+            # The thread as a chat would keep it: the turn (with its standalone form) and the call.
+            extra = {"standalone": decision["standalone"]} if decision.get("standalone") else {}
+            history.append(HumanMessage(content=text, additional_kwargs=extra))
+            if got_tool and got_tool != "ERROR":
+                history.append(AIMessage(content="", tool_calls=[{"name": got_tool, "args": got_args, "id": f"call_{turn_index}"}]))
+            history.append(AIMessage(content="(answer)"))
 
-            decision = router.plan(text, agent.chat_model, use_semantic=not options.no_semantic)
-        except Exception as exc:
-            decision = {"tool": "ERROR", "args": {}, "error": str(exc), "source": "error"}
-        elapsed = time.perf_counter() - started
-        latencies.append(elapsed)
-        got_tool = decision.get("tool")
-        got_args = decision.get("args", {}) if got_tool else {}
-        source = decision.get("source", "?")
-        by_source[source] = by_source.get(source, 0) + 1
-        right_tool = got_tool == tool
-        right_all = right_tool and args_match(args, got_args) and not decision.get("error")
-        tool_ok += right_tool
-        full_ok += right_all
-        if not right_all:
-            failures.append({"request": text, "want": {"tool": tool, "args": {k: shown(v) for k, v in args.items()}},
-                             "got": {"tool": got_tool, "args": got_args, "error": decision.get("error")}, "source": source})
-        if options.verbose:
-            mark = "ok " if right_all else ("TOOL" if right_tool else "MISS")
-            print(f"{mark} {elapsed:6.2f}s [{source:8}] {text!r} -> {got_tool} {json.dumps(got_args, ensure_ascii=False)}", flush=True)
-
-    n = len(cases)
+    n = len(latencies)
     summary = {
         "set": options.case_set, "split": options.split if options.case_set != "legacy" else None,
         "backend": info, "semantic_router": not options.no_semantic, "cases": n,
         "tool_accuracy": round(tool_ok / n, 3), "tool_and_args_accuracy": round(full_ok / n, 3),
         "p50_s": round(statistics.median(latencies), 3), "p95_s": round(percentile(latencies, 95), 3),
         "mean_s": round(statistics.mean(latencies), 3), "decided_by": by_source, "load_s": round(load_s, 2),
+        **({"followup_turns": followups["turns"],
+            "followup_tool_accuracy": round(followups["tool_ok"] / max(1, followups["turns"]), 3),
+            "followup_tool_and_args_accuracy": round(followups["full_ok"] / max(1, followups["turns"]), 3)}
+           if options.case_set == "dialogues" else {}),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
     }
     print(json.dumps(summary, indent=2, ensure_ascii=False))
     if failures:
         print("\nmisrouted:")
         for item in failures:
-            print(f"  [{item['source']}] {item['request']!r}\n      want {item['want']}\n      got  {item['got']}")
+            rewritten = f" (as {item['standalone']!r})" if item.get("standalone") else ""
+            print(f"  [{item['source']}] {item['request']!r}{rewritten}\n      want {item['want']}\n      got  {item['got']}")
     if options.json:
         with open(options.json, "w", encoding="utf-8") as handle:
             json.dump({"summary": summary, "failures": failures}, handle, ensure_ascii=False, indent=2)
