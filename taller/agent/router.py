@@ -48,7 +48,6 @@ _CSV_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b"
 _URL = re.compile(r"https?://\S+", re.I)
 _EPOCHS = re.compile(r"(\d+)\s*(?:epochs?|épocas?|epocas?)", re.I)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
-_QUOTED = re.compile(r"""["“'‘«]([^"”'’»]{1,2000})["”'’»]""")
 
 
 def _model_name(text: str, allowed: Sequence[str]) -> str | None:
@@ -69,9 +68,11 @@ _TARGET_LANGUAGE = re.compile(r"\s*(?:in|into|to|al|en)\s+(?:spanish|español|es
 
 def _payload_text(text: str) -> str | None:
     """The text a translate/punctuate request is about: quoted, after a colon, or after the verb."""
-    quoted = _QUOTED.search(text)
+    from taller.agent.grounding import quoted_spans
+
+    quoted = quoted_spans(text)  # an apostrophe inside a word ("don't") does not end the quote
     if quoted:
-        return quoted.group(1).strip()
+        return quoted[0].strip()
     if ":" in text:
         tail = text.split(":", 1)[1].strip()
         return tail or None
@@ -189,10 +190,16 @@ def semantic_router() -> SemanticRouter:
 
 # --- the LLM's constrained choice -------------------------------------------------------------------
 
-def _args_schema(tool: str, only: Sequence[str] | None = None) -> dict:
-    """The tool's pydantic argument schema as JSON schema, optionally limited to some fields."""
+def _args_schema(tool: str, only: Sequence[str] | None = None, optional_too: bool = False) -> dict:
+    """The tool's pydantic argument schema as JSON schema, optionally limited to some fields.
+
+    ``optional_too``: every field may be null, so the model can leave out what was not said.
+    """
     schema = get_tool(tool).args_schema.model_json_schema()
     schema.pop("title", None)
+    if optional_too:
+        schema["properties"] = {name: {"anyOf": [prop, {"type": "null"}]} if "anyOf" not in prop else prop
+                                for name, prop in schema.get("properties", {}).items()}
     if only is not None:
         schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k in only}
         schema["required"] = [k for k in schema.get("required", []) if k in only]
@@ -251,6 +258,8 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
     if context is not None:  # "and her age?": the photo of the last call, before asking the model
         args = {**followup.inherited(tool, context, _required(tool), args), **args}
     sources = [request, *(context.sources() if context is not None else [])]
+    if _unexplained(tool, request, args):
+        args = _grounded_fill(model, tool, request, args, sources)
     missing = [name for name in _required(tool) if name not in args]
     error = None
     for attempt in range(2):
@@ -277,6 +286,80 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
             for name in missing:
                 args.pop(name, None)
     return {"tool": tool, "args": args, "source": "llm", "error": error}
+
+
+# --- grounded arguments: the LLM fills the whole schema, only what the text supports is kept -----
+
+_PATHISH = re.compile(r"(?:https?://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)")
+
+
+def _field_rules(tool: str) -> dict[str, Any]:
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    spec = registry.TOOLS[tool]
+    return grounding.field_rules_from_schema(spec.args_schema, spec.free_text_fields, spec.synonyms)
+
+
+def _unexplained(tool: str, request: str, args: dict[str, Any]) -> bool:
+    """Whether ``request`` states something that may fill an argument ``args`` does not have yet:
+    a number, a quoted text or a file/URL not already used, or a word of a missing field's
+    choices. Only then is the LLM asked to fill the whole schema (it costs a call)."""
+    from taller.agent import grounding
+
+    fields = get_tool(tool).args_schema.model_fields
+    missing = [name for name in fields if args.get(name) in (None, "", [])]
+    if not missing:
+        return False
+    used = " ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in args.values())
+    used_numbers = grounding.number_mentions(used)
+    if any(all(abs(n - u) > 1e-9 for u in used_numbers) for n in grounding.number_mentions(request)):
+        return True
+    if any(span not in used for span in grounding.quoted_spans(request)):
+        return True
+    if any(token not in used for token in _PATHISH.findall(request)):
+        return True
+    rules = _field_rules(tool)
+    for name in missing:
+        rule = rules.get(name)
+        synonyms = getattr(rule, "synonyms", None) or {}
+        for value, words in synonyms.items():
+            if grounding.grounded_enum(value, words, [request]):
+                return True
+    # A database named in the sentence ("in the payroll database", "la base de datos de nóminas").
+    named = _NAMED_DATABASE.search(request)
+    name = named and next((group for group in named.groups() if group), None)
+    return bool("database" in missing and name and name.lower() not in _NOT_A_NAME)
+
+
+_NAMED_DATABASE = re.compile(
+    r"\b([\w-]+)\s+(?:database|db)\b|\b(?:database|db)\s+(?:called|named)\s+([\w-]+)"
+    r"|\bbase de datos\s+(?:de\s+|llamada\s+)?([\w-]+)", re.I)
+_NOT_A_NAME = {"the", "a", "an", "my", "this", "that", "your", "our", "sales", "default", "de", "la", "el", "mi",
+               "esta", "ventas", "y", "and", "of", "in", "en", "to", "from", "query", "consulta"}
+
+
+def _grounded_fill(model: Any, tool: str, request: str, args: dict[str, Any], sources: Sequence[str]) -> dict[str, Any]:
+    """Ask the LLM for every argument of ``tool`` and keep those grounded in ``sources``.
+
+    Arguments already read off the request by rules stay as they are (a quoted text is exact);
+    the LLM's values add what rules missed — an optional count, a beam size, a database named in
+    the sentence — and anything it invented is dropped by :mod:`taller.agent.grounding`.
+    """
+    from taller.agent import grounding
+    from taller.llm import invoke_json
+
+    ask: list[BaseMessage] = [
+        SystemMessage(content=prompts.ROUTER_ARGS_SYSTEM.format(tool=tool, description=prompts.TOOL_CATALOG[tool])),
+        HumanMessage(content=request),
+    ]
+    try:
+        filled = invoke_json(model, ask, _args_schema(tool, optional_too=True), max_tokens=200)
+    except ValueError:
+        return args
+    proposed = {k: v for k, v in filled.items() if k not in args and v not in (None, "", [])}
+    kept = grounding.ground_arguments(proposed, _field_rules(tool), list(sources)).kept
+    return {**args, **kept}
 
 
 _PATH_ARGUMENTS = ("image_path", "url_or_path", "values")
@@ -361,6 +444,8 @@ def semantic_plan(request: str) -> dict[str, Any] | None:
     args = extract_args(best, request)
     if args is None:
         return None
+    if best != NONE and _unexplained(best, request, args):
+        return None  # the request says more than the rules read: let the LLM fill, then ground
     if best == NONE:
         return {"tool": None, "args": {}, "source": "semantic", "confidence": round(score, 3)}
     try:

@@ -100,3 +100,48 @@ def test_semantic_veto_turns_a_guessed_tool_into_a_direct_answer(semantic):
 def test_keyword_plan_for_video_and_database_questions(text, tool):
     decision = router.keyword_plan(text)
     assert (decision or {}).get("tool") == tool
+
+
+# --- grounded arguments: the LLM fills the whole schema, only what the text supports is kept -----
+
+def _plan(text, *responses):
+    model = FakeChatModel(responses=list(responses))
+    return router.plan(text, lambda: model, use_semantic=False), model
+
+
+def test_a_stated_optional_count_is_kept():
+    decision, model = _plan("make 9 pictures with the VAE",
+                            {"tool": "generate_images"}, {"model": "vae", "count": 9, "image_path": None})
+    assert decision["tool"] == "generate_images" and decision["args"] == {"model": "vae", "count": 9}
+    assert len(model.calls) == 2  # the choice, then one fill of the whole schema
+
+
+def test_a_spanish_number_word_grounds_the_count():
+    decision, _ = _plan("genera nueve imágenes con el VAE", {"tool": "generate_images"}, {"model": "vae", "count": 9})
+    assert decision["args"] == {"model": "vae", "count": 9}
+
+
+def test_an_invented_number_is_dropped():
+    decision, _ = _plan("train the vae for a while, my laptop has 2 cores",
+                        {"tool": "train_model"}, {"model": "vae", "epochs": 10})
+    assert decision["tool"] == "train_model" and decision["args"] == {"model": "vae"}
+
+
+def test_a_beam_size_and_quoted_text_with_an_apostrophe():
+    decision, _ = _plan('translate "I don\'t like it." with a beam of 3',
+                        {"tool": "translate"}, {"text": "I don", "beam_size": 3})
+    assert decision["args"] == {"text": "I don't like it.", "beam_size": 3}
+
+
+def test_a_database_named_in_the_sentence_is_kept_and_an_invented_one_dropped():
+    question = "in the payroll database, how many employees earn more than 5000?"
+    decision, _ = _plan(question, {"tool": "query_database"}, {"question": question, "database": "payroll"})
+    assert decision["args"] == {"question": question, "database": "payroll"}
+    plain = "how many employees earn more than 5000?"
+    decision, _ = _plan(plain, {"tool": "query_database"}, {"question": plain, "database": "hr"})
+    assert decision["args"] == {"question": plain}
+
+
+def test_no_fill_call_when_the_request_states_nothing_more():
+    decision, model = _plan("describe the database", {"tool": "describe_database"})
+    assert decision == {"tool": "describe_database", "args": {}, "source": "llm"} and len(model.calls) == 1
