@@ -18,6 +18,7 @@ message directly), streaming ``token`` events. ``confirm`` pauses with ``interru
 from __future__ import annotations
 
 import json
+import re
 import threading
 import uuid
 from typing import Any, Callable
@@ -60,21 +61,71 @@ def _same_call(a: dict, b: dict) -> bool:
     return a.get("tool") == b.get("tool") and json.dumps(a.get("args"), sort_keys=True) == json.dumps(b.get("args"), sort_keys=True)
 
 
-def confirmation_text(tool: str, args: dict[str, Any]) -> str:
-    template = prompts.CONFIRM_MESSAGE.get(tool)
+def confirmation_text(tool: str, args: dict[str, Any], language: str = "en") -> str:
+    """The question asked before a costly tool, in the user's language ("en" or "es")."""
+    from taller.tools import registry
+
+    template = registry.confirmation_templates(language if language in registry.LANGUAGES else "en").get(tool)
     if template and tool == "train_model":
-        epochs = f"{args['epochs']} epochs" if args.get("epochs") else "its default number of epochs"
+        count = args.get("epochs")
+        if language == "es":
+            epochs = f"{count} {'época' if count == 1 else 'épocas'}" if count else "su número de épocas por defecto"
+        else:
+            epochs = f"{count} {'epoch' if count == 1 else 'epochs'}" if count else "its default number of epochs"
         return template.format(model=args.get("model"), epochs=epochs)
+    if template:
+        return template.format(**args)
+    if language == "es":
+        return f"¿Ejecutar {tool} con {json.dumps(args, ensure_ascii=False)}?"
     return f"Run {tool} with {json.dumps(args, ensure_ascii=False)}?"
 
 
-def template_answer(tool: str | None, result: dict[str, Any] | None) -> str:
+# Fixed sentences of the agent itself, per language.
+MESSAGES = {
+    "rejected": {"en": "OK, I did not run it.", "es": "De acuerdo, no lo he ejecutado."},
+    "incomplete": {"en": "I understood you want {tool}, but the request was incomplete: {error}",
+                   "es": "Entendí que quieres {tool}, pero a la petición le falta algo: {error}"},
+    "failed": {"en": "I could not run {tool}: {error}", "es": "No pude ejecutar {tool}: {error}"},
+    "finished": {"en": "{tool} finished.", "es": "{tool} ha terminado."},
+}
+
+
+def message(key: str, language: str, **values: Any) -> str:
+    return MESSAGES[key]["es" if language == "es" else "en"].format(**values)
+
+
+def template_answer(tool: str | None, result: dict[str, Any] | None, language: str = "en") -> str:
     """The answer without an LLM: the tool's own summary (tools write it for people)."""
     if not tool or result is None:
         return ""
     if result.get("error"):
-        return f"I could not run {tool}: {result['error']}"
-    return str(result.get("summary") or f"{tool} finished.")
+        return message("failed", language, tool=tool, error=result["error"])
+    return str(result.get("summary") or message("finished", language, tool=tool))
+
+
+TRANSLATE_SUMMARY_SCHEMA = {"type": "object", "properties": {"spanish": {"type": "string"}}, "required": ["spanish"]}
+
+
+def in_spanish(model: BaseChatModel | None, text: str) -> str:
+    """``text`` (a tool's English summary) in Spanish, or ``text`` itself when the translation
+    is not safe: every number, file name and quoted text of the original must survive it."""
+    from taller.agent import grounding
+    from taller.llm import invoke_json
+
+    if model is None or not text.strip() or grounding.detect_language(text) == "es":
+        return text
+    try:
+        reply = invoke_json(model, [SystemMessage(content=prompts.TRANSLATE_SUMMARY_SYSTEM), HumanMessage(content=text)],
+                            TRANSLATE_SUMMARY_SCHEMA, max_tokens=400)
+    except (ValueError, LLMUnavailableError):
+        return text
+    spanish = str(reply.get("spanish") or "").strip()
+    numbers = sorted(grounding.number_mentions(text))
+    kept_tokens = re.findall(r"[A-Za-z_~/][\w./~-]*\.[A-Za-z]\w{0,4}\b|`[^`]+`", text)  # files, code
+    if (not spanish or sorted(grounding.number_mentions(spanish)) != numbers
+            or any(token not in spanish for token in kept_tokens)):
+        return text
+    return spanish
 
 
 def result_details(result: dict[str, Any] | None) -> str:
@@ -98,6 +149,14 @@ def use_template(style: str, model: BaseChatModel | None) -> bool:
     from taller.llm import EmbeddedChatModel
 
     return isinstance(model, EmbeddedChatModel)
+
+
+def _language_of(state: AgentState) -> str:
+    """The language of the user's message this turn (what they typed, not its rewrite)."""
+    from taller.agent.grounding import detect_language
+
+    last = next((m for m in reversed(state.get("messages") or []) if m.type == "human"), None)
+    return detect_language(text_of(last) if last is not None else state.get("request") or "")
 
 
 def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, checkpointer: Any = None):
@@ -146,7 +205,7 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
         reply = interrupt({
             "tool": decision["tool"],
             "args": decision["args"],
-            "message": confirmation_text(decision["tool"], decision["args"]),
+            "message": confirmation_text(decision["tool"], decision["args"], _language_of(state)),
         })
         approved = reply.get("approve") if isinstance(reply, dict) else bool(reply)
         if approved:
@@ -195,21 +254,24 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
         results = state.get("results") or []
         decision = state.get("plan") or {}
         last = results[-1] if results else None
+        language = _language_of(state)
         if state.get("stop_reason") == "rejected":
-            text = "OK, I did not run it."
+            text = message("rejected", language)
             write({"type": "token", "text": text})
             return {"messages": [AIMessage(content=text)], "plan": None}
         if decision.get("error") and not results:
-            text = f"I understood you want {decision.get('tool') or 'a tool'}, but the request was incomplete: {decision['error']}"
+            text = message("incomplete", language, tool=decision.get("tool") or "a tool", error=decision["error"])
             write({"type": "token", "text": text})
             return {"messages": [AIMessage(content=text)], "plan": None}
         if last is not None and last["result"].get("error"):
             # Errors are answered from the tool's own message: an LLM paraphrase can lose the fix.
-            text = template_answer(last["tool"], last["result"])
+            text = template_answer(last["tool"], last["result"], language)
             write({"type": "token", "text": text})
             return {"messages": [AIMessage(content=text)], "plan": None}
         if last is not None and use_template(settings.answer_style, _model_or_none()):
-            text = template_answer(last["tool"], last["result"])
+            text = template_answer(last["tool"], last["result"], language)
+            if language == "es":  # tools write English summaries; translated only when safe
+                text = in_spanish(_model_or_none(), text)
             write({"type": "token", "text": text})
             return {"messages": [AIMessage(content=text)], "plan": None}
         if last is not None:

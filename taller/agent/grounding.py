@@ -262,6 +262,12 @@ def _read_digits(chain: str) -> list[Mention]:
     return [_single(float(part)) for part in parts]  # 1.2.3: a version, read as its parts
 
 
+def detect_language(text: str, default: str = "en") -> str:
+    """``"es"`` or ``"en"``: the language the request is written in (common words, ¿ ¡ ñ, accents)."""
+    words = re.findall(r"[a-z]+", normalize(text))
+    return _language(text, words) or default
+
+
 def _language(text: str, words: Sequence[str]) -> str | None:
     spanish = sum(word in _SPANISH_WORDS for word in words) + len(_SPANISH_LETTERS.findall(text))
     english = sum(word in _ENGLISH_WORDS for word in words)

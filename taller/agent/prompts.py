@@ -52,6 +52,10 @@ and what the user can do. Do not mention JSON.
 Tool: {tool}
 Result: {result}"""
 
+TRANSLATE_SUMMARY_SYSTEM = """Translate the user's text from English into Spanish. Keep every number, \
+file name, model name, URL and quoted text exactly as written. Reply with JSON only: \
+{"spanish": "<the Spanish text>"}"""
+
 # --- derived from the tool registry (taller/tools/registry.py), once, at import ----------------
 # Imported here rather than at the top so the texts above stay a plain list of strings.
 from taller.tools import registry  # noqa: E402

@@ -218,3 +218,35 @@ def test_template_answer_style_uses_the_tool_summary_without_the_llm(fake_tool, 
     model = FakeChatModel(responses=[{"tool": "describe_database", "args": {}}])
     final = list(Agent(chat_model=model).run("describe the db"))[-1]
     assert final["text"] == "sales has 11 tables." and len(model.calls) == 1
+
+
+# --- answers in the user's language -----------------------------------------------------------
+
+def test_spanish_training_request_is_confirmed_and_rejected_in_spanish(monkeypatch):
+    monkeypatch.setattr(get_tool("train_model"), "func", lambda **kwargs: {"summary": "started"})
+    model = FakeChatModel(responses=[{"tool": "train_model", "args": {"model": "autoencoder", "epochs": 1}}])
+    agent = Agent(chat_model=model)
+    events = list(agent.run("entrena el autoencoder durante 1 época", "t-es"))
+    assert events[-1]["type"] == "interrupt"
+    assert events[-1]["message"].startswith("¿Entrenar autoencoder durante 1 época?")
+    answer = list(agent.resume("t-es", approve=False))
+    assert answer[-1]["text"] == "De acuerdo, no lo he ejecutado."
+
+
+def test_english_request_is_confirmed_in_english(monkeypatch):
+    model = FakeChatModel(responses=[{"tool": "train_model", "args": {"model": "vae"}}])
+    events = list(Agent(chat_model=model).run("train the vae please", "t-en"))
+    assert events[-1]["message"].startswith("Train vae for its default number of epochs?")
+
+
+def test_template_summary_is_translated_only_when_every_number_survives(monkeypatch):
+    from taller.agent.graph import in_spanish
+
+    summary = "The database has 11 tables; the largest is Track with 3503 rows (see out/tracks.csv)."
+    good = {"spanish": "La base de datos tiene 11 tablas; la mayor es Track con 3503 filas (ver out/tracks.csv)."}
+    lost_number = {"spanish": "La base de datos tiene once tablas; la mayor es Track (ver out/tracks.csv)."}
+    lost_file = {"spanish": "La base de datos tiene 11 tablas; la mayor es Track con 3503 filas."}
+    assert in_spanish(FakeChatModel(responses=[good]), summary) == good["spanish"]
+    assert in_spanish(FakeChatModel(responses=[lost_number]), summary) == summary
+    assert in_spanish(FakeChatModel(responses=[lost_file]), summary) == summary
+    assert in_spanish(FakeChatModel(responses=["not json"]), summary) == summary
