@@ -46,8 +46,11 @@ _IMAGE_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:pn
 _TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:vtt|srt|json))\b""", re.I)
 _CSV_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
 _URL = re.compile(r"https?://\S+", re.I)
+# A bare YouTube id: 11 characters of [A-Za-z0-9_-] with a digit, "_" or "-" or mixed case inside.
+_YOUTUBE_ID = re.compile(r"(?<![\w/.-])([A-Za-z0-9_-]{11})(?![\w/.-])")
 _EPOCHS = re.compile(r"(\d+)\s*(?:epochs?|épocas?|epocas?)", re.I)
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\d+)?)+")
 
 
 def _model_name(text: str, allowed: Sequence[str]) -> str | None:
@@ -83,6 +86,11 @@ def _payload_text(text: str) -> str | None:
     return None
 
 
+def _looks_like_id(word: str) -> bool:
+    """An 11-character YouTube id, not an 11-letter word ("autoencoder", "Transformer")."""
+    return bool(re.search(r"[0-9_-]", word) or re.search(r"[a-z].*[A-Z]|[A-Z].*[A-Z]", word))
+
+
 def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     """Arguments for ``tool`` read off ``text`` by rules, or None when rules cannot tell."""
     if tool in ("list_models", "describe_database", NONE):
@@ -115,10 +123,10 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         if csv:
             values: Any = csv.group(1)
         else:
-            body = text
-            if steps_match:
-                body = text[: steps_match.start()] + text[steps_match.end():]
-            numbers = [float(n) for n in _NUMBER.findall(body)]
+            # The series is the longest run of numbers separated only by commas, spaces or
+            # semicolons; a number elsewhere ("a 10-step forecast", "2 more") is not part of it.
+            runs = [[float(n) for n in _NUMBER.findall(run.group(0))] for run in _NUMBER_RUN.finditer(text)]
+            numbers = max(runs, key=len, default=[])
             if len(numbers) < 3:
                 return None
             values = numbers
@@ -132,11 +140,13 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
             return {"url_or_path": url.group(1) if url.re is _TRANSCRIPT_PATH else url.group(0)}
         video_id = re.search(r"\b([A-Za-z0-9_-]{11})\b", text)
         return {"url_or_path": video_id.group(1)} if video_id and re.search(r"[0-9_-]", video_id.group(1)) else None
-    if tool == "ask_video":
-        return {"question": text.strip()}
-    if tool == "summarize_video":
-        url = _URL.search(text)
-        return {"video": url.group(0)} if url else {}
+    if tool in ("ask_video", "summarize_video"):
+        # A video named by URL, YouTube id or transcript file is the video to use (added first
+        # when it is not in the library yet).
+        named = _URL.search(text) or _TRANSCRIPT_PATH.search(text) or next(
+            (match for match in _YOUTUBE_ID.finditer(text) if _looks_like_id(match.group(1))), None)
+        video = {"video": named.group(1) if named.re is not _URL else named.group(0)} if named else {}
+        return {"question": text.strip(), **video} if tool == "ask_video" else video
     if tool == "query_database":
         return {"question": text.strip()}
     return None
@@ -229,7 +239,8 @@ def _required(tool: str) -> list[str]:
 
 
 def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Sequence[BaseMessage] = (),
-             results_note: str | None = None, context: followup.ThreadContext | None = None) -> dict[str, Any]:
+             results_note: str | None = None, context: followup.ThreadContext | None = None,
+             allow_none: bool = True) -> dict[str, Any]:
     """Ask the LLM which tool (schema: an enum of ``candidates``), then only the missing arguments.
 
     Two short constrained decisions work far better with 0.5B-1.5B models than one free-form
@@ -240,7 +251,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
     """
     from taller.llm import invoke_json
 
-    candidates = list(dict.fromkeys([*candidates, NONE]))
+    candidates = list(dict.fromkeys([*candidates, NONE])) if allow_none else list(dict.fromkeys(candidates))
     system = prompts.ROUTER_SYSTEM.format(catalog=_catalog())
     if results_note:
         system += "\n\n" + prompts.ROUTER_AFTER_TOOL.format(results=results_note)
@@ -290,7 +301,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
 
 # --- grounded arguments: the LLM fills the whole schema, only what the text supports is kept -----
 
-_PATHISH = re.compile(r"(?:https?://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)")
+_PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
 
 
 def _field_rules(tool: str) -> dict[str, Any]:
@@ -334,9 +345,9 @@ def _unexplained(tool: str, request: str, args: dict[str, Any]) -> bool:
 
 _NAMED_DATABASE = re.compile(
     r"\b([\w-]+)\s+(?:database|db)\b|\b(?:database|db)\s+(?:called|named)\s+([\w-]+)"
-    r"|\bbase de datos\s+(?:de\s+|llamada\s+)?([\w-]+)", re.I)
+    r"|\bbase(?:\s+de\s+datos)?\s+(?:de\s+|llamada\s+)?([\w-]+)", re.I)
 _NOT_A_NAME = {"the", "a", "an", "my", "this", "that", "your", "our", "sales", "default", "de", "la", "el", "mi",
-               "esta", "ventas", "y", "and", "of", "in", "en", "to", "from", "query", "consulta"}
+               "esta", "ventas", "y", "and", "of", "in", "en", "to", "from", "query", "consulta", "datos", "la", "que"}
 
 
 def _grounded_fill(model: Any, tool: str, request: str, args: dict[str, Any], sources: Sequence[str]) -> dict[str, Any]:
@@ -394,6 +405,29 @@ _SALES_SUBJECT = re.compile(
 _DATA_ASK = re.compile(
     r"\b(top|how many|how much|total|most|least|average|list|which|count|per|"
     r"cu[aá]nt[oa]s?|cu[aá]les|total(?:es)?|m[aá]s|menos|promedio|lista|por)\b|\d", re.I)
+
+
+# The user's own thing ("my face", "this photo", "mi perro"): a request to run the tool on it.
+_MINE = re.compile(r"\b(my|mine|me|this|these|our|mi|mis|m[ií]o|m[ií]a|esta|este|estas|estos|nuestr[oa]s?)\b", re.I)
+
+
+# Which tools take which kind of file (the suffixes their path arguments accept).
+_FILE_TOOLS = (
+    (_IMAGE_PATH, ("classify_pet", "analyze_face", "generate_images")),
+    (_TRANSCRIPT_PATH, ("add_video", "summarize_video", "ask_video")),
+    (_CSV_PATH, ("forecast",)),
+)
+
+
+def _tools_for_files(request: str) -> tuple[str, ...]:
+    """The tools that take the kind of file named in ``request`` (empty when it names none)."""
+    tools: list[str] = []
+    for pattern, names in _FILE_TOOLS:
+        if pattern.search(request):
+            tools += names
+    if _URL.search(request) and re.search(r"youtu\.?be", request, re.I):
+        tools += ["add_video", "summarize_video", "ask_video"]
+    return tuple(dict.fromkeys(tools))
 
 
 def keyword_plan(request: str) -> dict[str, Any] | None:
@@ -471,9 +505,24 @@ def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMes
         else:
             by_keywords = keyword_plan(request)
             if by_keywords is not None:
+                if _unexplained(by_keywords["tool"], request, by_keywords["args"]):
+                    sources = [request, *(context.sources() if context is not None else [])]
+                    args = _grounded_fill(model_factory(), by_keywords["tool"], request, by_keywords["args"], sources)
+                    by_keywords = {**by_keywords, "args": args}
                 return by_keywords
             candidates = [name for name, _ in ranked[:CANDIDATES]]
-    decision = llm_plan(model_factory(), request, candidates, history, results_note, context)
+    # A file in the request says which tools can be meant: a photo, a transcript, a CSV.
+    by_file = _tools_for_files(request)
+    if by_file:
+        candidates = [name for name in candidates if name in by_file] or list(by_file)
+    decision = llm_plan(model_factory(), request, candidates, history, results_note, context,
+                        allow_none=not by_file)
+    if (decision.get("tool") and decision.get("error")
+            and any(name in _PATH_ARGUMENTS for name in _required(decision["tool"]))
+            and not _PATHISH.search(request) and _QUESTION.search(request) and not _MINE.search(request)):
+        # A question that names no file, about a tool that needs one ("how does the classifier
+        # tell cats from dogs?"), is a question about the tool: answer it, run nothing.
+        return {"tool": None, "args": {}, "source": "llm", "question_about": decision["tool"]}
     if ranked and decision.get("tool"):
         scores = dict(ranked)
         tool = decision["tool"]

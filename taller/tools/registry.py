@@ -154,7 +154,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         "list_models", "taller.tools.training", "list trained models and training runs with their metrics",
         details="Running and finished runs, with their metrics and checkpoints.",
         examples_en=("list my models", "which models have been trained", "show training runs",
-                     "how is the training going", "what's the status of my runs"),
+                     "how is the training going", "what's the status of my runs", "how far along is the training", "what test accuracy did my model get", "did the vae run finish yet"),
         examples_es=("qué modelos tengo entrenados", "muestra los entrenamientos"),
     ),
     ToolSpec(
@@ -231,9 +231,9 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         examples_en=("what does the video say about attention", "in the video, when do they talk about dropout",
                      "according to the lecture, what is backpropagation", "ask the video who the speaker thanks",
                      "what did the speaker say about regularization", "in the talk, which examples are given",
-                     "does the lecture mention batch size"),
+                     "does the lecture mention batch size", "what does the presenter think about small datasets", "how did the professor explain convolutions in class"),
         examples_es=("¿qué dice el vídeo sobre las redes neuronales?", "¿qué explica el ponente sobre los transformers?",
-                     "según el vídeo, ¿cuándo se inventó el perceptrón?"),
+                     "según el vídeo, ¿cuándo se inventó el perceptrón?", "¿qué opina la conferenciante sobre los datos sintéticos?", "en la clase, ¿cómo explicó el profesor la regularización?"),
         free_text_fields=frozenset({"question"}),
         carry_over_fields=frozenset({"video"}),
     ),
@@ -241,8 +241,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         "summarize_video", "taller.tools.videos", "summarise an added video",
         details=("Section by section, with a timestamp for each section (default: the video added last). "
                  + _NOT_ADDED_YET + ", in the same call."),
-        examples_en=("summarize this video", "give me a summary of the lecture", "what are the main points of the talk"),
-        examples_es=("resume el vídeo", "haz un resumen del vídeo"),
+        examples_en=("summarize this video", "give me a summary of the lecture", "what are the main points of the talk", "recap the lecture I added", "key takeaways of the talk, please"),
+        examples_es=("resume el vídeo", "haz un resumen del vídeo", "¿cuáles son las ideas clave de la charla que subí?", "hazme un resumen de la conferencia"),
         carry_over_fields=frozenset({"video"}),
     ),
     ToolSpec(
@@ -279,6 +279,10 @@ NO_TOOL_EXAMPLES: tuple[str, ...] = (
     "what are embeddings?", "¿para qué sirve la tasa de aprendizaje?", "help", "ayuda",
     "what can Taller do for me", "how many layers should my network have",
     "explícame qué es una época", "why do we use ReLU", "good night",
+    "can you generate images?", "¿sabes traducir textos?",
+    "which LLM are you running on?", "¿qué tipo de red usa el clasificador de mascotas?",
+    "how does face detection work", "recommend me a good course on neural networks",
+    "¿cómo funcionan los modelos de lenguaje?",
 )
 NO_TOOL = "none"
 

@@ -145,3 +145,34 @@ def test_a_database_named_in_the_sentence_is_kept_and_an_invented_one_dropped():
 def test_no_fill_call_when_the_request_states_nothing_more():
     decision, model = _plan("describe the database", {"tool": "describe_database"})
     assert decision == {"tool": "describe_database", "args": {}, "source": "llm"} and len(model.calls) == 1
+
+
+def test_the_forecast_series_is_the_longest_run_of_numbers():
+    assert router.extract_args("forecast", "give me a 10-step forecast of 5 7 6 8 7 9 8 10 9 11 10 12") == {
+        "values": [5, 7, 6, 8, 7, 9, 8, 10, 9, 11, 10, 12]}
+    decision, _ = _plan("predict 2 more after 0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10",
+                        {"tool": "forecast"}, {"values": [0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10], "steps": 2})
+    assert decision["args"] == {"values": [0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10], "steps": 2}
+
+
+def test_a_video_named_by_id_or_file_is_the_video_argument():
+    assert router.extract_args("summarize_video", "resumen del video Ilg3gGewQ5U") == {"video": "Ilg3gGewQ5U"}
+    assert router.extract_args("summarize_video", "summarize the autoencoder lecture") == {}  # a word, not an id
+    assert router.extract_args("ask_video", "what does talks/intro.srt say about loss?")["video"] == "talks/intro.srt"
+
+
+def test_a_file_narrows_the_choice_to_the_tools_that_take_it(monkeypatch):
+    seen = []
+    real = router.choice_schema
+    monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
+    decision, _ = _plan("agrega los subtítulos de clase2.srt", {"tool": "add_video"})
+    assert sorted(seen[0]) == ["add_video", "ask_video", "summarize_video"]  # a transcript: no "none", no image tool
+    assert decision["args"] == {"url_or_path": "clase2.srt"}
+
+
+def test_a_question_about_a_tool_that_names_no_file_runs_nothing():
+    decision, _ = _plan("¿cómo sabe el clasificador si una foto es de un perro o un gato?",
+                        {"tool": "classify_pet"}, {}, {})
+    assert decision["tool"] is None and decision["question_about"] == "classify_pet"
+    decision, _ = _plan("is my dog a cat or a dog?", {"tool": "classify_pet"}, {}, {})
+    assert decision["tool"] == "classify_pet" and decision["error"]  # their own photo: ask for it
