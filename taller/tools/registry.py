@@ -242,7 +242,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=("Section by section, with a timestamp for each section (default: the video added last). "
                  + _NOT_ADDED_YET + ", in the same call."),
         examples_en=("summarize this video", "give me a summary of the lecture", "what are the main points of the talk", "recap the lecture I added", "key takeaways of the talk, please"),
-        examples_es=("resume el vídeo", "haz un resumen del vídeo", "¿cuáles son las ideas clave de la charla que subí?", "hazme un resumen de la conferencia"),
+        examples_es=("resume el vídeo", "haz un resumen del vídeo", "dame un resumen de la charla que subí", "hazme un resumen de la conferencia"),
         carry_over_fields=frozenset({"video"}),
     ),
     ToolSpec(
