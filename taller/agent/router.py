@@ -10,6 +10,14 @@ babble or loop when left free. So planning is a single decision, ``{"tool", "arg
 2. Otherwise the LLM answers with output constrained to a JSON schema whose choices are narrowed to
    the pre-router's best candidates (Ollama ``format`` / llama.cpp grammar), and the arguments are
    validated against the tool's pydantic schema, with one retry that shows the model its mistake.
+3. When the request states more than the rules read (a number, a quote, a file, a named
+   database), the LLM fills the tool's whole schema and :mod:`taller.agent.grounding` keeps only
+   the values the text supports. A follow-up turn is first made standalone
+   (:mod:`taller.agent.followup`).
+
+Why one module of about 550 lines: these steps are one decision read top to bottom (rules →
+pre-router → LLM choice → grounded arguments → veto); the mechanisms with their own state or
+vocabulary (grounding, follow-ups, the registry) already live in their own modules.
 """
 
 from __future__ import annotations
