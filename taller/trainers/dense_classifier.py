@@ -219,10 +219,7 @@ def cross_validate(config: Config, images: torch.Tensor, labels: torch.Tensor, d
 
 def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train on CIFAR cats and dogs; report test accuracy, confusion matrix PNG and k-fold CV."""
-    if config.epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
-    check_data(config)  # a missing data set is an error before any run folder exists
-    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
+    run = engine.start_run(MODEL_NAME, config, run, cancel_event, on_progress, check=check_data)
     with run:
         engine.seed_everything(config.seed)
         device = run.use_device(config.device)

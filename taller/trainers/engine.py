@@ -64,12 +64,12 @@ from taller.trainers.checkpoints import (
 )
 from taller.trainers.command_line import cli
 from taller.trainers.device import autocast, configure_backends, maybe_compile, seed_everything, select_device, unwrap_model
-from taller.trainers.run import CHECKPOINT_INTERVAL_S, PROGRESS_INTERVAL_S, EarlyStopping, Run
+from taller.trainers.run import CHECKPOINT_INTERVAL_S, PROGRESS_INTERVAL_S, EarlyStopping, Run, start_run
 
 __all__ = [
     "CHECKPOINT_INTERVAL_S", "PROGRESS_INTERVAL_S", "DeviceBatches", "EarlyStopping", "LoaderBatches", "Run",
     "autocast", "cli", "config_from_checkpoint", "configure_backends", "cpu_state", "device_budget_bytes",
     "latest_checkpoint", "list_runs", "load_checkpoint", "make_batches", "maybe_compile", "new_run_id",
-    "outputs_folder", "seed_everything", "select_device", "tensors_nbytes", "trained_checkpoint", "unwrap_model",
+    "outputs_folder", "seed_everything", "select_device", "start_run", "tensors_nbytes", "trained_checkpoint", "unwrap_model",
     "write_json_atomic",
 ]

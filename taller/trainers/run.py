@@ -284,3 +284,18 @@ class Run(RunRecord):
     def _constants(self) -> dict[str, Any]:
         """The tracked plain values (vocabularies, class names): what ``best.pt`` needs besides weights."""
         return {name: value for name, value in self._state.items() if not hasattr(value, "state_dict")}
+
+
+def start_run(model_name: str, config: Any, run: "Run | None" = None, cancel_event: Any = None,
+              on_progress: Any = None, check: Any = None) -> "Run":
+    """Every trainer's first step: check the config and the data set, then create (or take) the run.
+
+    A missing data set is an error before any run folder exists (``check`` raises
+    :class:`taller.data.DataNotFoundError`); a caller that created the run already (the
+    background registry, which hands the run id back at once) passes it as ``run``.
+    """
+    if config.epochs < 1:
+        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
+    if check is not None:
+        check(config)
+    return run or Run.create(model_name, config, cancel_event=cancel_event, on_progress=on_progress)

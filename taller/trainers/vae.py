@@ -161,12 +161,9 @@ def train_one_epoch(model, batches, optimizer, scheduler, run: engine.Run, epoch
 
 def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train the VAE, keep the best validation ELBO, report test ELBO/recon/KL, save sample PNGs."""
-    if config.epochs < 1:
-        raise ValueError(f"epochs must be at least 1, got {config.epochs}")
     if config.latent_dim < 2:
         raise ValueError("latent_dim must be at least 2 (the traversal needs two dimensions)")
-    check_data(config)  # a missing data set is an error before any run folder exists
-    run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
+    run = engine.start_run(MODEL_NAME, config, run, cancel_event, on_progress, check=check_data)
     with run:
         engine.seed_everything(config.seed)
         device = run.use_device(config.device)
