@@ -140,7 +140,9 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     from taller.llm import invoke_json
 
     previous = context.last_request or (context.turns[-1] if context.turns else "")
-    user = (f"Previous request: {previous}\nTool used for it: {_call_text(context.last_call)}\n"
+    earlier = [turn for turn in context.turns[-4:-1] if turn != previous]
+    history = "".join(f"Earlier request: {turn}\n" for turn in earlier)
+    user = (f"{history}Previous request: {previous}\nTool used for it: {_call_text(context.last_call)}\n"
             f"Last message: {text}\nStandalone:")
     try:
         reply = invoke_json(model, [SystemMessage(content=REWRITE_SYSTEM), HumanMessage(content=user)],

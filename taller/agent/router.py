@@ -22,14 +22,18 @@ vocabulary (grounding, follow-ups, the registry) already live in their own modul
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
+from collections import Counter
 from typing import Any, Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from taller.agent import followup, prompts
 from taller.tools import TOOL_NAMES, ToolError, get_tool, validate_args
+
+log = logging.getLogger(__name__)
 
 NONE = "none"
 # Cosine similarity the best example must reach, and the lead it must have over the next tool.
@@ -218,10 +222,24 @@ def _args_schema(tool: str, only: Sequence[str] | None = None, optional_too: boo
     if optional_too:
         schema["properties"] = {name: {"anyOf": [prop, {"type": "null"}]} if "anyOf" not in prop else prop
                                 for name, prop in schema.get("properties", {}).items()}
+        # Length limits become grammar repetitions (a 2,000-character question is 2,000 nested
+        # rules, which llama.cpp refuses); pydantic checks them after the reply anyway.
+        _drop_lengths(schema)
     if only is not None:
         schema["properties"] = {k: v for k, v in schema.get("properties", {}).items() if k in only}
         schema["required"] = [k for k in schema.get("required", []) if k in only]
     return schema
+
+
+def _drop_lengths(node: Any) -> None:
+    if isinstance(node, dict):
+        for key in ("maxLength", "minLength", "maxItems", "minItems"):
+            node.pop(key, None)
+        for value in node.values():
+            _drop_lengths(value)
+    elif isinstance(node, list):
+        for value in node:
+            _drop_lengths(value)
 
 
 def choice_schema(candidates: Sequence[str]) -> dict:
@@ -331,8 +349,8 @@ def _unexplained(tool: str, request: str, args: dict[str, Any]) -> bool:
     if not missing:
         return False
     used = " ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in args.values())
-    used_numbers = grounding.number_mentions(used)
-    if any(all(abs(n - u) > 1e-9 for u in used_numbers) for n in grounding.number_mentions(request)):
+    # Counted with repeats: "a 10-step forecast of 8, 10, 12" states 10 twice, the series uses it once.
+    if Counter(grounding.number_mentions(request)) - Counter(grounding.number_mentions(used)):
         return True
     if any(span not in used for span in grounding.quoted_spans(request)):
         return True
@@ -374,7 +392,8 @@ def _grounded_fill(model: Any, tool: str, request: str, args: dict[str, Any], so
     ]
     try:
         filled = invoke_json(model, ask, _args_schema(tool, optional_too=True), max_tokens=200)
-    except ValueError:
+    except Exception as exc:  # a reply that is not JSON, a schema the backend refuses: keep the rules' args
+        log.warning("argument fill for %s failed: %s", tool, exc)
         return args
     proposed = {k: v for k, v in filled.items() if k not in args and v not in (None, "", [])}
     kept = grounding.ground_arguments(proposed, _field_rules(tool), list(sources)).kept

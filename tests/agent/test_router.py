@@ -176,3 +176,19 @@ def test_a_question_about_a_tool_that_names_no_file_runs_nothing():
     assert decision["tool"] is None and decision["question_about"] == "classify_pet"
     decision, _ = _plan("is my dog a cat or a dog?", {"tool": "classify_pet"}, {}, {})
     assert decision["tool"] == "classify_pet" and decision["error"]  # their own photo: ask for it
+
+
+def test_the_fill_schema_has_no_length_limits_a_grammar_would_unroll():
+    # llama.cpp turns maxLength 2000 into 2000 nested grammar rules and refuses the grammar.
+    import json
+
+    for tool in ("query_database", "ask_video", "translate", "forecast", "punctuate"):
+        text = json.dumps(router._args_schema(tool, optional_too=True))
+        assert "maxLength" not in text and "maxItems" not in text
+    assert "maxLength" in json.dumps(router._args_schema("query_database"))  # only the fill drops them
+
+
+def test_a_number_stated_twice_but_used_once_is_still_unexplained():
+    args = {"values": [8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]}
+    assert router._unexplained("forecast", "a 10-step forecast of 8 10 12 14 16 18 20 22 24 26 28 30", args)
+    assert not router._unexplained("forecast", "forecast 8 10 12 14 16 18 20 22 24 26 28 30", args)
