@@ -118,3 +118,21 @@ def test_database_answers_show_the_sql_and_table(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert out.startswith("There are 5.")
     assert "```sql\nSELECT COUNT(*) FROM Customer WHERE Country = 'Brazil'\n```" in out and "| 5 |" in out
+
+
+def test_ask_json_shows_the_rewritten_follow_up_in_tool_start(tmp_path, taller_home):
+    """`taller ask --thread T --json`: a follow-up's tool_start carries its standalone form."""
+    first = tmp_path / "first.json"
+    first.write_text(json.dumps([{"tool": "list_models"}, "You have no models yet."]))
+    second = tmp_path / "second.json"
+    second.write_text(json.dumps([{"request": "list my trained models again"}, {"tool": "list_models"}, "Still none."]))
+    env = {"TALLER_HOME": str(taller_home)}
+    out = run_cli("ask", "--backend", "fake", "--thread", "T", "--json", "list my models",
+                  env_extra={**env, "TALLER_FAKE_SCRIPT": str(first)})
+    assert out.returncode == 0, out.stderr
+    out = run_cli("ask", "--backend", "fake", "--thread", "T", "--json", "and again?",
+                  env_extra={**env, "TALLER_FAKE_SCRIPT": str(second)})
+    assert out.returncode == 0, out.stderr
+    events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
+    start = next(event for event in events if event["type"] == "tool_start")
+    assert start["tool"] == "list_models" and start["request"] == "list my trained models again"
