@@ -32,8 +32,8 @@ _CONTINUATION = re.compile(
 # Words that point back to something in the thread.
 _REFERENCE = re.compile(
     r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that one|this one|the same|"
-    r"same one|instead|ella|[eé]l|ellos|ellas|su|sus|esos?|esas?|eso|esto|este|esta|mismo|misma|"
-    r"en vez|en lugar|anterior|previous|last one|el [uú]ltimo|la [uú]ltima)\b", re.I)
+    r"same one|instead|again|ella|[eé]l|ellos|ellas|su|sus|esos?|esas?|eso|esto|este|esta|mismo|misma|"
+    r"en vez|en lugar|otra vez|de nuevo|hazlo|anterior|previous|last one|el [uú]ltimo|la [uú]ltima)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,11 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
                 last_call = {"tool": call.get("name"), "args": dict(call.get("args") or {})}
                 last_request = current
     return ThreadContext(turns=tuple(turns[-limit:]), last_call=last_call, last_request=last_request)
+
+
+def continues(text: str) -> bool:
+    """Whether ``text`` starts like a continuation of the last request ("and…?", "¿y…?", "now…")."""
+    return bool(_CONTINUATION.search(text))
 
 
 def refers_back(text: str) -> bool:

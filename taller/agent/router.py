@@ -489,11 +489,39 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         if quick is None or (followup.refers_back(request) and not same_tool):
             standalone = followup.rewrite(model_factory(), request, context)
     decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context)
+    if not decision.get("tool") and results_note is None and context.last_call and followup.continues(request):
+        # "and …?" after a tool call that routing could not place (the rewrite came back empty or
+        # unchanged): the user means the same tool again, with what this turn adds.
+        decision = _same_tool_again(request, standalone, context) or decision
     if decision.get("tool"):
         decision = followup.carry_over(decision, context, _required(decision["tool"]))
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
     return decision
+
+
+def _same_tool_again(request: str, standalone: str, context: followup.ThreadContext) -> dict[str, Any] | None:
+    """The last call's tool for a continuation turn, its arguments from the turn and the thread.
+
+    Free-text arguments (a question) get the standalone form, or, when the rewrite changed
+    nothing, the previous request with this turn after it, so both parts reach the tool.
+    """
+    from taller.tools import registry
+
+    last = context.last_call or {}
+    tool = last.get("tool")
+    if tool not in registry.TOOLS:
+        return None
+    text = standalone if standalone.strip() != request.strip() else f"{context.last_request or ''} {request}".strip()
+    args = dict(extract_args(tool, request) or {})
+    for name in registry.TOOLS[tool].free_text_fields:
+        args[name] = text
+    args = {**followup.inherited(tool, context, _required(tool), args), **args}
+    try:
+        clean = validate_args(tool, args)
+    except ToolError:
+        return None
+    return {"tool": tool, "args": _compact(tool, clean), "source": "follow-up"}
 
 
 def semantic_plan(request: str) -> dict[str, Any] | None:

@@ -107,3 +107,22 @@ def test_a_standalone_turn_is_not_rewritten():
     decision = router.plan("translate 'good night'", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "translate" and decision["args"] == {"text": "good night"}
     assert "standalone" not in decision and len(model.calls) == 1
+
+
+def test_a_continuation_routing_cannot_place_reuses_the_last_tool():
+    context = followup.ThreadContext(turns=("¿qué dice la charla sobre Keynes?",),
+                                     last_call={"tool": "ask_video", "args": {"question": "¿qué dice la charla sobre Keynes?"}},
+                                     last_request="¿qué dice la charla sobre Keynes?")
+    model = FakeChatModel(responses=[{"request": "¿y sobre Marx?"}, {"tool": "none"}])  # rewrite and routing both fail
+    decision = router.plan("¿y sobre Marx?", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "ask_video" and decision["source"] == "follow-up"
+    assert "Keynes" in decision["args"]["question"] and "Marx" in decision["args"]["question"]
+    # A quoted text after a translation: the same tool, the new text.
+    context = followup.ThreadContext(turns=("translate 'good morning'",), last_call={"tool": "translate", "args": {"text": "good morning"}},
+                                     last_request="translate 'good morning'")
+    model = FakeChatModel(responses=[{"request": "and 'see you tomorrow'?"}, {"tool": "none"}])
+    decision = router.plan("and 'see you tomorrow'?", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "translate" and decision["args"] == {"text": "see you tomorrow"}
+    # Not a continuation ("thanks"): no tool.
+    model = FakeChatModel(responses=[{"tool": "none"}])
+    assert router.plan("thanks, that helps", lambda: model, use_semantic=False, context=context)["tool"] is None
