@@ -158,7 +158,23 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     # A rewrite far longer than both turns together is the model rambling, not a rewrite.
     if not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40:
         return text
+    if not _keeps_what_the_turn_says(text, standalone):
+        # The rewrite dropped a number or a quote the user just wrote ("now with beam 5"):
+        # keep the turn itself beside it, so the arguments are read from what was said.
+        return f"{standalone} {text}"
     return standalone
+
+
+def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:
+    """Every number and quoted text of ``text`` is still in ``standalone``."""
+    from collections import Counter
+
+    from taller.agent import grounding
+
+    if Counter(grounding.number_mentions(text)) - Counter(grounding.number_mentions(standalone)):
+        return False
+    folded = grounding.normalize(standalone)
+    return all(grounding.normalize(span) in folded for span in grounding.quoted_spans(text))
 
 
 def inherited(tool: str, context: ThreadContext, required: Sequence[str], args: dict[str, Any]) -> dict[str, Any]:

@@ -126,3 +126,13 @@ def test_a_continuation_routing_cannot_place_reuses_the_last_tool():
     # Not a continuation ("thanks"): no tool.
     model = FakeChatModel(responses=[{"tool": "none"}])
     assert router.plan("thanks, that helps", lambda: model, use_semantic=False, context=context)["tool"] is None
+
+
+def test_a_rewrite_that_drops_a_stated_number_keeps_the_turn_beside_it():
+    context = followup.ThreadContext(turns=("translate 'I have two brothers'",),
+                                     last_call={"tool": "translate", "args": {"text": "I have two brothers"}},
+                                     last_request="translate 'I have two brothers'")
+    dropped = FakeChatModel(responses=[{"request": "translate 'I have two brothers'"}])
+    assert followup.rewrite(dropped, "now with beam 5", context) == "translate 'I have two brothers' now with beam 5"
+    kept = FakeChatModel(responses=[{"request": "translate 'I have two brothers' with beam 5"}])
+    assert followup.rewrite(kept, "now with beam 5", context) == "translate 'I have two brothers' with beam 5"
