@@ -173,6 +173,7 @@ class SemanticRouter:
         self.examples = examples or prompts.ROUTER_EXAMPLES
         self._labels: list[str] = []
         self._matrix = None
+        self._last: tuple[str, list[tuple[str, float]]] | None = None
         self._lock = threading.Lock()
 
     def _ensure(self) -> None:
@@ -193,11 +194,17 @@ class SemanticRouter:
         from taller.embeddings import embed
 
         self._ensure()
+        with self._lock:  # plan() asks twice for one request (fast path, then candidates)
+            if self._last is not None and self._last[0] == text:
+                return list(self._last[1])
         sims = self._matrix @ embed([text])[0]
         best: dict[str, float] = {}
         for label, sim in zip(self._labels, sims.tolist()):
             best[label] = max(best.get(label, -1.0), sim)
-        return sorted(best.items(), key=lambda item: item[1], reverse=True)
+        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
+        with self._lock:
+            self._last = (text, ranked)
+        return list(ranked)
 
 
 _semantic: SemanticRouter | None = None

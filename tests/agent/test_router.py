@@ -137,9 +137,11 @@ def test_a_database_named_in_the_sentence_is_kept_and_an_invented_one_dropped():
     question = "in the payroll database, how many employees earn more than 5000?"
     decision, _ = _plan(question, {"tool": "query_database"}, {"question": question, "database": "payroll"})
     assert decision["args"] == {"question": question, "database": "payroll"}
+    # A fill that invents a database the user never named: the grounding drops it.
     plain = "how many employees earn more than 5000?"
-    decision, _ = _plan(plain, {"tool": "query_database"}, {"question": plain, "database": "hr"})
-    assert decision["args"] == {"question": plain}
+    model = FakeChatModel(responses=[{"question": plain, "database": "hr"}])
+    assert router._grounded_fill(model, "query_database", plain, {"question": plain}, [plain]) == {"question": plain}
+    assert len(model.calls) == 1  # the fill was really asked
 
 
 def test_no_fill_call_when_the_request_states_nothing_more():
