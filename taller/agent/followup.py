@@ -165,14 +165,20 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     return standalone
 
 
+# A file, a path or a link, as the user wrote it ("labels/house_02.png", "https://youtu.be/…").
+_PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
+
+
 def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:
-    """Every number and quoted text of ``text`` is still in ``standalone``."""
+    """Every number, quoted text, file and link of ``text`` is still in ``standalone``, unchanged."""
     from collections import Counter
 
     from taller.agent import grounding
 
     if Counter(grounding.number_mentions(text)) - Counter(grounding.number_mentions(standalone)):
         return False
+    if any(path not in standalone for path in _PATHISH.findall(text)):
+        return False  # "labels/house_02.png" shortened to "house_02.png" names another file
     folded = grounding.normalize(standalone)
     return all(grounding.normalize(span) in folded for span in grounding.quoted_spans(text))
 

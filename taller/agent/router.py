@@ -26,19 +26,23 @@ import logging
 import re
 import threading
 from collections import Counter
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
 from taller.agent import followup, prompts
 from taller.tools import TOOL_NAMES, ToolError, get_tool, validate_args
 
+if TYPE_CHECKING:  # pragma: no cover
+    from taller.agent.intents import IntentClassifier
+
 log = logging.getLogger(__name__)
 
 NONE = "none"
-# Cosine similarity the best example must reach, and the lead it must have over the next tool.
-CONFIDENT_SCORE = 0.62
-CONFIDENT_MARGIN = 0.06
+# The intent classifier's probability for its best label above which the router trusts it alone
+# (set on the tuning half of bench/data; see docs/benchmarks.md).
+CONFIDENT_SCORE = 0.6
+CONFIDENT_MARGIN = 0.0
 CANDIDATES = 4
 
 
@@ -164,57 +168,21 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     return None
 
 
-# --- semantic pre-router --------------------------------------------------------------------------
+# --- the intent classifier (the pre-router) ------------------------------------------------------
 
-class SemanticRouter:
-    """Nearest-example classifier over MiniLM embeddings of ``prompts.ROUTER_EXAMPLES``."""
-
-    def __init__(self, examples: dict[str, list[str]] | None = None) -> None:
-        self.examples = examples or prompts.ROUTER_EXAMPLES
-        self._labels: list[str] = []
-        self._matrix = None
-        self._last: tuple[str, list[tuple[str, float]]] | None = None
-        self._lock = threading.Lock()
-
-    def _ensure(self) -> None:
-        with self._lock:
-            if self._matrix is not None:
-                return
-            from taller.embeddings import embed
-
-            labels, texts = [], []
-            for label, sentences in self.examples.items():
-                labels += [label] * len(sentences)
-                texts += sentences
-            self._matrix = embed(texts)
-            self._labels = labels
-
-    def scores(self, text: str) -> list[tuple[str, float]]:
-        """Best similarity per tool, highest first."""
-        from taller.embeddings import embed
-
-        self._ensure()
-        with self._lock:  # plan() asks twice for one request (fast path, then candidates)
-            if self._last is not None and self._last[0] == text:
-                return list(self._last[1])
-        sims = self._matrix @ embed([text])[0]
-        best: dict[str, float] = {}
-        for label, sim in zip(self._labels, sims.tolist()):
-            best[label] = max(best.get(label, -1.0), sim)
-        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)
-        with self._lock:
-            self._last = (text, ranked)
-        return list(ranked)
+_classifier: "IntentClassifier | None" = None
+_classifier_lock = threading.Lock()
 
 
-_semantic: SemanticRouter | None = None
+def semantic_router() -> "IntentClassifier":
+    """The process's intent classifier, trained on the registry's examples at first use."""
+    global _classifier
+    from taller.agent.intents import IntentClassifier
 
-
-def semantic_router() -> SemanticRouter:
-    global _semantic
-    if _semantic is None:
-        _semantic = SemanticRouter()
-    return _semantic
+    with _classifier_lock:
+        if _classifier is None:
+            _classifier = IntentClassifier(prompts.ROUTER_EXAMPLES)
+        return _classifier
 
 
 # --- the LLM's constrained choice -------------------------------------------------------------------

@@ -31,6 +31,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
+from taller.tools.examples import EXAMPLES
 from taller.trainers import MODELS, model_names
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -58,14 +59,22 @@ class ToolSpec:
     module: str
     description: str
     details: str = ""
-    examples_en: tuple[str, ...] = ()
-    examples_es: tuple[str, ...] = ()
+    # Default: the tool's entry in taller/tools/examples.py (what the router learns from).
+    examples_en: tuple[str, ...] | None = None
+    examples_es: tuple[str, ...] | None = None
     costly: bool = False
     confirmation: Mapping[str, str] = field(default_factory=dict)
     synonyms: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     free_text_fields: frozenset[str] = frozenset()
     carry_over_fields: frozenset[str] = frozenset()
     argument_hints: Mapping[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        written = EXAMPLES.get(self.name, {})
+        if self.examples_en is None:
+            object.__setattr__(self, "examples_en", written.get("en", ()))
+        if self.examples_es is None:
+            object.__setattr__(self, "examples_es", written.get("es", ()))
 
     @property
     def tool(self) -> "BaseTool":
@@ -139,11 +148,6 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=("Trains one of the workshop models in the background and returns its run id at once; "
                  "progress is reported while it trains and list_models shows the result. Models: "
                  + ", ".join(f"{name} ({spec.description})" for name, spec in MODELS.items()) + "."),
-        examples_en=("train the autoencoder", "train the cats vs dogs classifier for 5 epochs",
-                     "start training the VAE", "fit the pix2pix GAN", "train the seq2seq translation model",
-                     "can you train the dense classifier"),
-        examples_es=("entrena el autoencoder", "entrena el traductor", "entrena la red bidireccional",
-                     "entrena el modelo rnn durante 3 épocas"),
         costly=True,
         confirmation={"en": "Train {model} for {epochs}? This runs in the background and can take a while.",
                       "es": "¿Entrenar {model} durante {epochs}? Se ejecuta en segundo plano y puede tardar un rato."},
@@ -153,26 +157,15 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
     ToolSpec(
         "list_models", "taller.tools.training", "list trained models and training runs with their metrics",
         details="Running and finished runs, with their metrics and checkpoints.",
-        examples_en=("list my models", "which models have been trained", "show training runs",
-                     "how is the training going", "what's the status of my runs",
-                     "how far along is the training", "what test accuracy did my model get",
-                     "did the vae run finish yet"),
-        examples_es=("qué modelos tengo entrenados", "muestra los entrenamientos"),
     ),
     ToolSpec(
         "classify_pet", "taller.tools.training", "say if a photo shows a cat or a dog",
         details="Gives the probability, from the trained dense classifier (an MLP that sees 32×32 pixels).",
-        examples_en=("is this a cat or a dog photo.jpg", "classify this pet picture",
-                     "tell me if ~/pics/pet.jpg is a dog"),
-        examples_es=("¿es un gato o un perro? foto.png", "clasifica esta mascota"),
         carry_over_fields=frozenset({"image_path"}),
     ),
     ToolSpec(
         "generate_images", "taller.tools.training", "generate images with " + "|".join(model_names(generative=True)),
         details=_generation_details() + ".",
-        examples_en=("generate 8 samples with the vae", "show me autoencoder reconstructions",
-                     "run pix2pix on this label map", "create new digits"),
-        examples_es=("genera imágenes con el vae", "reconstruye dígitos con el autoencoder"),
         synonyms={"model": _model_synonyms(generative=True)},
         carry_over_fields=frozenset({"model", "image_path"}),
         # The description already lists the models; the catalog has always said "str" here.
@@ -183,29 +176,18 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=("Give the numbers (oldest first, at least 12) or the path of a CSV file. A recurrent (GRU) "
                  "model is fitted on this series in a few seconds; for 30+ values it is also checked on the "
                  "series' last values against simply repeating the last value."),
-        examples_en=("forecast the next 5 values of 1, 2, 3, 4", "predict what comes next: 10 12 14 16",
-                     "forecast sales.csv for 10 steps"),
-        examples_es=("pronostica los siguientes valores de esta serie",
-                     "predice los próximos 3 valores: 5, 7, 9"),
         carry_over_fields=frozenset({"values"}),
         argument_hints={"values": "[numbers] or a CSV path"},
     ),
     ToolSpec(
         "punctuate", "taller.tools.sequences", "add punctuation and capitals to text",
         details="English or Spanish (including ¿ and ¡), restored by a bidirectional LSTM (the trained birnn model).",
-        examples_en=("add punctuation to: hola como estas", "punctuate this text",
-                     "restore capitals and punctuation",
-                     "fix the punctuation of where are you going"),
-        examples_es=("puntúa este texto: donde esta la biblioteca",),
         carry_over_fields=frozenset({"text"}),
     ),
     ToolSpec(
         "translate", "taller.tools.sequences", "translate English text into Spanish",
         details=("With the seq2seq attention model and beam search; also saves a heat map of the attention "
                  "for the first sentence (listed in ``images``)."),
-        examples_en=("translate 'I like cats' to Spanish", "how do you say good morning in Spanish",
-                     "translate this: where is the station"),
-        examples_es=("traduce al español: the house is big", "traduce 'we are going to the beach'"),
         carry_over_fields=frozenset({"text"}),
     ),
     ToolSpec(
@@ -213,9 +195,6 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=("Finds every face and returns one entry per face with its box, emotion label and class "
                  "probabilities, an age estimate with a likely range, and the path of an annotated copy of "
                  "the photo. A photo without faces is a normal answer, not an error."),
-        examples_en=("what's this face's emotion and age photo.jpg", "analyze the faces in group.png",
-                     "how old does the person in me.jpg look", "is she happy in portrait.png"),
-        examples_es=("¿qué emoción tiene esta cara? foto.jpg", "detecta emociones en esta imagen"),
         carry_over_fields=frozenset({"image_path"}),
     ),
     ToolSpec(
@@ -223,28 +202,12 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=("A YouTube URL or id, or a local transcript file (.vtt, .srt, or the JSON of "
                  "youtube-transcript-api), so it can be asked about or summarised. Adding the same video "
                  "again changes nothing."),
-        examples_en=("add this video https://youtu.be/dQw4w9WgXcQ", "index the transcript talk.vtt",
-                     "load the subtitles lecture.srt"),
-        examples_es=("añade este vídeo https://www.youtube.com/watch?v=abc123def45",),
         carry_over_fields=frozenset({"url_or_path"}),
     ),
     ToolSpec(
         "ask_video", "taller.tools.videos", "answer a question about added videos",
         details=("Answers from the transcripts, citing each claim with a clickable timestamp; says so when "
                  "the transcripts do not contain the answer. " + _NOT_ADDED_YET + "."),
-        examples_en=("what does the video say about attention",
-                     "in the video, when do they talk about dropout",
-                     "according to the lecture, what is backpropagation",
-                     "ask the video who the speaker thanks",
-                     "what did the speaker say about regularization", "in the talk, which examples are given",
-                     "does the lecture mention batch size",
-                     "what does the presenter think about small datasets",
-                     "how did the professor explain convolutions in class"),
-        examples_es=("¿qué dice el vídeo sobre las redes neuronales?",
-                     "¿qué explica el ponente sobre los transformers?",
-                     "según el vídeo, ¿cuándo se inventó el perceptrón?",
-                     "¿qué opina la conferenciante sobre los datos sintéticos?",
-                     "en la clase, ¿cómo explicó el profesor la regularización?"),
         free_text_fields=frozenset({"question"}),
         carry_over_fields=frozenset({"video"}),
     ),
@@ -252,11 +215,6 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         "summarize_video", "taller.tools.videos", "summarise an added video",
         details=("Section by section, with a timestamp for each section (default: the video added last). "
                  + _NOT_ADDED_YET + ", in the same call."),
-        examples_en=("summarize this video", "give me a summary of the lecture",
-                     "what are the main points of the talk", "recap the lecture I added",
-                     "key takeaways of the talk, please"),
-        examples_es=("resume el vídeo", "haz un resumen del vídeo", "dame un resumen de la charla que subí",
-                     "hazme un resumen de la conferencia"),
         carry_over_fields=frozenset({"video"}),
     ),
     ToolSpec(
@@ -265,40 +223,19 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=("Default: the 'sales' music store (artists, albums, tracks, genres, playlists, customers, "
                  "employees, invoices). Writes and runs one read-only SQL query and returns the SQL, the "
                  "columns, the rows and a one-sentence answer; large results are saved to a CSV file."),
-        examples_en=("query the sales DB: top 5 customers by total", "how many invoices are there",
-                     "which country buys the most music", "total sales per year",
-                     "list the 10 longest tracks",
-                     "which employee sold the most"),
-        examples_es=("¿cuántos clientes hay en Brasil?",
-                     "consulta la base de datos de ventas: artistas con más álbumes"),
         free_text_fields=frozenset({"question"}),
         carry_over_fields=frozenset({"database"}),
     ),
     ToolSpec(
         "describe_database", "taller.tools.database", "describe the tables of a database",
         details="Tables, columns, types, keys and row counts (default: the 'sales' music store).",
-        examples_en=("describe the database", "what tables are in the sales db", "show me the schema"),
-        examples_es=("describe la base de datos", "¿qué tablas tiene la base de datos?"),
         carry_over_fields=frozenset({"database"}),
     ),
 )}
 
 # Requests that need no tool (the router's "none"): chit-chat and general deep-learning questions.
 # Kept apart from bench/routing.py's test set on purpose, like every example above.
-NO_TOOL_EXAMPLES: tuple[str, ...] = (
-    "hello", "hola", "thanks!", "gracias", "what is a neural network", "¿qué es una red neuronal?",
-    "explain backpropagation", "what's the difference between LSTM and GRU", "who are you",
-    "¿qué puedes hacer?", "what is overfitting", "explica el descenso de gradiente", "good morning",
-    "what is dropout", "how does attention work in transformers", "tell me a joke",
-    "what is batch normalization", "explain how pooling works", "¿qué es una capa densa?",
-    "what are embeddings?", "¿para qué sirve la tasa de aprendizaje?", "help", "ayuda",
-    "what can Taller do for me", "how many layers should my network have",
-    "explícame qué es una época", "why do we use ReLU", "good night",
-    "can you generate images?", "¿sabes traducir textos?",
-    "which LLM are you running on?", "¿qué tipo de red usa el clasificador de mascotas?",
-    "how does face detection work", "recommend me a good course on neural networks",
-    "¿cómo funcionan los modelos de lenguaje?",
-)
+NO_TOOL_EXAMPLES: tuple[str, ...] = EXAMPLES["none"]["en"] + EXAMPLES["none"]["es"]
 NO_TOOL = "none"
 
 

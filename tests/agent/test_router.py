@@ -54,17 +54,17 @@ def test_semantic_router_answers_confident_requests_without_the_llm(semantic, te
 
 
 def test_semantic_router_narrows_the_llm_choice_and_refuses_invented_paths(semantic, monkeypatch):
-    # "what emotion does my face show" is clearly analyze_face but names no file: the LLM is asked,
+    # "what emotion does the face in my photo show" is clearly analyze_face but names no file: the LLM is asked,
     # its choice narrowed to the pre-router's best candidates; a path the user never wrote is refused.
     seen = []
     real = router.choice_schema
     monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
     model = FakeChatModel(responses=[{"tool": "analyze_face"}, {"image_path": "me.jpg"}])
-    decision = router.plan("what emotion does my face show", lambda: model)
+    decision = router.plan("what emotion does the face in my photo show", lambda: model)
     assert seen[0][0] == "analyze_face" and "none" in seen[0] and len(seen[0]) <= router.CANDIDATES + 1
     assert decision["tool"] == "analyze_face" and "which file?" in decision["error"]
     model = FakeChatModel(responses=[{"tool": "analyze_face"}, {"image_path": "~/Pictures/ME.JPG"}])
-    decision = router.plan("what emotion does my face show in ~/Pictures/ME.JPG", lambda: model)
+    decision = router.plan("what emotion does the face in my photo show? ~/Pictures/ME.JPG", lambda: model)
     assert decision["args"] == {"image_path": "~/Pictures/ME.JPG"} and "error" not in decision
 
 
@@ -74,16 +74,39 @@ def test_semantic_scores_rank_every_tool(semantic):
     assert {name for name, _ in ranked} == set(router.prompts.ROUTER_EXAMPLES)
 
 
-def test_semantic_veto_turns_a_guessed_tool_into_a_direct_answer(semantic):
-    # A small model picks a tool for a general question; the request reads like chit-chat and
-    # holds nothing the tool needs, so the agent answers without it.
+class _UnsureClassifier:
+    """An intent classifier that leans to "none" without being sure of it."""
+
+    def __init__(self, ranked):
+        self.ranked = ranked
+
+    def scores(self, text):
+        return list(self.ranked)
+
+
+def test_semantic_veto_turns_a_guessed_tool_into_a_direct_answer(semantic, monkeypatch):
+    # A small model picks a tool for a general question; the request reads more like chit-chat
+    # and holds nothing the tool needs, so the agent answers without it.
+    unsure = _UnsureClassifier([("none", 0.45), ("list_models", 0.35), ("ask_video", 0.2)])
+    monkeypatch.setattr(router, "semantic_router", lambda: unsure)
     model = FakeChatModel(responses=[{"tool": "list_models"}])
     decision = router.plan("¿qué diferencia hay entre una LSTM y una GRU?", lambda: model)
     assert decision["tool"] is None and decision["vetoed"] == "list_models"
     # The veto never overrides a request that carries what the tool needs.
+    unsure.ranked = [("none", 0.45), ("ask_video", 0.35), ("list_models", 0.2)]
     model = FakeChatModel(responses=[{"tool": "ask_video"}])
     decision = router.plan("en la charla, ¿quién es el ponente?", lambda: model)
     assert decision["tool"] == "ask_video"
+
+
+def test_the_intent_classifier_reads_spanish_and_masks_what_a_request_carries(semantic):
+    classifier = router.semantic_router()
+    # A quoted text is masked: "train" inside it says nothing about training.
+    assert classifier.scores("translate 'the train to the model village leaves at six'")[0][0] == "translate"
+    assert classifier.scores("agrega los subtítulos de clase_final.srt")[0][0] == "add_video"
+    assert classifier.scores("¿ya terminó de entrenar el vae?")[0][0] == "list_models"
+    ranked = classifier.scores("¿qué es una red convolucional?")
+    assert ranked[0][0] == "none" and abs(sum(p for _, p in ranked) - 1) < 1e-6
 
 
 @pytest.mark.parametrize("text,tool", [

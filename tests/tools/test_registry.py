@@ -78,6 +78,31 @@ def test_the_router_examples_are_the_entries_examples_and_the_no_tool_list():
     assert len(sentences) == len(set(sentences)), "an example teaches two tools"
 
 
+def _plain(text):
+    import re
+    import unicodedata
+
+    text = unicodedata.normalize("NFKD", text.lower())
+    return re.sub(r"[^a-z0-9]+", " ", "".join(ch for ch in text if not unicodedata.combining(ch))).strip()
+
+
+def test_the_router_never_learns_a_benchmark_request():
+    # The benchmark measures requests the router never saw: an example copied from bench/data
+    # (either half) would make its figures lie.
+    import json
+    from pathlib import Path
+
+    data = Path(__file__).resolve().parents[2] / "bench" / "data"
+    judged = {_plain(json.loads(line)["text"]) for line in (data / "routing_requests.jsonl").open(encoding="utf-8")}
+    for line in (data / "routing_dialogues.jsonl").open(encoding="utf-8"):
+        judged |= {_plain(turn["text"]) for turn in json.loads(line)["turns"]}
+    assert len(judged) > 400
+    # Greetings of one or two words ("hola", "thanks!") are what anyone writes; longer ones are not.
+    copied = [sentence for examples in prompts.ROUTER_EXAMPLES.values() for sentence in examples
+              if _plain(sentence) in judged and len(_plain(sentence).split()) > 2]
+    assert not copied, f"router examples copied from bench/data: {copied}"
+
+
 def test_confirmations_come_from_the_costly_entries_in_both_languages():
     from taller.agent.graph import confirmation_text
 
