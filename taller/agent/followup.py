@@ -94,9 +94,24 @@ def refers_back(text: str) -> bool:
     return bool(_CONTINUATION.search(text) or _REFERENCE.search(text))
 
 
+def changes_a_value(text: str) -> bool:
+    """A short turn that states a value and little else: "make that 10 steps", "mejor 6", "luna.png?"."""
+    from taller.agent import grounding
+
+    quotes = grounding.quoted_spans(text)
+    rest = _PATHISH.sub(" ", text)
+    for span in quotes:
+        rest = rest.replace(span, " ")
+    words = [word for word in re.findall(r"[^\W\d_]+", rest)]
+    # Four other words at most: "train the autoencoder for 3 epochs" is a request of its own.
+    if len(words) > 4:
+        return False
+    return bool(grounding.number_mentions(text) or quotes or _PATHISH.search(text))
+
+
 def looks_like_followup(text: str, context: ThreadContext) -> bool:
     """Whether ``text`` may depend on the thread (cheap; the rewrite itself decides the rest)."""
-    return not context.empty and refers_back(text)
+    return not context.empty and (refers_back(text) or changes_a_value(text))
 
 
 REWRITE_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"]}

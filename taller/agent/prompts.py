@@ -33,6 +33,11 @@ ROUTER_ARGS_SYSTEM = """Fill in the arguments of the tool `{tool}` ({description
 message. Copy text arguments exactly as the user wrote them; never invent file paths or numbers. \
 Reply with JSON only."""
 
+ROUTER_EDIT_SYSTEM = """The user continues their previous request to the tool `{tool}` ({description}). \
+Give the arguments of the new call: the previous call's arguments, with what the user's message \
+changes or adds (a number, a file, a text). Copy text and file names exactly; never invent values. \
+Reply with JSON only."""
+
 ROUTER_AFTER_TOOL = """Tools already called for this request, with their results:
 {results}
 If the request is fully handled, choose "none". Otherwise choose the next tool."""

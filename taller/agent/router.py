@@ -22,6 +22,7 @@ vocabulary (grounding, follow-ups, the registry) already live in their own modul
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import threading
@@ -141,7 +142,9 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         else:
             # The series is the longest run of numbers separated only by commas, spaces or
             # semicolons; a number elsewhere ("a 10-step forecast", "2 more") is not part of it.
-            runs = [[float(n) for n in _NUMBER.findall(run.group(0))] for run in _NUMBER_RUN.finditer(text)]
+            # The step count is not part of it either ("…, 15, 17 2 steps").
+            series_text = text[:steps_match.start()] + " ; " + text[steps_match.end():] if steps_match else text
+            runs = [[float(n) for n in _NUMBER.findall(run.group(0))] for run in _NUMBER_RUN.finditer(series_text)]
             numbers = max(runs, key=len, default=[])
             if len(numbers) < 3:
                 return None
@@ -282,7 +285,12 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
             ]
             if error:
                 ask.append(HumanMessage(content=f"That was invalid ({error}). Reply again."))
-            filled = invoke_json(model, ask, _args_schema(tool, only=missing), max_tokens=200)
+            try:
+                filled = invoke_json(model, ask, _args_schema(tool, only=missing), max_tokens=200)
+            except ValueError as exc:  # a reply cut off mid-JSON (a small model repeating itself)
+                log.warning("filling %s's arguments failed: %s", tool, str(exc)[:200])
+                error = "the model's reply was not valid JSON"
+                continue
             args.update({k: v for k, v in filled.items() if k in missing})
         unseen = _invented_paths(args, sources)
         if unseen:
@@ -313,6 +321,17 @@ def _field_rules(tool: str) -> dict[str, Any]:
     return grounding.field_rules_from_schema(spec.args_schema, spec.free_text_fields, spec.synonyms)
 
 
+def _states_more(request: str, args: dict[str, Any]) -> bool:
+    """Whether ``request`` states a number, a quoted text or a file that ``args`` do not use."""
+    from taller.agent import grounding
+
+    used = " ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in args.values())
+    if Counter(grounding.number_mentions(request)) - Counter(grounding.number_mentions(used)):
+        return True
+    return (any(span not in used for span in grounding.quoted_spans(request))
+            or any(token not in used for token in _PATHISH.findall(request)))
+
+
 def _unexplained(tool: str, request: str, args: dict[str, Any]) -> bool:
     """Whether ``request`` states something that may fill an argument ``args`` does not have yet:
     a number, a quoted text or a file/URL not already used, or a word of a missing field's
@@ -329,7 +348,13 @@ def _unexplained(tool: str, request: str, args: dict[str, Any]) -> bool:
         return True
     if any(span not in used for span in grounding.quoted_spans(request)):
         return True
-    if any(token not in used for token in _PATHISH.findall(request)):
+    # A link or file inside a free-text argument (the question) still names something: a
+    # database URL, a video ("… in postgresql://reader@db/shop?").
+    from taller.tools import registry
+
+    free = registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
+    named = " ".join(str(value) for name, value in args.items() if name not in free)
+    if any(token not in named for token in _PATHISH.findall(request)):
         return True
     rules = _field_rules(tool)
     for name in missing:
@@ -371,8 +396,23 @@ def _grounded_fill(model: Any, tool: str, request: str, args: dict[str, Any], so
         log.warning("argument fill for %s failed: %s", tool, exc)
         return args
     proposed = {k: v for k, v in filled.items() if k not in args and v not in (None, "", [])}
-    kept = grounding.ground_arguments(proposed, _field_rules(tool), list(sources)).kept
+    rules = _field_rules(tool)
+    kept = grounding.ground_arguments(proposed, rules, list(sources)).kept
+    for name, value in kept.items():
+        if rules[name].kind == "string" and isinstance(value, str):
+            # A name as the user spelled it ("the hr database"), not as a rewrite recased it ("HR").
+            kept[name] = _users_spelling(value, [*sources[1:], sources[0]])
     return {**args, **kept}
+
+
+def _users_spelling(value: str, texts: Sequence[str]) -> str:
+    """``value`` as first written in ``texts`` (case-insensitive whole-word match), else itself."""
+    pattern = re.compile(rf"(?<!\w){re.escape(value.strip())}(?!\w)", re.I)
+    for text in texts:
+        match = pattern.search(text)
+        if match:
+            return match.group(0)
+    return value
 
 
 _PATH_ARGUMENTS = ("image_path", "url_or_path", "values")
@@ -459,20 +499,79 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if results_note is None and followup.looks_like_followup(request, context):
         # A turn the pre-router already understands completely needs no rewrite ("train a vae",
         # "and luna.png?"), unless it points back and the pre-router chose another tool.
+        # A turn the pre-router places with every argument read off it needs no rewrite ("add
+        # this one too: <URL>", "and luna.png?"), except a free-text argument (a question) that
+        # points back: "who are those customers?" must say which customers.
         quick = semantic_plan(request) if use_semantic else None
-        same_tool = quick is not None and (context.last_call or {}).get("tool") == quick.get("tool")
-        if quick is None or (followup.refers_back(request) and not same_tool):
+        free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
+        if quick is None or (followup.refers_back(request) and free_text):
             standalone = followup.rewrite(model_factory(), request, context)
     decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context)
-    if not decision.get("tool") and results_note is None and context.last_call and followup.continues(request):
-        # "and …?" after a tool call that routing could not place (the rewrite came back empty or
-        # unchanged): the user means the same tool again, with what this turn adds.
+    changes_a_value = followup.changes_a_value(request)
+    if (not decision.get("tool") and results_note is None and context.last_call
+            and (followup.continues(request) or changes_a_value)):
+        # "and …?", "make that 10 steps" after a tool call that routing could not place (the
+        # rewrite came back empty or unchanged): the same tool again, with what this turn adds.
         decision = _same_tool_again(request, standalone, context) or decision
+    if (decision.get("tool") and results_note is None and context.last_call
+            and decision["tool"] == context.last_call.get("tool")
+            and (followup.refers_back(request) or changes_a_value)):
+        # "mejor 6", "now with beam 5", "now on labels/b.png": the same call with a value changed.
+        decision = _edited_call(model_factory, request, decision, context)
     if decision.get("tool"):
         decision = followup.carry_over(decision, context, _required(decision["tool"]))
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
     return decision
+
+
+def _free_text_fields(tool: str | None) -> frozenset[str]:
+    from taller.tools import registry
+
+    return registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
+
+
+def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
+                 context: followup.ThreadContext) -> dict[str, Any]:
+    """The last call again, with what this turn changes: the turn's own values win.
+
+    Rewriting a follow-up into a sentence and reading the arguments back loses values a small
+    model garbles ("mejor 6" after a 2-step forecast became "forecast 2 steps for the next 6
+    values"). So when the turn states a value the plan does not use yet, the LLM is shown the
+    previous call and the turn and fills the tool's whole schema; a value grounded in the turn
+    replaces the plan's, and nothing else changes. Free-text arguments keep the standalone form.
+    """
+    from taller.agent import grounding
+    from taller.llm import invoke_json
+    from taller.tools import registry
+
+    tool = decision["tool"]
+    args = dict(decision.get("args") or {})
+    free = registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
+    fixed = {name: value for name, value in args.items() if name not in free}
+    if not _states_more(request, fixed):
+        return decision
+    previous = context.last_call.get("args") or {}
+    ask: list[BaseMessage] = [
+        SystemMessage(content=prompts.ROUTER_EDIT_SYSTEM.format(tool=tool, description=prompts.TOOL_CATALOG[tool])),
+        HumanMessage(content=f"Previous call: {tool}({json.dumps(previous, ensure_ascii=False)})\n"
+                             f"User: {request}\nNew call arguments:"),
+    ]
+    try:
+        filled = invoke_json(model_factory(), ask, _args_schema(tool, optional_too=True), max_tokens=200)
+    except Exception as exc:  # a reply that is not JSON: keep the plan as it was
+        log.warning("editing the previous %s call failed: %s", tool, exc)
+        return decision
+    proposed = {name: value for name, value in filled.items() if name not in free and value not in (None, "", [])}
+    stated = grounding.ground_arguments(proposed, _field_rules(tool), [request]).kept
+    if not stated:
+        return decision
+    edited = {**args, **stated}
+    try:
+        clean = validate_args(tool, edited)
+    except ToolError:
+        return decision
+    return {**decision, "args": _compact(tool, clean), "edited": sorted(stated)}
 
 
 def _same_tool_again(request: str, standalone: str, context: followup.ThreadContext) -> dict[str, Any] | None:

@@ -566,6 +566,9 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     'ask_video': {
         'en': (
+            "what does seminar_3.srt say about batch normalization?",
+            "what does the transcript of keynote.vtt say about GANs?",
+            "in https://www.youtube.com/watch?v=Rt5nQ8mZ2aE, who does the speaker thank?",
             "what does the video say about attention",
             "in the video, when do they talk about dropout",
             "according to the lecture, what is backpropagation",
@@ -601,6 +604,9 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "ask the lecture what the final project is about",
         ),
         'es': (
+            "¿qué dice notas_clase.srt sobre el dropout?",
+            "¿qué explica la transcripción de charla_ia.json sobre los embeddings?",
+            "en youtu.be/Hj4kL9pQ2sW, ¿qué dice el ponente de las GPUs?",
             "¿qué dice el vídeo sobre las redes neuronales?",
             "¿qué explica el ponente sobre los transformers?",
             "según el vídeo, ¿cuándo se inventó el perceptrón?",

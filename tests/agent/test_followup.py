@@ -34,6 +34,7 @@ def test_context_takes_the_last_call_and_the_standalone_forms():
 @pytest.mark.parametrize("text,expected", [
     ("and to France?", True), ("¿y de jazz?", True), ("and her age?", True), ("give me 10 steps instead", True),
     ("what about Spain?", True), ("¿y qué dice de la economía?", True), ("now with a beam of 5", True),
+    ("make that 10 steps", True), ("mejor 6", True), ("luna.png?", True),
     ("train the autoencoder for 3 epochs", False), ("how many customers are in Brazil?", False),
     ("hola", False),
 ])
@@ -104,7 +105,8 @@ def test_no_carry_over_to_another_tool():
 def test_a_standalone_turn_is_not_rewritten():
     model = FakeChatModel(responses=[{"tool": "translate"}])
     context = followup.ThreadContext(turns=("translate 'hi'",), last_call={"tool": "translate", "args": {"text": "hi"}})
-    decision = router.plan("translate 'good night'", lambda: model, use_semantic=False, context=context)
+    decision = router.plan("please translate this sentence: good night", lambda: model, use_semantic=False,
+                           context=context)
     assert decision["tool"] == "translate" and decision["args"] == {"text": "good night"}
     assert "standalone" not in decision and len(model.calls) == 1
 
@@ -136,3 +138,61 @@ def test_a_rewrite_that_drops_a_stated_number_keeps_the_turn_beside_it():
     assert followup.rewrite(dropped, "now with beam 5", context) == "translate 'I have two brothers' now with beam 5"
     kept = FakeChatModel(responses=[{"request": "translate 'I have two brothers' with beam 5"}])
     assert followup.rewrite(kept, "now with beam 5", context) == "translate 'I have two brothers' with beam 5"
+
+
+def test_a_rewrite_that_shortens_a_path_keeps_the_turn_beside_it():
+    context = followup.ThreadContext(turns=("generate 4 pix2pix images",),
+                                     last_call={"tool": "generate_images", "args": {"model": "pix2pix", "count": 4}},
+                                     last_request="generate 4 pix2pix images")
+    shortened = FakeChatModel(responses=[{"request": "generate 4 pix2pix images from house_02.png"}])
+    standalone = followup.rewrite(shortened, "now run it on labels/house_02.png", context)
+    assert standalone.endswith("now run it on labels/house_02.png")
+
+
+SERIES = [10, 12, 11, 13, 12, 14, 13, 15, 14, 16, 15, 17]
+
+
+def test_a_changed_value_edits_the_previous_call_and_only_stated_values_win():
+    context = followup.ThreadContext(turns=("forecast " + ", ".join(map(str, SERIES)) + " for 2 steps",),
+                                     last_call={"tool": "forecast", "args": {"values": SERIES, "steps": 2}},
+                                     last_request="forecast the series for 2 steps")
+    # The rewrite garbles the turn (the 2 comes back as steps); the edit of the previous call is
+    # shown the call and "mejor 6", and its 6 is grounded in the turn, so it wins. Its invented
+    # beam of values (not in the turn) is not taken: the series stays the previous one.
+    model = FakeChatModel(responses=[
+        {"request": "forecast " + ", ".join(map(str, SERIES)) + " 2 steps for the next 6 values"},
+        {"tool": "forecast"},
+        {"values": [1, 2, 3], "steps": 6},  # the edit of the previous call
+    ])
+    decision = router.plan("mejor 6", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "forecast"
+    assert decision["args"] == {"values": [float(v) for v in SERIES], "steps": 6}
+    assert decision["edited"] == ["steps"]
+
+
+def test_an_edit_that_states_nothing_new_changes_nothing():
+    context = followup.ThreadContext(turns=("translate 'she has a sister'",),
+                                     last_call={"tool": "translate", "args": {"text": "she has a sister"}},
+                                     last_request="translate 'she has a sister'")
+    # The turn's beam 5 is stated; an invented text is not (it is not in the turn): only the beam changes.
+    model = FakeChatModel(responses=[
+        {"request": "translate 'she has a sister'"},
+        {"tool": "translate"},
+        {"text": "she has two sisters", "beam_size": 5},
+    ])
+    decision = router.plan("ahora con beam 5", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "translate" and decision["args"] == {"text": "she has a sister", "beam_size": 5}
+
+
+def test_a_name_keeps_the_users_spelling_when_a_rewrite_recases_it():
+    context = followup.ThreadContext(turns=("describe the hr database",),
+                                     last_call={"tool": "describe_database", "args": {"database": "hr"}},
+                                     last_request="describe the hr database")
+    model = FakeChatModel(responses=[
+        {"request": "How many employees are in the HR database?"},
+        {"tool": "query_database"},
+        {"database": "HR"},
+    ])
+    decision = router.plan("how many employees are in it?", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "query_database" and decision["args"]["database"] == "hr"
+    assert decision["standalone"] == "How many employees are in the HR database?"
