@@ -546,7 +546,7 @@ def grounded_string(value: Any, sources: Iterable[str]) -> bool:
 
 
 @lru_cache(maxsize=4096)
-def _phrase_pattern(phrase: str) -> re.Pattern[str]:
+def phrase_pattern(phrase: str) -> re.Pattern[str]:
     """A synonym as a pattern: words joined by spaces, hyphens or underscores; a final * is a prefix."""
     prefix = phrase.endswith("*")
     words = re.split(r"[\s_-]+", normalize(phrase.rstrip("*")))
@@ -562,7 +562,7 @@ def grounded_enum(value: Any, synonyms: Iterable[str], sources: Iterable[str]) -
     """
     if not isinstance(value, str) or not value.strip():
         return False
-    patterns = [_phrase_pattern(phrase) for phrase in (value, *synonyms) if phrase.strip(" *")]
+    patterns = [phrase_pattern(phrase) for phrase in (value, *synonyms) if phrase.strip(" *")]
     return any(pattern.search(normalize(source)) for source in sources for pattern in patterns)
 
 

@@ -15,17 +15,7 @@ Tools:
 - none: no tool.
 
 Examples:
-"train the autoencoder for 3 epochs" -> train_model
-"entrena el traductor" -> train_model
-"hola, ¿qué tal?" -> none
-"what is a convolution?" -> none
-"¿cuántos clientes hay en Brasil?" -> query_database
-"which tables does the sales database have" -> describe_database
-"traduce: the cat sleeps" -> translate
-"is pet.jpg a cat or a dog" -> classify_pet
-"how old is the person in me.png" -> analyze_face
-"add https://youtu.be/abc123def45" -> add_video
-"what does the video say about dropout" -> ask_video
+{examples}
 
 Reply with JSON only: {{"tool": "<name>"}}."""
 
@@ -43,11 +33,8 @@ ROUTER_AFTER_TOOL = """Tools already called for this request, with their results
 If the request is fully handled, choose "none". Otherwise choose the next tool."""
 
 CHAT_SYSTEM = """You are Taller, a friendly local assistant for a deep-learning workshop. \
-Answer in the user's language (English or Spanish), briefly and accurately. You can train and \
-run these models when asked: a cats-vs-dogs MLP, an MNIST autoencoder, RNN/LSTM/GRU memory and \
-forecasting, a bidirectional LSTM that restores punctuation, an English-to-Spanish translator, \
-face emotion and age, questions and summaries of YouTube videos, questions to SQL databases, \
-a VAE and a pix2pix GAN."""
+Answer in the user's language (English or Spanish), briefly and accurately. When asked, you can: \
+{abilities}. The models you can train: {models}."""
 
 ANSWER_SYSTEM = """You are Taller. A tool has just run for the user's request. Tell the user the \
 result in their language (English or Spanish) in one to three sentences, using only the facts in \
@@ -71,6 +58,12 @@ CONFIRM_MESSAGE: dict[str, str] = registry.confirmation_templates("en")
 
 # One line per tool for the router prompt: what it does and its arguments.
 TOOL_CATALOG: dict[str, str] = registry.tool_catalog()
+
+# The router prompt's examples (one request per tool, English and Spanish in turn, and two with no
+# tool) and the chat prompt's lists of abilities and models, from the registry.
+# (Braces doubled: ROUTER_SYSTEM is .format()-ed with the catalog later.)
+ROUTER_SYSTEM = ROUTER_SYSTEM.replace("{examples}", registry.prompt_examples().replace("{", "{{").replace("}", "}}"))
+CHAT_SYSTEM = CHAT_SYSTEM.format(abilities=registry.abilities(), models=registry.model_list())
 
 # Examples for the semantic pre-router (MiniLM nearest neighbours), per tool and "none" (chit-chat
 # and general deep-learning questions). Kept separate from bench/routing.py's test set on purpose.

@@ -49,16 +49,6 @@ CANDIDATES = 4
 
 # --- rules: read arguments off the request ----------------------------------------------------
 
-_MODEL_WORDS = [
-    ("dense_classifier", r"dense|mlp|cats?\s*(vs\.?|versus|and|or|y|o)\s*dogs?|gatos?\s*(vs\.?|y|o)\s*perros?|clasificador|classifier|pet"),
-    ("birnn", r"bidirec|birnn|bi-?lstm|punctuat|puntua"),
-    ("seq2seq", r"seq2seq|translat|traduc|attention model"),
-    # "variational autoencoder" is the VAE: test it before the plain autoencoder.
-    ("vae", r"\bvae\b|variational|variacional"),
-    ("autoencoder", r"auto-?encoder|autocodificador"),
-    ("pix2pix", r"pix2pix|\bgan\b|facade|fachada"),
-    ("rnn", r"\brnn\b|\blstm\b|\bgru\b|recurrent|recurrente|forecaster"),
-]
 _IMAGE_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:png|jpe?g|bmp|gif|webp|tiff?))\b""", re.I)
 _TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:vtt|srt|json))\b""", re.I)
 _CSV_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
@@ -71,11 +61,22 @@ _NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\
 
 
 def _model_name(text: str, allowed: Sequence[str]) -> str | None:
-    lowered = text.lower()
-    for name, pattern in _MODEL_WORDS:
-        if name in allowed and re.search(pattern, lowered):
-            return name
-    return None
+    """The model of ``allowed`` that ``text`` names (registry words), the longest match winning:
+    "variational autoencoder" is the VAE although it contains "autoencoder"."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    folded = grounding.normalize(text)
+    best: tuple[int, str] | None = None
+    for name, words in registry.model_words().items():
+        if name not in allowed:
+            continue
+        for word in words:
+            for match in grounding.phrase_pattern(word).finditer(folded):
+                length = match.end() - match.start()
+                if best is None or length > best[0]:
+                    best = (length, name)
+    return best[1] if best else None
 
 
 _COMMAND_WORDS = re.compile(

@@ -117,7 +117,6 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "training status pls",
         ),
         'es': (
-            "¿cuánta precisión alcanzó el clasificador de mascotas?",
             "qué modelos tengo entrenados",
             "muestra los entrenamientos",
             "lista mis modelos",
@@ -143,12 +142,11 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "ver modelos entrenados",
             "antes de generar imágenes dime qué modelos generativos están entrenados y su pérdida de validación",
             "estado del training porfa",
+            "¿cuánta precisión alcanzó el clasificador de mascotas?",
         ),
     },
     'classify_pet': {
         'en': (
-            "classify my pet",
-            "check if my pet photo shows a cat or a dog",
             "is this a cat or a dog photo.jpg",
             "classify this pet picture",
             "tell me if ~/pics/pet.jpg is a dog",
@@ -176,10 +174,10 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "tell me what pet is in the photo bella.jpeg",
             "I took this picture at the shelter, shelter_03.jpg, could you tell me if it's a dog or a cat before I upload it?",
             "predict cat vs dog for ./pets/unknown.jpg",
+            "classify my pet",
+            "check if my pet photo shows a cat or a dog",
         ),
         'es': (
-            "clasifica a mi mascota",
-            "mira si mi mascota es perro o gato",
             "¿es un gato o un perro? foto.png",
             "clasifica esta mascota",
             "¿es un gato o un perro? foto.jpg",
@@ -206,6 +204,8 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "dime qué mascota sale en la foto bella.jpeg",
             "saqué esta foto en la protectora, protectora_03.jpg, ¿me dices si es perro o gato antes de subirla?",
             "check si ./mascotas/desconocido.jpg es cat o dog",
+            "clasifica a mi mascota",
+            "mira si mi mascota es perro o gato",
         ),
     },
     'generate_images': {
@@ -442,9 +442,6 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     'analyze_face': {
         'en': (
-            "analyze my face",
-            "check the emotion on my face",
-            "estimate my age from my selfie",
             "what's this face's emotion and age photo.jpg",
             "analyze the faces in group.png",
             "how old does the person in me.jpg look",
@@ -473,11 +470,11 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "who looks happiest in friends_beach.jpg",
             "what's the emotion here C:\\Users\\luis\\Pictures\\foto_carnet.jpg",
             "facial emotion recognition on test_face.png pls",
+            "analyze my face",
+            "check the emotion on my face",
+            "estimate my age from my selfie",
         ),
         'es': (
-            "analiza mi cara",
-            "dime qué emoción tiene mi cara",
-            "calcula mi edad con mi selfi",
             "¿qué emoción tiene esta cara? foto.jpg",
             "detecta emociones en esta imagen",
             "analiza la cara de selfie.jpg",
@@ -504,6 +501,9 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "¿quién se ve más feliz en playa_amigos.jpg?",
             "checa la cara de mi jefe en jefe.jpg, ¿está de malas?",
             "reconocimiento de emociones en cara_prueba.png porfa",
+            "analiza mi cara",
+            "dime qué emoción tiene mi cara",
+            "calcula mi edad con mi selfi",
         ),
     },
     'add_video': {
@@ -566,9 +566,6 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
     },
     'ask_video': {
         'en': (
-            "what does seminar_3.srt say about batch normalization?",
-            "what does the transcript of keynote.vtt say about GANs?",
-            "in https://www.youtube.com/watch?v=Rt5nQ8mZ2aE, who does the speaker thank?",
             "what does the video say about attention",
             "in the video, when do they talk about dropout",
             "according to the lecture, what is backpropagation",
@@ -602,11 +599,11 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "how did they explain convolution in the class recording",
             "from the transcripts, what accuracy did the presenter report",
             "ask the lecture what the final project is about",
+            "what does seminar_3.srt say about batch normalization?",
+            "what does the transcript of keynote.vtt say about GANs?",
+            "in https://www.youtube.com/watch?v=Rt5nQ8mZ2aE, who does the speaker thank?",
         ),
         'es': (
-            "¿qué dice notas_clase.srt sobre el dropout?",
-            "¿qué explica la transcripción de charla_ia.json sobre los embeddings?",
-            "en youtu.be/Hj4kL9pQ2sW, ¿qué dice el ponente de las GPUs?",
             "¿qué dice el vídeo sobre las redes neuronales?",
             "¿qué explica el ponente sobre los transformers?",
             "según el vídeo, ¿cuándo se inventó el perceptrón?",
@@ -636,11 +633,13 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "¿cómo explicaron la convolución en la grabación de la clase?",
             "según las transcripciones, ¿qué precisión reportó el presentador?",
             "pregúntale a la clase de qué trata el proyecto final",
+            "¿qué dice notas_clase.srt sobre el dropout?",
+            "¿qué explica la transcripción de charla_ia.json sobre los embeddings?",
+            "en youtu.be/Hj4kL9pQ2sW, ¿qué dice el ponente de las GPUs?",
         ),
     },
     'summarize_video': {
         'en': (
-            "tldr of the talk please",
             "summarize this video",
             "give me a summary of the lecture",
             "what are the main points of the talk",
@@ -669,6 +668,7 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "resume the talk for me in a few bullet points",
             "give me the gist of the video",
             "summarize this one: youtu.be/p7HgK2sQw0E",
+            "tldr of the talk please",
         ),
         'es': (
             "resume el vídeo",
@@ -792,8 +792,6 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "describe tables",
         ),
         'es': (
-            "descríbeme la base de datos",
-            "enséñame qué tablas tiene la base de datos de recursos humanos",
             "¿qué tablas tiene la base de datos?",
             "describe la base de datos de ventas",
             "muestra el esquema",
@@ -818,12 +816,12 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "esquema de postgresql://localhost/inventario",
             "¿qué tipo de datos se guardan en la base, tabla por tabla?",
             "describe las tablas",
+            "descríbeme la base de datos",
+            "enséñame qué tablas tiene la base de datos de recursos humanos",
         ),
     },
     'none': {
         'en': (
-            "could you translate texts if I asked?",
-            "see you later, bye",
             "hello",
             "thanks!",
             "what is a neural network",
@@ -885,11 +883,10 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "I'm a teacher preparing a workshop on deep learning for beginners; what topics would you recommend covering in the first two sessions, and in what order?",
             "how does YouTube recommend videos, is it deep learning?",
             "never mind",
+            "could you translate texts if I asked?",
+            "see you later, bye",
         ),
         'es': (
-            "¿sabes resumir charlas?",
-            "¿qué cosas sabes hacer?",
-            "dime un dato curioso sobre redes neuronales",
             "hola",
             "gracias",
             "¿qué es una red neuronal?",
@@ -937,6 +934,9 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "Soy profe y estoy preparando un taller de deep learning para principiantes; ¿qué temas me recomiendas para las dos primeras sesiones y en qué orden?",
             "¿cómo recomienda YouTube los vídeos, usa deep learning?",
             "olvídalo",
+            "¿sabes resumir charlas?",
+            "¿qué cosas sabes hacer?",
+            "dime un dato curioso sobre redes neuronales",
         ),
     },
 }

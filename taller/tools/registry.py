@@ -268,6 +268,28 @@ def router_examples() -> dict[str, list[str]]:
     return examples
 
 
+def prompt_examples() -> str:
+    """Lines ``"<request>" -> <tool>`` for the router's prompt: each tool's first example, English and
+    Spanish in turn, then a greeting and a general question that need no tool."""
+    lines = []
+    for index, (name, spec) in enumerate(TOOLS.items()):
+        examples = (spec.examples_en, spec.examples_es)[index % 2] or spec.examples
+        lines.append(f'"{examples[0]}" -> {name}')
+    english, spanish = EXAMPLES[NO_TOOL]["en"], EXAMPLES[NO_TOOL]["es"]
+    lines += [f'"{spanish[0]}" -> {NO_TOOL}', f'"{english[4]}" -> {NO_TOOL}']
+    return "\n".join(lines)
+
+
+def abilities() -> str:
+    """What the tools do, one clause each, for the chat prompt: "train a model; …"."""
+    return "; ".join(spec.description for spec in TOOLS.values())
+
+
+def model_list() -> str:
+    """The trainable models with what each is: "dense_classifier (cats-vs-dogs MLP …), …"."""
+    return ", ".join(f"{name} ({spec.description})" for name, spec in MODELS.items())
+
+
 def confirmation_templates(language: str = "en") -> dict[str, str]:
     """The question asked before each tool that has one, in ``language`` ("en" or "es")."""
     if language not in LANGUAGES:

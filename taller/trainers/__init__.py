@@ -70,8 +70,10 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "dense_classifier", "taller.trainers.dense_classifier", "cats-vs-dogs MLP on CIFAR-10",
         metric="test_accuracy",
         words_en=("dense", "dense classifier", "mlp", "classifier", "pet", "pets", "cats vs dogs",
-                  "cats vs. dogs", "cat vs dog", "cats versus dogs", "cats and dogs", "cat or dog"),
-        words_es=("clasificador", "gatos y perros", "gatos vs perros", "gato o perro", "perros y gatos"),
+                  "cats vs. dogs", "cat vs dog", "cats versus dogs", "cats and dogs", "cat or dog",
+                  "dogs vs cats", "dogs and cats", "dog or cat"),
+        words_es=("clasificador", "gatos y perros", "gatos vs perros", "gato o perro", "gatos o perros",
+                  "perros y gatos", "perro o gato", "perros o gatos"),
     ),
     ModelSpec(
         "autoencoder", "taller.trainers.autoencoder", "MNIST stacked autoencoder",

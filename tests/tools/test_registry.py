@@ -264,3 +264,28 @@ def test_the_catalog_refuses_an_argument_it_cannot_describe(monkeypatch):
         spec.catalog_line()
     hinted = ToolSpec("odd", "taller.tools.elsewhere", "do something odd", argument_hints={"options": "{name: int}"})
     assert hinted.catalog_line() == 'do something odd. args: {"options": {name: int}}'
+
+
+def test_the_router_reads_model_names_with_the_registry_words():
+    from taller.agent import router
+
+    names = list(MODELS)
+    for name, words in registry.model_words().items():
+        for word in words:
+            said = word.rstrip("*") + ("ion" if word.endswith("*") else "")
+            assert router._model_name(f"please train the {said} now", names) == name, (name, word)
+    # Overlapping words: the longest match wins.
+    assert router._model_name("train the variational autoencoder", names) == "vae"
+    assert router._model_name("entrena la bi-lstm", names) == "birnn"
+
+
+def test_the_prompts_list_the_registry_tools_models_and_examples():
+    router_prompt = prompts.ROUTER_SYSTEM.format(catalog="")
+    for line in registry.prompt_examples().splitlines():
+        assert line in router_prompt
+    named = [line.rsplit(" -> ", 1)[1] for line in registry.prompt_examples().splitlines()]
+    assert named[:len(TOOLS)] == list(TOOLS) and set(named[len(TOOLS):]) == {"none"}
+    for name, spec in MODELS.items():
+        assert f"{name} ({spec.description})" in prompts.CHAT_SYSTEM
+    for spec in TOOLS.values():
+        assert spec.description in prompts.CHAT_SYSTEM
