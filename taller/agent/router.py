@@ -1,23 +1,26 @@
-"""Choosing the one tool call for a request: a semantic pre-router, rules, then constrained LLM output.
+"""Choosing the one tool call for a request: an intent classifier, rules, then constrained LLM output.
 
 Small local models pick a first tool well when their output is constrained to a schema, and
 babble or loop when left free. So planning is a single decision, ``{"tool", "args"}``:
 
-1. The semantic pre-router embeds the request with MiniLM and compares it with example requests of
-   every tool (``prompts.ROUTER_EXAMPLES``). When the nearest tool wins by a clear margin and the
-   tool's arguments can be read off the request by rules (a model name, a file path, a quoted
-   text), the plan is made instantly, without the LLM.
+1. The intent classifier (:mod:`taller.agent.intents`, trained on the registry's examples)
+   gives a probability per tool and "none". When it is sure and the tool's arguments can be read
+   off the request by rules (a model name, a file path, a quoted text), the plan is made
+   instantly, without the LLM. When it is sure of the tool only, the LLM fills the arguments.
 2. Otherwise the LLM answers with output constrained to a JSON schema whose choices are narrowed to
-   the pre-router's best candidates (Ollama ``format`` / llama.cpp grammar), and the arguments are
-   validated against the tool's pydantic schema, with one retry that shows the model its mistake.
+   the classifier's best candidates (Ollama ``format`` / llama.cpp grammar), and the arguments
+   are validated against the tool's pydantic schema, with one retry that shows the model its
+   mistake.
 3. When the request states more than the rules read (a number, a quote, a file, a named
    database), the LLM fills the tool's whole schema and :mod:`taller.agent.grounding` keeps only
-   the values the text supports. A follow-up turn is first made standalone
-   (:mod:`taller.agent.followup`).
+   the values the text supports.
+4. A follow-up turn is first made standalone (:mod:`taller.agent.followup`); a turn that changes
+   a value of the previous call edits that call, the turn's own values winning.
 
-Why one module of about 550 lines: these steps are one decision read top to bottom (rules →
-pre-router → LLM choice → grounded arguments → veto); the mechanisms with their own state or
-vocabulary (grounding, follow-ups, the registry) already live in their own modules.
+Why one module of about 650 lines: these steps are one decision read top to bottom (rules →
+classifier → LLM choice → grounded arguments → follow-up edit → veto); the mechanisms with their
+own state or vocabulary (the classifier, grounding, follow-ups, the registry) live in their own
+modules.
 """
 
 from __future__ import annotations
@@ -261,7 +264,10 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
     if results_note:
         system += "\n\n" + prompts.ROUTER_AFTER_TOOL.format(results=results_note)
     messages: list[BaseMessage] = [SystemMessage(content=system), *_history_text(history), HumanMessage(content=request)]
-    raw = invoke_json(model, messages, choice_schema(candidates), max_tokens=24)
+    # One candidate is no choice: the intent classifier was sure of the tool and only its
+    # arguments need the model, which saves a call (a second or two on a CPU).
+    raw = {"tool": candidates[0]} if len(candidates) == 1 else invoke_json(
+        model, messages, choice_schema(candidates), max_tokens=24)
     tool = raw.get("tool")
     if tool in (None, "", NONE, "null"):
         return {"tool": None, "args": {}, "source": "llm"}
@@ -498,16 +504,20 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         context = followup.context_from_messages(history)
     standalone = request
     if results_note is None and followup.looks_like_followup(request, context):
-        # A turn the pre-router already understands completely needs no rewrite ("train a vae",
-        # "and luna.png?"), unless it points back and the pre-router chose another tool.
-        # A turn the pre-router places with every argument read off it needs no rewrite ("add
-        # this one too: <URL>", "and luna.png?"), except a free-text argument (a question) that
-        # points back: "who are those customers?" must say which customers.
-        quick = semantic_plan(request) if use_semantic else None
+        # A turn the classifier places on a tool with every argument read off it needs no
+        # rewrite ("add this one too: <URL>", "and luna.png?" with the last tool favoured),
+        # except a free-text argument (a question) that points back: "who are those
+        # customers?" must say which customers. A turn it reads as chat ("¿y de jazz?") is
+        # rewritten: in a thread it rarely is chat.
+        favour = (context.last_call or {}).get("tool")
+        quick = semantic_plan(request, favour) if use_semantic else None
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
-        if quick is None or (followup.refers_back(request) and free_text):
+        if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
             standalone = followup.rewrite(model_factory(), request, context)
-    decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context)
+    # The last tool is favoured only for the turn as typed; a rewritten turn says what it wants.
+    favour = (context.last_call or {}).get("tool") if standalone == request and followup.looks_like_followup(
+        request, context) and results_note is None else None
+    decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context, favour)
     changes_a_value = followup.changes_a_value(request)
     if (not decision.get("tool") and results_note is None and context.last_call
             and (followup.continues(request) or changes_a_value)):
@@ -599,9 +609,26 @@ def _same_tool_again(request: str, standalone: str, context: followup.ThreadCont
     return {"tool": tool, "args": _compact(tool, clean), "source": "follow-up"}
 
 
-def semantic_plan(request: str) -> dict[str, Any] | None:
-    """The pre-router's plan when it is confident of the tool and the rules read every argument."""
+# How much likelier a follow-up turn must be to mean another tool than the last one: "and
+# bruno.png?" after classify_pet says nothing of the tool (a photo fits three), "add this one too:
+# <URL>" after ask_video says add_video plainly.
+FOLLOWUP_PRIOR = 10.0
+
+
+def _scores(request: str, favour: str | None = None) -> list[tuple[str, float]]:
+    """The classifier's probabilities, reweighted towards ``favour`` (the last call's tool) for a
+    follow-up turn, and normalised again."""
     ranked = semantic_router().scores(request)
+    if not favour:
+        return ranked
+    weighted = [(name, p * (FOLLOWUP_PRIOR if name == favour else 1.0)) for name, p in ranked]
+    total = sum(p for _, p in weighted) or 1.0
+    return sorted(((name, p / total) for name, p in weighted), key=lambda item: item[1], reverse=True)
+
+
+def semantic_plan(request: str, favour: str | None = None) -> dict[str, Any] | None:
+    """The pre-router's plan when it is confident of the tool and the rules read every argument."""
+    ranked = _scores(request, favour)
     (best, score), (_, second) = ranked[0], ranked[1]
     if score < CONFIDENT_SCORE or score - second < CONFIDENT_MARGIN:
         return None
@@ -620,18 +647,19 @@ def semantic_plan(request: str) -> dict[str, Any] | None:
 
 
 def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMessage], use_semantic: bool,
-                     results_note: str | None, context: followup.ThreadContext | None = None) -> dict[str, Any]:
+                     results_note: str | None, context: followup.ThreadContext | None = None,
+                     favour: str | None = None) -> dict[str, Any]:
     candidates: list[str] = list(TOOL_NAMES)
     ranked: list[tuple[str, float]] = []
     if use_semantic and results_note is None:
-        quick = semantic_plan(request)
+        quick = semantic_plan(request, favour)
         if quick is not None:
             return quick
-        ranked = semantic_router().scores(request)
+        ranked = _scores(request, favour)
         (best, score), (_, second) = ranked[0], ranked[1]
         if score >= CONFIDENT_SCORE and score - second >= CONFIDENT_MARGIN:
-            # Confident about the tool but not its arguments: keep the LLM's choice narrow.
-            candidates = [best, NONE] if best != NONE else candidates
+            # Confident about the tool but not its arguments: the LLM only fills them.
+            candidates = [best] if best != NONE else candidates
         else:
             by_keywords = keyword_plan(request)
             if by_keywords is not None:
@@ -646,7 +674,7 @@ def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMes
     if by_file:
         candidates = [name for name in candidates if name in by_file] or list(by_file)
     decision = llm_plan(model_factory(), request, candidates, history, results_note, context,
-                        allow_none=not by_file)
+                        allow_none=not by_file and len(candidates) > 1)
     if (decision.get("tool") and decision.get("error")
             and any(name in _PATH_ARGUMENTS for name in _required(decision["tool"]))
             and not _PATHISH.search(request) and _QUESTION.search(request) and not _MINE.search(request)):

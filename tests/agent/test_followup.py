@@ -196,3 +196,32 @@ def test_a_name_keeps_the_users_spelling_when_a_rewrite_recases_it():
     decision = router.plan("how many employees are in it?", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "query_database" and decision["args"]["database"] == "hr"
     assert decision["standalone"] == "How many employees are in the HR database?"
+
+
+class _Classifier:
+    def __init__(self, ranked):
+        self.ranked = ranked
+
+    def scores(self, text):
+        return list(self.ranked)
+
+
+def test_a_bare_follow_up_favours_the_last_tool_and_a_clear_switch_still_wins(monkeypatch):
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("analyze_face", 0.75), ("classify_pet", 0.2), ("generate_images", 0.05)]))
+    context = followup.ThreadContext(turns=("is coco.jpg a cat or a dog?",),
+                                     last_call={"tool": "classify_pet", "args": {"image_path": "coco.jpg"}},
+                                     last_request="is coco.jpg a cat or a dog?")
+
+    def no_llm():
+        raise AssertionError("the LLM is not needed")
+
+    decision = router.plan("and bruno.png?", no_llm, context=context)
+    assert decision["tool"] == "classify_pet" and decision["args"] == {"image_path": "bruno.png"}
+    # Without a thread the same scores mean the face tool.
+    assert router.plan("and bruno.png?", no_llm)["tool"] == "analyze_face"
+    # A turn that plainly asks for another tool is not pulled back to the last one.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("analyze_face", 0.97), ("classify_pet", 0.02), ("none", 0.01)]))
+    decision = router.plan("now how old does the man in bruno_owner.jpg look?", no_llm, context=context)
+    assert decision["tool"] == "analyze_face"

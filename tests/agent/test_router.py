@@ -53,27 +53,6 @@ def test_semantic_router_answers_confident_requests_without_the_llm(semantic, te
     assert decision["tool"] == tool and decision["args"] == args and decision["source"] == "semantic"
 
 
-def test_semantic_router_narrows_the_llm_choice_and_refuses_invented_paths(semantic, monkeypatch):
-    # "what emotion does the face in my photo show" is clearly analyze_face but names no file: the LLM is asked,
-    # its choice narrowed to the pre-router's best candidates; a path the user never wrote is refused.
-    seen = []
-    real = router.choice_schema
-    monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
-    model = FakeChatModel(responses=[{"tool": "analyze_face"}, {"image_path": "me.jpg"}])
-    decision = router.plan("what emotion does the face in my photo show", lambda: model)
-    assert seen[0][0] == "analyze_face" and "none" in seen[0] and len(seen[0]) <= router.CANDIDATES + 1
-    assert decision["tool"] == "analyze_face" and "which file?" in decision["error"]
-    model = FakeChatModel(responses=[{"tool": "analyze_face"}, {"image_path": "~/Pictures/ME.JPG"}])
-    decision = router.plan("what emotion does the face in my photo show? ~/Pictures/ME.JPG", lambda: model)
-    assert decision["args"] == {"image_path": "~/Pictures/ME.JPG"} and "error" not in decision
-
-
-def test_semantic_scores_rank_every_tool(semantic):
-    ranked = router.semantic_router().scores("¿cuántos clientes hay en Brasil?")
-    assert ranked[0][0] == "query_database"
-    assert {name for name, _ in ranked} == set(router.prompts.ROUTER_EXAMPLES)
-
-
 class _UnsureClassifier:
     """An intent classifier that leans to "none" without being sure of it."""
 
@@ -82,6 +61,40 @@ class _UnsureClassifier:
 
     def scores(self, text):
         return list(self.ranked)
+
+
+def test_a_sure_classifier_leaves_the_llm_only_the_arguments_and_invented_paths_are_refused(semantic, monkeypatch):
+    # "what emotion does the face in my photo show" is clearly analyze_face but names no file: the
+    # LLM is not asked to choose (one candidate), only to fill the arguments; a path the user never
+    # wrote is refused.
+    seen = []
+    real = router.choice_schema
+    monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
+    model = FakeChatModel(responses=[{"image_path": "me.jpg"}])
+    decision = router.plan("what emotion does the face in my photo show", lambda: model)
+    assert seen == [] and len(model.calls) == 1
+    assert decision["tool"] == "analyze_face" and "which file?" in decision["error"]
+    model = FakeChatModel(responses=[{"image_path": "~/Pictures/ME.JPG"}])
+    decision = router.plan("what emotion does the face in my photo show? ~/Pictures/ME.JPG", lambda: model)
+    assert decision["args"] == {"image_path": "~/Pictures/ME.JPG"} and "error" not in decision
+
+
+def test_an_unsure_classifier_narrows_the_llm_choice_to_its_best_candidates(semantic, monkeypatch):
+    unsure = _UnsureClassifier([("query_database", 0.4), ("forecast", 0.35), ("none", 0.15), ("list_models", 0.1)])
+    monkeypatch.setattr(router, "semantic_router", lambda: unsure)
+    seen = []
+    real = router.choice_schema
+    monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
+    model = FakeChatModel(responses=[{"tool": "query_database"}])
+    decision = router.plan("¿qué país compró más en 2022?", lambda: model)
+    assert seen == [["query_database", "forecast", "none", "list_models"]]
+    assert decision["tool"] == "query_database" and decision["args"] == {"question": "¿qué país compró más en 2022?"}
+
+
+def test_semantic_scores_rank_every_tool(semantic):
+    ranked = router.semantic_router().scores("¿cuántos clientes hay en Brasil?")
+    assert ranked[0][0] == "query_database"
+    assert {name for name, _ in ranked} == set(router.prompts.ROUTER_EXAMPLES)
 
 
 def test_semantic_veto_turns_a_guessed_tool_into_a_direct_answer(semantic, monkeypatch):
