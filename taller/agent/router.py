@@ -58,7 +58,41 @@ _CSV_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b"
 _URL = re.compile(r"https?://\S+", re.I)
 # A bare YouTube id: 11 characters of [A-Za-z0-9_-] with a digit, "_" or "-" or mixed case inside.
 _YOUTUBE_ID = re.compile(r"(?<![\w/.-])([A-Za-z0-9_-]{11})(?![\w/.-])")
-_EPOCHS = re.compile(r"(\d+)\s*(?:epochs?|épocas?|epocas?)", re.I)
+_EPOCH_WORD = re.compile(r"(?:(?<=\d)|\b)(?:epochs?|épocas?|epocas?)\b", re.I)
+_SAMPLE_WORD = re.compile(r"(?:(?<=\d)|\b)(?:samples?|images?|imágenes|imagenes|muestras|digits?|dígitos|digitos|pictures?)\b", re.I)
+
+
+def _number_before(text: str, unit: re.Pattern[str]) -> int | None:
+    """The whole number written just before a unit word: "12 epochs", "twelve epochs", "cinco
+    épocas", "veinte muestras" (digits or English/Spanish number words, up to three words back)."""
+    from taller.agent import grounding
+
+    match = unit.search(text)
+    if not match:
+        return None
+    before = text[:match.start()].split()[-3:]
+    found = None
+    # Widen the window word by word from the unit backwards while it still reads as one number:
+    # "five" -> "twenty five"; "2 models for 5" stops at 5.
+    for start in range(len(before) - 1, -1, -1):
+        mentions = grounding.number_mentions(" ".join(before[start:]))
+        if len(mentions) > 1:
+            break
+        if mentions:
+            found = mentions[0]
+    return int(found) if found is not None and found == int(found) and found > 0 else None
+    before = text[:match.start()].split()[-3:]
+    # Read from the word nearest the unit backwards, so "train 2 models for 5 epochs" gives 5.
+    for start in range(len(before) - 1, -1, -1):
+        mentions = grounding.number_mentions(" ".join(before[start:]))
+        if len(mentions) > 1:
+            break
+        if mentions and mentions[0] == int(mentions[0]) and mentions[0] > 0:
+            found = int(mentions[0])
+            if start == 0 or not grounding.number_mentions(" ".join(before[start - 1:])) or \
+                    len(grounding.number_mentions(" ".join(before[start - 1:]))) > 1:
+                return found
+    return None
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\d+)?)+")
 
@@ -120,8 +154,8 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         model = _model_name(text, ["dense_classifier", "autoencoder", "rnn", "birnn", "seq2seq", "vae", "pix2pix"])
         if not model:
             return None
-        epochs = _EPOCHS.search(text)
-        return {"model": model, **({"epochs": int(epochs.group(1))} if epochs else {})}
+        epochs = _number_before(text, _EPOCH_WORD)
+        return {"model": model, **({"epochs": epochs} if epochs else {})}
     if tool in ("classify_pet", "analyze_face"):
         path = _IMAGE_PATH.search(text)
         return {"image_path": path.group(1)} if path else None
@@ -130,9 +164,9 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         if not model:
             return None
         args: dict[str, Any] = {"model": model}
-        count = re.search(r"\b(\d{1,2})\b\s*(?:samples?|images?|imágenes|muestras|digits?|dígitos)", text, re.I)
+        count = _number_before(text, _SAMPLE_WORD)
         if count:
-            args["count"] = int(count.group(1))
+            args["count"] = count
         path = _IMAGE_PATH.search(text)
         if path:
             args["image_path"] = path.group(1)

@@ -146,7 +146,7 @@ def _plan(text, *responses):
 
 
 def test_a_stated_optional_count_is_kept():
-    decision, model = _plan("make 9 pictures with the VAE",
+    decision, model = _plan("use the VAE to draw 9 of them",
                             {"tool": "generate_images"}, {"model": "vae", "count": 9, "image_path": None})
     assert decision["tool"] == "generate_images" and decision["args"] == {"model": "vae", "count": 9}
     assert len(model.calls) == 2  # the choice, then one fill of the whole schema
@@ -230,3 +230,17 @@ def test_a_number_stated_twice_but_used_once_is_still_unexplained():
     args = {"values": [8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30]}
     assert router._unexplained("forecast", "a 10-step forecast of 8 10 12 14 16 18 20 22 24 26 28 30", args)
     assert not router._unexplained("forecast", "forecast 8 10 12 14 16 18 20 22 24 26 28 30", args)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("train the vae for twelve epochs", {"model": "vae", "epochs": 12}),
+    ("entrena el autoencoder con cinco épocas", {"model": "autoencoder", "epochs": 5}),
+    ("train the gan for 10epochs", {"model": "pix2pix", "epochs": 10}),
+    ("train the lstm for a few epochs", {"model": "rnn"}),
+])
+def test_epochs_written_as_digits_or_words(text, expected):
+    assert router.extract_args("train_model", text) == expected
+
+
+def test_a_sample_count_in_words():
+    assert router.extract_args("generate_images", "genera veinte muestras con el vae") == {"model": "vae", "count": 20}
