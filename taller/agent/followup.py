@@ -208,15 +208,32 @@ def inherited(tool: str, context: ThreadContext, required: Sequence[str], args: 
             if name not in args and name in CARRY_OVER and name in previous}
 
 
+def sticky(tool: str, context: ThreadContext, args: dict[str, Any]) -> dict[str, Any]:
+    """The conversation's current database or video (``ToolSpec.sticky_fields``) that ``args``
+    lack, from the last call of any tool: after "resume el vídeo kCc8FmEb1nY", "¿qué dice sobre
+    BERT?" asks that video."""
+    from taller.tools import registry
+
+    spec = registry.TOOLS.get(tool)
+    previous = (context.last_call or {}).get("args") or {}
+    if spec is None:
+        return {}
+    return {name: previous[name] for name in spec.sticky_fields
+            if args.get(name) in (None, "") and previous.get(name) not in (None, "")}
+
+
 def carry_over(decision: dict[str, Any], context: ThreadContext, required: Sequence[str]) -> dict[str, Any]:
-    """Fill required arguments the decision lacks from the last call of the same tool."""
+    """Fill required arguments the decision lacks from the last call of the same tool, and the
+    conversation's current database or video from the last call of any tool."""
     tool = decision.get("tool")
     if not tool:
         return decision
     args = dict(decision.get("args") or {})
-    inherited_args = inherited(tool, context, required, args)
+    required_args = inherited(tool, context, required, args)
+    inherited_args = {**sticky(tool, context, args), **required_args}
     if not inherited_args:
         return decision
     out = {**decision, "args": {**args, **inherited_args}, "carried_over": sorted(inherited_args)}
-    out.pop("error", None)  # the missing argument was the error ("which file?")
+    if required_args:
+        out.pop("error", None)  # the missing argument was the error ("which file?")
     return out

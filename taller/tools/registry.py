@@ -50,7 +50,8 @@ class ToolSpec:
     description, which ``details`` completes. ``confirmation`` maps a language ("en", "es") to the
     question asked before a costly call, formatted with its arguments. ``synonyms`` maps an
     argument to {value: words people use for it} (see :class:`taller.trainers.ModelSpec` for how
-    words match). ``free_text_fields`` may be reworded (a question); ``carry_over_fields`` may be
+    words match). ``free_text_fields`` may be reworded (a question); ``sticky_fields`` hold the
+    conversation's current thing (a database, a video); ``carry_over_fields`` may be
     inherited by a follow-up from the previous call of the same tool. ``argument_hints`` replaces
     the catalog's generated text for an argument whose type says too little.
     """
@@ -67,6 +68,9 @@ class ToolSpec:
     synonyms: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     free_text_fields: frozenset[str] = frozenset()
     carry_over_fields: frozenset[str] = frozenset()
+    # The conversation's current database or video: inherited from the last call of any tool that
+    # had it, unless the request names its own ("describe the hr database" → "how many employees?").
+    sticky_fields: frozenset[str] = frozenset()
     argument_hints: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -210,12 +214,14 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                  "the transcripts do not contain the answer. " + _NOT_ADDED_YET + "."),
         free_text_fields=frozenset({"question"}),
         carry_over_fields=frozenset({"video"}),
+        sticky_fields=frozenset({"video"}),
     ),
     ToolSpec(
         "summarize_video", "taller.tools.videos", "summarise an added video",
         details=("Section by section, with a timestamp for each section (default: the video added last). "
                  + _NOT_ADDED_YET + ", in the same call."),
         carry_over_fields=frozenset({"video"}),
+        sticky_fields=frozenset({"video"}),
     ),
     ToolSpec(
         "query_database", "taller.tools.database",
@@ -225,11 +231,13 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                  "columns, the rows and a one-sentence answer; large results are saved to a CSV file."),
         free_text_fields=frozenset({"question"}),
         carry_over_fields=frozenset({"database"}),
+        sticky_fields=frozenset({"database"}),
     ),
     ToolSpec(
         "describe_database", "taller.tools.database", "describe the tables of a database",
         details="Tables, columns, types, keys and row counts (default: the 'sales' music store).",
         carry_over_fields=frozenset({"database"}),
+        sticky_fields=frozenset({"database"}),
     ),
 )}
 

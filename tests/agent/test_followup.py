@@ -225,3 +225,21 @@ def test_a_bare_follow_up_favours_the_last_tool_and_a_clear_switch_still_wins(mo
         [("analyze_face", 0.97), ("classify_pet", 0.02), ("none", 0.01)]))
     decision = router.plan("now how old does the man in bruno_owner.jpg look?", no_llm, context=context)
     assert decision["tool"] == "analyze_face"
+
+
+def test_the_conversations_video_and_database_stick_across_tools():
+    after_summary = followup.ThreadContext(turns=("resume el vídeo kCc8FmEb1nY",),
+                                           last_call={"tool": "summarize_video", "args": {"video": "kCc8FmEb1nY"}})
+    decision = followup.carry_over({"tool": "ask_video", "args": {"question": "¿qué dice sobre BERT?"}},
+                                   after_summary, ["question"])
+    assert decision["args"] == {"question": "¿qué dice sobre BERT?", "video": "kCc8FmEb1nY"}
+    assert decision["carried_over"] == ["video"]
+    # A video the request names itself wins; a tool without a video argument gets none.
+    named = {"tool": "ask_video", "args": {"question": "q", "video": "Ilg3gGewQ5U"}}
+    assert followup.carry_over(named, after_summary, ["question"]) == named
+    assert followup.carry_over({"tool": "translate", "args": {"text": "x"}}, after_summary, ["text"])["args"] == {"text": "x"}
+    after_describe = followup.ThreadContext(turns=("describe the hr database",),
+                                            last_call={"tool": "describe_database", "args": {"database": "hr"}})
+    decision = followup.carry_over({"tool": "query_database", "args": {"question": "how many employees are there?"},
+                                    "error": "unrelated"}, after_describe, ["question"])
+    assert decision["args"]["database"] == "hr" and decision["error"] == "unrelated"

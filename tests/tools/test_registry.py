@@ -289,3 +289,13 @@ def test_the_prompts_list_the_registry_tools_models_and_examples():
         assert f"{name} ({spec.description})" in prompts.CHAT_SYSTEM
     for spec in TOOLS.values():
         assert spec.description in prompts.CHAT_SYSTEM
+
+
+def test_sticky_fields_are_optional_carry_over_fields_of_their_tool():
+    sticky = {name: spec.sticky_fields for name, spec in TOOLS.items() if spec.sticky_fields}
+    assert sticky == {"ask_video": {"video"}, "summarize_video": {"video"},
+                      "query_database": {"database"}, "describe_database": {"database"}}
+    for name, fields in sticky.items():
+        schema = TOOLS[name].args_schema.model_fields
+        assert fields <= TOOLS[name].carry_over_fields
+        assert all(not schema[field].is_required() for field in fields)
