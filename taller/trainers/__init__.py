@@ -102,7 +102,7 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
         "vae", "taller.trainers.vae", "MNIST variational autoencoder",
         metric="test_elbo",
         words_en=("variational", "variational autoencoder"),
-        words_es=("variacional", "autocodificador variacional"),
+        words_es=("variacional", "autocodificador variacional", "autoencoder variacional"),
         generation=Generation(16, "{count} new samples from the VAE"),
     ),
     ModelSpec(
