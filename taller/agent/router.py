@@ -543,14 +543,18 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # except a free-text argument (a question) that points back: "who are those
         # customers?" must say which customers. A turn it reads as chat ("¿y de jazz?") is
         # rewritten: in a thread it rarely is chat.
-        favour = (context.last_call or {}).get("tool")
-        quick = semantic_plan(request, favour) if use_semantic else None
+        last_tool = (context.last_call or {}).get("tool")
+        quick = semantic_plan(request, (last_tool, FOLLOWUP_PRIOR) if last_tool else None) if use_semantic else None
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
             standalone = followup.rewrite(model_factory(), request, context)
-    # The last tool is favoured only for the turn as typed; a rewritten turn says what it wants.
-    favour = (context.last_call or {}).get("tool") if standalone == request and followup.looks_like_followup(
-        request, context) and results_note is None else None
+    # The last tool is favoured only for the turn as typed (a rewritten turn says what it wants):
+    # strongly when the turn reads like a follow-up, mildly otherwise ("¿qué dice sobre BERT?"
+    # right after a video summary), so only a turn the classifier is unsure of changes tool.
+    favour = None
+    if standalone == request and results_note is None and (context.last_call or {}).get("tool"):
+        strength = FOLLOWUP_PRIOR if followup.looks_like_followup(request, context) else THREAD_PRIOR
+        favour = (context.last_call["tool"], strength)
     decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context, favour)
     changes_a_value = followup.changes_a_value(request)
     if (not decision.get("tool") and results_note is None and context.last_call
@@ -647,20 +651,23 @@ def _same_tool_again(request: str, standalone: str, context: followup.ThreadCont
 # bruno.png?" after classify_pet says nothing of the tool (a photo fits three), "add this one too:
 # <URL>" after ask_video says add_video plainly.
 FOLLOWUP_PRIOR = 10.0
+# The same for any other turn of a conversation: a mild pull, for turns the classifier is unsure of.
+THREAD_PRIOR = 3.0
 
 
-def _scores(request: str, favour: str | None = None) -> list[tuple[str, float]]:
-    """The classifier's probabilities, reweighted towards ``favour`` (the last call's tool) for a
-    follow-up turn, and normalised again."""
+def _scores(request: str, favour: tuple[str, float] | None = None) -> list[tuple[str, float]]:
+    """The classifier's probabilities, reweighted towards ``favour`` ((the last call's tool, how
+    strongly)) in a conversation, and normalised again."""
     ranked = semantic_router().scores(request)
     if not favour:
         return ranked
-    weighted = [(name, p * (FOLLOWUP_PRIOR if name == favour else 1.0)) for name, p in ranked]
+    tool, strength = favour
+    weighted = [(name, p * (strength if name == tool else 1.0)) for name, p in ranked]
     total = sum(p for _, p in weighted) or 1.0
     return sorted(((name, p / total) for name, p in weighted), key=lambda item: item[1], reverse=True)
 
 
-def semantic_plan(request: str, favour: str | None = None) -> dict[str, Any] | None:
+def semantic_plan(request: str, favour: tuple[str, float] | None = None) -> dict[str, Any] | None:
     """The pre-router's plan when it is confident of the tool and the rules read every argument."""
     ranked = _scores(request, favour)
     (best, score), (_, second) = ranked[0], ranked[1]
@@ -682,7 +689,7 @@ def semantic_plan(request: str, favour: str | None = None) -> dict[str, Any] | N
 
 def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMessage], use_semantic: bool,
                      results_note: str | None, context: followup.ThreadContext | None = None,
-                     favour: str | None = None) -> dict[str, Any]:
+                     favour: tuple[str, float] | None = None) -> dict[str, Any]:
     candidates: list[str] = list(TOOL_NAMES)
     ranked: list[tuple[str, float]] = []
     if use_semantic and results_note is None:

@@ -243,3 +243,17 @@ def test_the_conversations_video_and_database_stick_across_tools():
     decision = followup.carry_over({"tool": "query_database", "args": {"question": "how many employees are there?"},
                                     "error": "unrelated"}, after_describe, ["question"])
     assert decision["args"]["database"] == "hr" and decision["error"] == "unrelated"
+
+
+def test_the_last_tool_prior_is_strong_for_follow_ups_and_mild_for_other_turns(monkeypatch):
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("none", 0.5), ("query_database", 0.3), ("ask_video", 0.2)]))
+    plain = dict(router._scores("x"))
+    mild = dict(router._scores("x", ("query_database", router.THREAD_PRIOR)))
+    strong = dict(router._scores("x", ("query_database", router.FOLLOWUP_PRIOR)))
+    assert plain["none"] > plain["query_database"]
+    assert plain["query_database"] < mild["query_database"] < strong["query_database"]
+    assert abs(sum(mild.values()) - 1) < 1e-9 and abs(sum(strong.values()) - 1) < 1e-9
+    # A turn the classifier is sure of keeps its tool even under the strong prior.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("none", 0.99), ("query_database", 0.01)]))
+    assert router._scores("what is a GAN?", ("query_database", router.FOLLOWUP_PRIOR))[0][0] == "none"
