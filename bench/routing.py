@@ -159,10 +159,14 @@ def load_requests(split: str = "all") -> list[tuple[str, str | None, dict]]:
     return cases
 
 
-def load_dialogues(split: str = "all") -> list[list[tuple[str, str | None, dict]]]:
-    """The hand-written dialogues of bench/data, each a list of ``(text, tool, args)`` turns."""
+def load_dialogues(split: str = "all", file: str = "routing_dialogues.jsonl") -> list[list[tuple[str, str | None, dict]]]:
+    """The hand-written dialogues of bench/data, each a list of ``(text, tool, args)`` turns.
+
+    ``routing_dialogues_dev.jsonl`` is a second tuning set, written later by someone who had not
+    seen the router or the first set, to tune follow-ups on once the first tuning half was spent.
+    """
     dialogues = []
-    for line in (DATA / "routing_dialogues.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (DATA / file).read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         item = json.loads(line)
@@ -218,7 +222,7 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
-    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues"])
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev"])
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
                         help="with --set requests: which half (tune on 'tuning' only)")
     parser.add_argument("--limit", type=int, help="only the first N cases")
@@ -248,6 +252,8 @@ def main() -> int:
 
     if options.case_set == "dialogues":
         dialogues = load_dialogues(options.split)
+    elif options.case_set == "dialogues-dev":
+        dialogues = load_dialogues(options.split, "routing_dialogues_dev.jsonl")
     else:
         cases = CASES if options.case_set == "legacy" else load_requests(options.split)
         dialogues = [[case] for case in cases]  # single requests: dialogues of one turn
@@ -309,7 +315,7 @@ def main() -> int:
         **({"followup_turns": followups["turns"],
             "followup_tool_accuracy": round(followups["tool_ok"] / max(1, followups["turns"]), 3),
             "followup_tool_and_args_accuracy": round(followups["full_ok"] / max(1, followups["turns"]), 3)}
-           if options.case_set == "dialogues" else {}),
+           if options.case_set.startswith("dialogues") else {}),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
     }
     print(json.dumps(summary, indent=2, ensure_ascii=False))

@@ -94,8 +94,10 @@ def test_the_router_never_learns_a_benchmark_request():
 
     data = Path(__file__).resolve().parents[2] / "bench" / "data"
     judged = {_plain(json.loads(line)["text"]) for line in (data / "routing_requests.jsonl").open(encoding="utf-8")}
-    for line in (data / "routing_dialogues.jsonl").open(encoding="utf-8"):
-        judged |= {_plain(turn["text"]) for turn in json.loads(line)["turns"]}
+    for path in sorted(data.glob("routing_dialogues*.jsonl")):
+        for line in path.open(encoding="utf-8"):
+            if line.strip():
+                judged |= {_plain(turn["text"]) for turn in json.loads(line)["turns"]}
     assert len(judged) > 400
     # Greetings of one or two words ("hola", "thanks!") are what anyone writes; longer ones are not.
     copied = [sentence for examples in prompts.ROUTER_EXAMPLES.values() for sentence in examples
