@@ -650,6 +650,9 @@ def _ground_one(value: Any, rule: FieldRule, sources: Sequence[str], pool: _Ment
         number = _as_number(value)
         if number is None:
             return f"{_show(value)} is not a number"
+        words = rule.synonyms.get(f"{number:g}", ())
+        if any(phrase_pattern(word).search(normalize(source)) for source in sources for word in words):
+            return None  # "greedy" for a beam of 1
         return None if pool.take(number) else f"{_show(value)} {_NOWHERE}"
     numbers = _numbers_of(value)  # numbers, numbers_or_path
     if numbers is None:
@@ -712,7 +715,8 @@ def _rule_for(name: str, annotation: Any, free_text: set[str],
     if annotation is bool:
         return None
     if _is_number_type(annotation):
-        return FieldRule("number")
+        # A number may have words too: beam_size 1 is "greedy" decoding.
+        return FieldRule("number", (), {str(value): tuple(words) for value, words in synonyms.items()})
     if _is_number_list(annotation):
         return FieldRule("numbers")
     if annotation is str:

@@ -146,6 +146,21 @@ def _looks_like_id(word: str) -> bool:
     return bool(re.search(r"[0-9_-]", word) or re.search(r"[a-z].*[A-Z]|[A-Z].*[A-Z]", word))
 
 
+def _numbers_by_words(tool: str, text: str) -> dict[str, int]:
+    """Numeric arguments that the registry gives words for, named in ``text``: "greedy" is a beam of 1."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    spec = registry.TOOLS.get(tool)
+    found: dict[str, int] = {}
+    folded = grounding.normalize(text)
+    for field, values in (spec.synonyms if spec else {}).items():
+        for value, words in values.items():
+            if value.isdigit() and any(grounding.phrase_pattern(word).search(folded) for word in words):
+                found[field] = int(value)
+    return found
+
+
 def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     """Arguments for ``tool`` read off ``text`` by rules, or None when rules cannot tell."""
     if tool in ("list_models", "describe_database", NONE):
@@ -190,7 +205,7 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         return {"values": values, **({"steps": steps} if steps else {})}
     if tool in ("translate", "punctuate"):
         payload = _payload_text(text)
-        return {"text": payload} if payload else None
+        return {"text": payload, **_numbers_by_words(tool, text)} if payload else None
     if tool == "add_video":
         url = _URL.search(text) or _TRANSCRIPT_PATH.search(text)
         if url:

@@ -192,6 +192,10 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         "translate", "taller.tools.sequences", "translate English text into Spanish",
         details=("With the seq2seq attention model and beam search; also saves a heat map of the attention "
                  "for the first sentence (listed in ``images``)."),
+        # A beam of one is greedy decoding, and people say so.
+        synonyms={"beam_size": {"1": ("greedy", "greedy decoding", "greedy search", "voraz", "búsqueda voraz",
+                                      "decodificación voraz", "sin beam search", "without beam search",
+                                      "no beam search", "sin búsqueda en haz")}},
         carry_over_fields=frozenset({"text"}),
     ),
     ToolSpec(

@@ -244,3 +244,13 @@ def test_epochs_written_as_digits_or_words(text, expected):
 
 def test_a_sample_count_in_words():
     assert router.extract_args("generate_images", "genera veinte muestras con el vae") == {"model": "vae", "count": 20}
+
+
+def test_greedy_means_a_beam_of_one_by_the_registry_words():
+    assert router.extract_args("translate", "translate 'good night', greedy") == {"text": "good night", "beam_size": 1}
+    assert router.extract_args("translate", "traduce 'hasta luego' sin beam search") == {"text": "hasta luego", "beam_size": 1}
+    rules = router._field_rules("translate")
+    from taller.agent import grounding
+
+    assert grounding.ground_arguments({"beam_size": 1}, rules, ["now greedy"]).kept == {"beam_size": 1}
+    assert grounding.ground_arguments({"beam_size": 1}, rules, ["now a wider beam"]).kept == {}

@@ -159,7 +159,12 @@ def test_argument_words_and_follow_up_fields_name_real_arguments():
         assert spec.free_text_fields <= set(fields) and spec.carry_over_fields <= set(fields), name
         assert set(spec.argument_hints) <= set(fields), name
         for field, words in spec.synonyms.items():
-            assert set(words) <= set(typing.get_args(fields[field].annotation)), (name, field)
+            choices = typing.get_args(fields[field].annotation)
+            if choices:  # an enum: the words name its values
+                assert set(words) <= {str(choice) for choice in choices}, (name, field)
+            else:  # a number: the words name values its schema accepts ("greedy": a beam of 1)
+                schema = spec.args_schema.model_json_schema()["properties"][field]
+                assert all(schema["minimum"] <= int(value) <= schema["maximum"] for value in words), (name, field)
     assert TOOLS["train_model"].synonyms["model"] == {name: spec.words for name, spec in MODELS.items()}
     assert set(TOOLS["generate_images"].synonyms["model"]) == set(trainers.model_names(generative=True))
     assert registry.model_words() == {name: [name, *spec.words] for name, spec in MODELS.items()}
