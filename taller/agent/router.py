@@ -610,7 +610,9 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
     from taller.tools import registry
 
     tool = decision["tool"]
-    args = dict(decision.get("args") or {})
+    # Values the turn names in words ("now greedy") are read by rules, no model needed.
+    args = {**(decision.get("args") or {}), **_numbers_by_words(tool, request)}
+    decision = {**decision, "args": args}
     free = registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
     fixed = {name: value for name, value in args.items() if name not in free}
     if not _states_more(request, fixed):

@@ -257,3 +257,12 @@ def test_the_last_tool_prior_is_strong_for_follow_ups_and_mild_for_other_turns(m
     # A turn the classifier is sure of keeps its tool even under the strong prior.
     monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("none", 0.99), ("query_database", 0.01)]))
     assert router._scores("what is a GAN?", ("query_database", router.FOLLOWUP_PRIOR))[0][0] == "none"
+
+
+def test_a_value_named_in_words_survives_a_rewrite_that_drops_it():
+    context = followup.ThreadContext(turns=("translate 'she has a sister'",),
+                                     last_call={"tool": "translate", "args": {"text": "she has a sister"}},
+                                     last_request="translate 'she has a sister'")
+    model = FakeChatModel(responses=[{"request": "translate 'she has a sister'"}, {"tool": "translate"}])
+    decision = router.plan("now greedy", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "translate" and decision["args"] == {"text": "she has a sister", "beam_size": 1}
