@@ -28,7 +28,7 @@ CARRY_OVER = ("image_path", "values", "model", "database", "video", "text", "url
 _CONTINUATION = re.compile(
     r"^\s*[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
     r"but|y qu[eé]|y si|tambi[eé]n|lo mismo|igual|otra vez|de nuevo|ahora|entonces|pero|"
-    r"en vez|en lugar|mejor)\b", re.I)
+    r"en vez|en lugar|mejor|only|just|solo|s[oó]lo|solamente|except|excepto)\b", re.I)
 # Words that point back to something in the thread.
 _REFERENCE = re.compile(
     r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that one|this one|the same|"
@@ -114,6 +114,8 @@ def looks_like_followup(text: str, context: ThreadContext) -> bool:
     return not context.empty and (refers_back(text) or changes_a_value(text))
 
 
+_TOOL_CALL = re.compile(r"\b[a-z]+_[a-z_]+\s*\(\s*\{")
+
 REWRITE_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"]}
 
 REWRITE_SYSTEM = """Rewrite the user's last message so it can be understood without the conversation. \
@@ -170,8 +172,9 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     except ValueError:  # the model's reply was not JSON: route the turn as it is
         return text
     standalone = str(reply.get("request") or "").strip()
-    # A rewrite far longer than both turns together is the model rambling, not a rewrite.
-    if not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40:
+    # A rewrite far longer than both turns together is the model rambling, not a rewrite; one
+    # that reads like a tool call ("classify_pet({...})") copied the prompt instead of the user.
+    if not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40 or _TOOL_CALL.search(standalone):
         return text
     if not _keeps_what_the_turn_says(text, standalone):
         # The rewrite dropped a number or a quote the user just wrote ("now with beam 5"):
@@ -198,10 +201,13 @@ def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:
     return all(grounding.normalize(span) in folded for span in grounding.quoted_spans(text))
 
 
-def inherited(tool: str, context: ThreadContext, required: Sequence[str], args: dict[str, Any]) -> dict[str, Any]:
-    """Required arguments of ``tool`` that ``args`` lacks and the last call of the same tool had."""
+def inherited(tool: str, context: ThreadContext, required: Sequence[str], args: dict[str, Any],
+              refers: bool = False) -> dict[str, Any]:
+    """Required arguments of ``tool`` that ``args`` lacks and the last call of the same tool had;
+    of any tool when the turn points back (``refers``: "how old does she look?" after the pet
+    classifier's photo)."""
     last = context.last_call
-    if not last or last.get("tool") != tool:
+    if not last or (last.get("tool") != tool and not refers):
         return {}
     previous = last.get("args") or {}
     return {name: previous[name] for name in required
@@ -222,14 +228,15 @@ def sticky(tool: str, context: ThreadContext, args: dict[str, Any]) -> dict[str,
             if args.get(name) in (None, "") and previous.get(name) not in (None, "")}
 
 
-def carry_over(decision: dict[str, Any], context: ThreadContext, required: Sequence[str]) -> dict[str, Any]:
+def carry_over(decision: dict[str, Any], context: ThreadContext, required: Sequence[str],
+               refers: bool = False) -> dict[str, Any]:
     """Fill required arguments the decision lacks from the last call of the same tool, and the
     conversation's current database or video from the last call of any tool."""
     tool = decision.get("tool")
     if not tool:
         return decision
     args = dict(decision.get("args") or {})
-    required_args = inherited(tool, context, required, args)
+    required_args = inherited(tool, context, required, args, refers)
     inherited_args = {**sticky(tool, context, args), **required_args}
     if not inherited_args:
         return decision

@@ -124,8 +124,20 @@ _COMMAND_WORDS = re.compile(
 _TARGET_LANGUAGE = re.compile(r"\s*(?:in|into|to|al|en)\s+(?:spanish|español|espanol)\s*[.?!]?\s*$", re.I)
 
 
+# A payload that only points back ("translate that last one"): the text is in the thread.
+_ONLY_REFERENCE = re.compile(
+    r"^\s*(?:it|this|that|these|those|this one|that one|that last one|the last one|the same|the last text|"
+    r"esto|eso|este|esta|ese|esa|lo mismo|el [uú]ltimo|la [uú]ltima|la misma frase|el mismo texto)"
+    r"(?:\s+(?:too|also|again|tambi[eé]n|otra vez))?\s*[.?!]*\s*$", re.I)
+
+
 def _payload_text(text: str) -> str | None:
     """The text a translate/punctuate request is about: quoted, after a colon, or after the verb."""
+    payload = _payload_candidate(text)
+    return None if payload and _ONLY_REFERENCE.match(payload) else payload
+
+
+def _payload_candidate(text: str) -> str | None:
     from taller.agent.grounding import quoted_spans
 
     quoted = quoted_spans(text)  # an apostrophe inside a word ("don't") does not end the quote
@@ -552,6 +564,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if context is None:
         context = followup.context_from_messages(history)
     standalone = request
+    quick = None
     if results_note is None and followup.looks_like_followup(request, context):
         # A turn the classifier places on a tool with every argument read off it needs no
         # rewrite ("add this one too: <URL>", "and luna.png?" with the last tool favoured),
@@ -563,14 +576,19 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
             standalone = followup.rewrite(model_factory(), request, context)
-    # The last tool is favoured only for the turn as typed (a rewritten turn says what it wants):
-    # strongly when the turn reads like a follow-up, mildly otherwise ("¿qué dice sobre BERT?"
-    # right after a video summary), so only a turn the classifier is unsure of changes tool.
+    # The last tool is favoured: strongly when the turn reads like a follow-up, mildly otherwise
+    # ("¿qué dice sobre BERT?" right after a video summary), so only a turn the classifier is
+    # unsure of changes tool.
     favour = None
-    if standalone == request and results_note is None and (context.last_call or {}).get("tool"):
+    if results_note is None and (context.last_call or {}).get("tool"):
         strength = FOLLOWUP_PRIOR if followup.looks_like_followup(request, context) else THREAD_PRIOR
         favour = (context.last_call["tool"], strength)
-    decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context, favour)
+    if quick is not None and quick.get("tool") and standalone != request:
+        # The classifier was sure of the turn's tool; the rewrite only fills in what the turn
+        # leaves to the thread (a small model's rewrite may drift to another tool).
+        decision = _with_standalone(quick, standalone, model_factory, context)
+    else:
+        decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context, favour)
     changes_a_value = followup.changes_a_value(request)
     if (not decision.get("tool") and results_note is None and context.last_call
             and (followup.continues(request) or changes_a_value)):
@@ -583,10 +601,26 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # "mejor 6", "now with beam 5", "now on labels/b.png": the same call with a value changed.
         decision = _edited_call(model_factory, request, decision, context)
     if decision.get("tool"):
-        decision = followup.carry_over(decision, context, _required(decision["tool"]))
+        decision = followup.carry_over(decision, context, _required(decision["tool"]),
+                                       refers=followup.refers_back(request))
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
     return decision
+
+
+def _with_standalone(quick: dict[str, Any], standalone: str, model_factory: Any,
+                     context: followup.ThreadContext) -> dict[str, Any]:
+    """``quick``'s tool, its arguments read again from the standalone form (the question, a
+    video or database the thread supplied)."""
+    tool = quick["tool"]
+    args = {**quick.get("args", {}), **(extract_args(tool, standalone) or {})}
+    if _unexplained(tool, standalone, args):
+        args = _grounded_fill(model_factory(), tool, standalone, args, [standalone, *context.sources()])
+    try:
+        clean = validate_args(tool, args)
+    except ToolError:
+        return quick
+    return {**quick, "args": _compact(tool, clean), "source": "semantic+rewrite"}
 
 
 def _free_text_fields(tool: str | None) -> frozenset[str]:

@@ -266,3 +266,30 @@ def test_a_value_named_in_words_survives_a_rewrite_that_drops_it():
     model = FakeChatModel(responses=[{"request": "translate 'she has a sister'"}, {"tool": "translate"}])
     decision = router.plan("now greedy", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "translate" and decision["args"] == {"text": "she has a sister", "beam_size": 1}
+
+
+def test_a_rewrite_that_copies_a_tool_call_is_not_used():
+    context = followup.ThreadContext(turns=("is pics/luna.jpg a cat?",),
+                                     last_call={"tool": "classify_pet", "args": {"image_path": "pics/luna.jpg"}},
+                                     last_request="is pics/luna.jpg a cat?")
+    copied = FakeChatModel(responses=[{"request": "classify_pet({'image_path': 'pics/luna.jpg'})"}])
+    assert followup.rewrite(copied, "how old does she look?", context) == "how old does she look?"
+
+
+def test_a_turn_that_points_back_inherits_the_photo_of_another_tool():
+    context = followup.ThreadContext(turns=("is pics/luna.jpg a cat?",),
+                                     last_call={"tool": "classify_pet", "args": {"image_path": "pics/luna.jpg"}})
+    asked = {"tool": "analyze_face", "args": {}, "error": "which file?"}
+    assert followup.carry_over(asked, context, ["image_path"]) == asked  # no pointing back: ask
+    decision = followup.carry_over(asked, context, ["image_path"], refers=True)
+    assert decision["args"] == {"image_path": "pics/luna.jpg"} and "error" not in decision
+
+
+def test_only_and_a_payload_that_points_back():
+    context = followup.ThreadContext(turns=("how many invoices are there?",),
+                                     last_call={"tool": "query_database", "args": {"question": "how many invoices are there?"}})
+    assert followup.looks_like_followup("only the ones billed to Brazil", context)
+    assert followup.looks_like_followup("solo los de 2012", context)
+    assert router.extract_args("translate", "translate that last one into Spanish") is None
+    assert router.extract_args("translate", "traduce eso") is None
+    assert router.extract_args("translate", "translate this: it is raining") == {"text": "it is raining"}
