@@ -64,35 +64,26 @@ _SAMPLE_WORD = re.compile(r"(?:(?<=\d)|\b)(?:samples?|images?|imágenes|imagenes
 
 def _number_before(text: str, unit: re.Pattern[str]) -> int | None:
     """The whole number written just before a unit word: "12 epochs", "twelve epochs", "cinco
-    épocas", "veinte muestras" (digits or English/Spanish number words, up to three words back)."""
+    épocas", "veinte muestras" (digits or English/Spanish number words, up to three words back).
+    The first unit word with a number before it counts ("sample 12 digits": the digits)."""
     from taller.agent import grounding
 
-    match = unit.search(text)
-    if not match:
-        return None
-    before = text[:match.start()].split()[-3:]
-    found = None
-    # Widen the window word by word from the unit backwards while it still reads as one number:
-    # "five" -> "twenty five"; "2 models for 5" stops at 5.
-    for start in range(len(before) - 1, -1, -1):
-        mentions = grounding.number_mentions(" ".join(before[start:]))
-        if len(mentions) > 1:
-            break
-        if mentions:
-            found = mentions[0]
-    return int(found) if found is not None and found == int(found) and found > 0 else None
-    before = text[:match.start()].split()[-3:]
-    # Read from the word nearest the unit backwards, so "train 2 models for 5 epochs" gives 5.
-    for start in range(len(before) - 1, -1, -1):
-        mentions = grounding.number_mentions(" ".join(before[start:]))
-        if len(mentions) > 1:
-            break
-        if mentions and mentions[0] == int(mentions[0]) and mentions[0] > 0:
-            found = int(mentions[0])
-            if start == 0 or not grounding.number_mentions(" ".join(before[start - 1:])) or \
-                    len(grounding.number_mentions(" ".join(before[start - 1:]))) > 1:
-                return found
+    for match in unit.finditer(text):
+        before = text[:match.start()].split()[-3:]
+        found = None
+        # Widen the window word by word from the unit backwards while it still reads as one
+        # number: "five" -> "twenty five"; "2 models for 5" stops at 5.
+        for start in range(len(before) - 1, -1, -1):
+            mentions = grounding.number_mentions(" ".join(before[start:]))
+            if len(mentions) > 1:
+                break
+            if mentions:
+                found = mentions[0]
+        if found is not None and found == int(found) and found > 0:
+            return int(found)
     return None
+
+
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\d+)?)+")
 
@@ -565,6 +556,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         context = followup.context_from_messages(history)
     standalone = request
     quick = None
+    sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
     if results_note is None and followup.looks_like_followup(request, context):
         # A turn the classifier places on a tool with every argument read off it needs no
         # rewrite ("add this one too: <URL>", "and luna.png?" with the last tool favoured),
@@ -572,7 +564,11 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # customers?" must say which customers. A turn it reads as chat ("¿y de jazz?") is
         # rewritten: in a thread it rarely is chat.
         last_tool = (context.last_call or {}).get("tool")
-        quick = semantic_plan(request, (last_tool, FOLLOWUP_PRIOR) if last_tool else None) if use_semantic else None
+        prior = (last_tool, FOLLOWUP_PRIOR) if last_tool else None
+        quick = semantic_plan(request, prior) if use_semantic else None
+        if use_semantic:
+            (best, score), _ = _scores(request, prior)[:2]
+            sure_tool = best if best != NONE and score >= CONFIDENT_SCORE else None
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
             standalone = followup.rewrite(model_factory(), request, context)
@@ -583,10 +579,11 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if results_note is None and (context.last_call or {}).get("tool"):
         strength = FOLLOWUP_PRIOR if followup.looks_like_followup(request, context) else THREAD_PRIOR
         favour = (context.last_call["tool"], strength)
-    if quick is not None and quick.get("tool") and standalone != request:
+    if sure_tool and standalone != request:
         # The classifier was sure of the turn's tool; the rewrite only fills in what the turn
-        # leaves to the thread (a small model's rewrite may drift to another tool).
-        decision = _with_standalone(quick, standalone, model_factory, context)
+        # leaves to the thread (a small model's rewrite may drift to another tool: "ok, sample
+        # 12 digits from it" became a training request).
+        decision = _with_standalone(sure_tool, request, standalone, model_factory, context)
     else:
         decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context, favour)
     changes_a_value = followup.changes_a_value(request)
@@ -608,19 +605,21 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     return decision
 
 
-def _with_standalone(quick: dict[str, Any], standalone: str, model_factory: Any,
+def _with_standalone(tool: str, request: str, standalone: str, model_factory: Any,
                      context: followup.ThreadContext) -> dict[str, Any]:
-    """``quick``'s tool, its arguments read again from the standalone form (the question, a
-    video or database the thread supplied)."""
-    tool = quick["tool"]
-    args = {**quick.get("args", {}), **(extract_args(tool, standalone) or {})}
+    """A plan for ``tool``: arguments read off the turn, then off its standalone form (the
+    question, a video or a database the thread supplied); what is still missing is left to
+    the carry-over from the last call."""
+    args = {**(extract_args(tool, standalone) or {}), **(extract_args(tool, request) or {})}
+    for name in _free_text_fields(tool):  # a question is asked in its standalone form
+        args[name] = standalone.strip()
     if _unexplained(tool, standalone, args):
         args = _grounded_fill(model_factory(), tool, standalone, args, [standalone, *context.sources()])
     try:
         clean = validate_args(tool, args)
-    except ToolError:
-        return quick
-    return {**quick, "args": _compact(tool, clean), "source": "semantic+rewrite"}
+    except ToolError as exc:
+        return {"tool": tool, "args": args, "source": "semantic+rewrite", "error": str(exc)}
+    return {"tool": tool, "args": _compact(tool, clean), "source": "semantic+rewrite"}
 
 
 def _free_text_fields(tool: str | None) -> frozenset[str]:

@@ -293,3 +293,17 @@ def test_only_and_a_payload_that_points_back():
     assert router.extract_args("translate", "translate that last one into Spanish") is None
     assert router.extract_args("translate", "traduce eso") is None
     assert router.extract_args("translate", "translate this: it is raining") == {"text": "it is raining"}
+
+
+def test_a_sure_tool_for_the_turn_survives_a_rewrite_that_drifts(monkeypatch):
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("generate_images", 0.9), ("train_model", 0.05), ("none", 0.05)]))
+    context = followup.ThreadContext(turns=("train the vae for 15 epochs",),
+                                     last_call={"tool": "train_model", "args": {"model": "vae", "epochs": 15}},
+                                     last_request="train the vae for 15 epochs")
+    # The small model's rewrite turns the request into training again; the classifier was sure
+    # the turn asks for images, the model comes from the call it points back to.
+    model = FakeChatModel(responses=[{"request": "train the vae for 15 epochs and then sample"}])
+    decision = router.plan("ok, sample 12 digits from it", lambda: model, context=context)
+    assert decision["tool"] == "generate_images"
+    assert decision["args"] == {"model": "vae", "count": 12}
