@@ -142,6 +142,14 @@ Previous request: forecast 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 Last message: now 8 steps
 Standalone: forecast 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 for the next 8 steps
 
+Previous request: summarize the video about transformers
+Last message: what does it say about attention?
+Standalone: what does the video about transformers say about attention?
+
+Previous request: ¿cuántas facturas hubo en 2011?
+Last message: ¿y en 2012?
+Standalone: ¿cuántas facturas hubo en 2012?
+
 Previous request: train the vae for 2 epochs
 Last message: thanks!
 Standalone: thanks!

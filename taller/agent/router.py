@@ -309,6 +309,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
     size) are never invented. A model that volunteers ``args`` with its choice (the scripted test
     model, large Ollama models) has them validated like any others.
     """
+    from taller.agent import grounding
     from taller.llm import invoke_json
 
     candidates = list(dict.fromkeys([*candidates, NONE])) if allow_none else list(dict.fromkeys(candidates))
@@ -350,7 +351,13 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
                 log.warning("filling %s's arguments failed: %s", tool, str(exc)[:200])
                 error = "the model's reply was not valid JSON"
                 continue
-            args.update({k: v for k, v in filled.items() if k in missing})
+            # A required choice (a model) must be named in the request or the thread, like the
+            # optional ones: "train that model" gets no model the user never mentioned.
+            rules = _field_rules(tool)
+            chosen = {k: v for k, v in filled.items() if k in missing}
+            enums = {k: v for k, v in chosen.items() if rules.get(k) is not None and rules[k].kind == "enum"}
+            kept = grounding.ground_arguments(enums, rules, list(sources)).kept if enums else {}
+            args.update({k: v for k, v in chosen.items() if k not in enums or k in kept})
         unseen = _invented_paths(args, sources)
         if unseen:
             # A file the user never named cannot be right; ask instead of guessing.
@@ -557,6 +564,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     standalone = request
     quick = None
     sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
+    rewritten = False
     if results_note is None and followup.looks_like_followup(request, context):
         # A turn the classifier places on a tool with every argument read off it needs no
         # rewrite ("add this one too: <URL>", "and luna.png?" with the last tool favoured),
@@ -572,6 +580,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
             standalone = followup.rewrite(model_factory(), request, context)
+            rewritten = True
     # The last tool is favoured: strongly when the turn reads like a follow-up, mildly otherwise
     # ("¿qué dice sobre BERT?" right after a video summary), so only a turn the classifier is
     # unsure of changes tool.
@@ -579,7 +588,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if results_note is None and (context.last_call or {}).get("tool"):
         strength = FOLLOWUP_PRIOR if followup.looks_like_followup(request, context) else THREAD_PRIOR
         favour = (context.last_call["tool"], strength)
-    if sure_tool and standalone != request:
+    if sure_tool and standalone != request and not followup.changes_a_value(request):
         # The classifier was sure of the turn's tool; the rewrite only fills in what the turn
         # leaves to the thread (a small model's rewrite may drift to another tool: "ok, sample
         # 12 digits from it" became a training request).
@@ -600,6 +609,16 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if decision.get("tool"):
         decision = followup.carry_over(decision, context, _required(decision["tool"]),
                                        refers=followup.refers_back(request))
+    if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
+            and decision["tool"] == (context.last_call or {}).get("tool") and followup.refers_back(request)
+            and context.last_request):
+        # The rewrite came back unchanged for a turn that points back ("¿cuánto gastaron esos
+        # clientes?"): the question goes with the one it continues, so both parts reach the tool.
+        joined = f"{context.last_request} {request}".strip()
+        fields = _free_text_fields(decision["tool"])
+        if fields:
+            decision = {**decision, "args": {**decision["args"], **{name: joined for name in fields}}}
+            standalone = joined
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
     return decision
@@ -766,9 +785,12 @@ def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMes
         candidates = [name for name in candidates if name in by_file] or list(by_file)
     decision = llm_plan(model_factory(), request, candidates, history, results_note, context,
                         allow_none=not by_file and len(candidates) > 1)
+    thread_has_file = any(name in ((context.last_call or {}).get("args") or {}) for name in _PATH_ARGUMENTS) \
+        if context is not None else False
     if (decision.get("tool") and decision.get("error")
             and any(name in _PATH_ARGUMENTS for name in _required(decision["tool"]))
-            and not _PATHISH.search(request) and _QUESTION.search(request) and not _MINE.search(request)):
+            and not _PATHISH.search(request) and _QUESTION.search(request) and not _MINE.search(request)
+            and not thread_has_file):  # in a thread, "how old does she look?" means the last photo
         # A question that names no file, about a tool that needs one ("how does the classifier
         # tell cats from dogs?"), is a question about the tool: answer it, run nothing.
         return {"tool": None, "args": {}, "source": "llm", "question_about": decision["tool"]}

@@ -307,3 +307,25 @@ def test_a_sure_tool_for_the_turn_survives_a_rewrite_that_drifts(monkeypatch):
     decision = router.plan("ok, sample 12 digits from it", lambda: model, context=context)
     assert decision["tool"] == "generate_images"
     assert decision["args"] == {"model": "vae", "count": 12}
+
+
+def test_a_question_in_a_thread_with_a_photo_runs_the_tool_on_it(monkeypatch):
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("analyze_face", 0.45), ("none", 0.4), ("classify_pet", 0.02)]))
+    context = followup.ThreadContext(turns=("is pics/luna.jpg a cat?",),
+                                     last_call={"tool": "classify_pet", "args": {"image_path": "pics/luna.jpg"}},
+                                     last_request="is pics/luna.jpg a cat?")
+    model = FakeChatModel(responses=[{"request": "How old does your sister look in the last picture?"},
+                                     {"tool": "analyze_face"}, {}, {}])
+    decision = router.plan("my sister is in that last picture too, how old does she look?", lambda: model,
+                           context=context)
+    assert decision["tool"] == "analyze_face" and decision["args"] == {"image_path": "pics/luna.jpg"}
+
+
+def test_a_required_model_the_user_never_named_is_not_invented():
+    context = followup.ThreadContext(turns=("traduce 'hola'",),
+                                     last_call={"tool": "translate", "args": {"text": "hola"}},
+                                     last_request="traduce 'hola'")
+    model = FakeChatModel(responses=[{"tool": "train_model"}, {"model": "autoencoder"}, {"model": "autoencoder"}])
+    decision = router.plan("please start a training run now", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "train_model" and "model" not in decision["args"] and decision.get("error")
