@@ -731,9 +731,22 @@ def _scores(request: str, favour: tuple[str, float] | None = None) -> list[tuple
     if not favour:
         return ranked
     tool, strength = favour
-    weighted = [(name, p * (strength if name == tool else 1.0)) for name, p in ranked]
+    favoured = _related_tools(tool)
+    weighted = [(name, p * (strength if name in favoured else 1.0)) for name, p in ranked]
     total = sum(p for _, p in weighted) or 1.0
     return sorted(((name, p / total) for name, p in weighted), key=lambda item: item[1], reverse=True)
+
+
+def _related_tools(tool: str) -> set[str]:
+    """``tool`` and the tools that share the conversation's subject with it (a sticky field: the
+    video tools, the database tools), so "what does it say about X?" after a summary leans to
+    asking the video."""
+    from taller.tools import registry
+
+    spec = registry.TOOLS.get(tool)
+    if spec is None:
+        return {tool}
+    return {tool} | {name for name, other in registry.TOOLS.items() if other.sticky_fields & spec.sticky_fields}
 
 
 def semantic_plan(request: str, favour: tuple[str, float] | None = None) -> dict[str, Any] | None:

@@ -329,3 +329,11 @@ def test_a_required_model_the_user_never_named_is_not_invented():
     model = FakeChatModel(responses=[{"tool": "train_model"}, {"model": "autoencoder"}, {"model": "autoencoder"}])
     decision = router.plan("please start a training run now", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "train_model" and "model" not in decision["args"] and decision.get("error")
+
+
+def test_the_prior_covers_the_tools_of_the_same_subject(monkeypatch):
+    assert router._related_tools("summarize_video") == {"summarize_video", "ask_video"}
+    assert router._related_tools("query_database") == {"query_database", "describe_database"}
+    assert router._related_tools("translate") == {"translate"}
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("none", 0.79), ("ask_video", 0.21)]))
+    assert router._scores("what does it say about gradient descent?", ("summarize_video", 10.0))[0][0] == "ask_video"
