@@ -641,6 +641,23 @@ def _with_standalone(tool: str, request: str, standalone: str, model_factory: An
     return {"tool": tool, "args": _compact(tool, clean), "source": "semantic+rewrite"}
 
 
+# Which file each path argument takes, by its name.
+_FILE_ARGUMENTS = {"image_path": (_IMAGE_PATH,), "url_or_path": (_URL, _TRANSCRIPT_PATH),
+                   "video": (_URL, _TRANSCRIPT_PATH), "values": (_CSV_PATH,)}
+
+
+def _turn_files(tool: str, request: str) -> dict[str, str]:
+    """The one file or link of the right kind that ``request`` names, per path argument of ``tool``."""
+    found: dict[str, str] = {}
+    for name in get_tool(tool).args_schema.model_fields:
+        for pattern in _FILE_ARGUMENTS.get(name, ()):
+            matches = [m.group(1) if pattern is not _URL else m.group(0) for m in pattern.finditer(request)]
+            if len(matches) == 1:
+                found[name] = matches[0]
+                break
+    return found
+
+
 def _free_text_fields(tool: str | None) -> frozenset[str]:
     from taller.tools import registry
 
@@ -662,8 +679,9 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
     from taller.tools import registry
 
     tool = decision["tool"]
-    # Values the turn names in words ("now greedy") are read by rules, no model needed.
-    args = {**(decision.get("args") or {}), **_numbers_by_words(tool, request)}
+    # Values the turn names in words ("now greedy") and the file it names ("and bruno.png?") are
+    # read by rules, no model needed: the turn's own file wins over one a rewrite carried along.
+    args = {**(decision.get("args") or {}), **_numbers_by_words(tool, request), **_turn_files(tool, request)}
     decision = {**decision, "args": args}
     free = registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
     fixed = {name: value for name, value in args.items() if name not in free}

@@ -337,3 +337,12 @@ def test_the_prior_covers_the_tools_of_the_same_subject(monkeypatch):
     assert router._related_tools("translate") == {"translate"}
     monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("none", 0.79), ("ask_video", 0.21)]))
     assert router._scores("what does it say about gradient descent?", ("summarize_video", 10.0))[0][0] == "ask_video"
+
+
+def test_the_file_a_follow_up_names_wins_over_the_one_a_rewrite_carried():
+    context = followup.ThreadContext(turns=("is coco.jpg a cat or a dog?",),
+                                     last_call={"tool": "classify_pet", "args": {"image_path": "coco.jpg"}},
+                                     last_request="is coco.jpg a cat or a dog?")
+    model = FakeChatModel(responses=[{"request": "is coco.jpg a cat or a dog?"}, {"tool": "classify_pet"}])
+    decision = router.plan("and bruno.png?", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "classify_pet" and decision["args"] == {"image_path": "bruno.png"}
