@@ -223,6 +223,8 @@ def main() -> int:
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
     parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev"])
+    parser.add_argument("--show-heldout", action="store_true",
+                        help="with --split heldout: print the misses (only when the tuning is over)")
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
                         help="with --set requests: which half (tune on 'tuning' only)")
     parser.add_argument("--limit", type=int, help="only the first N cases")
@@ -294,7 +296,7 @@ def main() -> int:
                 failures.append({"request": text, "turn": turn_index, "standalone": decision.get("standalone"),
                                  "want": {"tool": tool, "args": {k: shown(v) for k, v in args.items()}},
                                  "got": {"tool": got_tool, "args": got_args, "error": decision.get("error")}, "source": source})
-            if options.verbose:
+            if options.verbose and (options.split != "heldout" or options.show_heldout):
                 mark = "ok " if right_all else ("TOOL" if right_tool else "MISS")
                 rewritten = f" [as {decision['standalone']!r}]" if decision.get("standalone") else ""
                 print(f"{mark} {elapsed:6.2f}s [{source:8}] {text!r}{rewritten} -> {got_tool} {json.dumps(got_args, ensure_ascii=False)}", flush=True)
@@ -319,6 +321,12 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
     }
     print(json.dumps(summary, indent=2, ensure_ascii=False))
+    if options.split == "heldout" and not options.show_heldout:
+        # The held-out half is run, never read while tuning: its misses stay out of sight (and out
+        # of the JSON file) unless asked for.
+        if failures:
+            print(f"\n{len(failures)} held-out misses not shown (--show-heldout to see them)")
+        failures = []
     if failures:
         print("\nmisrouted:")
         for item in failures:
