@@ -99,14 +99,14 @@ def changes_a_value(text: str) -> bool:
     from taller.agent import grounding
 
     quotes = grounding.quoted_spans(text)
-    rest = _PATHISH.sub(" ", text)
+    rest = PATHISH.sub(" ", text)
     for span in quotes:
         rest = rest.replace(span, " ")
     words = [word for word in re.findall(r"[^\W\d_]+", rest)]
     # Four other words at most: "train the autoencoder for 3 epochs" is a request of its own.
     if len(words) > 4:
         return False
-    return bool(grounding.number_mentions(text) or quotes or _PATHISH.search(text))
+    return bool(grounding.number_mentions(text) or quotes or PATHISH.search(text))
 
 
 def looks_like_followup(text: str, context: ThreadContext) -> bool:
@@ -192,7 +192,7 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
 
 
 # A file, a path or a link, as the user wrote it ("labels/house_02.png", "https://youtu.be/…").
-_PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
+PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
 
 
 def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:
@@ -203,7 +203,7 @@ def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:
 
     if Counter(grounding.number_mentions(text)) - Counter(grounding.number_mentions(standalone)):
         return False
-    if any(path not in standalone for path in _PATHISH.findall(text)):
+    if any(path not in standalone for path in PATHISH.findall(text)):
         return False  # "labels/house_02.png" shortened to "house_02.png" names another file
     folded = grounding.normalize(standalone)
     return all(grounding.normalize(span) in folded for span in grounding.quoted_spans(text))

@@ -376,7 +376,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
 
 # --- grounded arguments: the LLM fills the whole schema, only what the text supports is kept -----
 
-_PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
+_PATHISH = followup.PATHISH  # one definition, shared with the follow-up checks
 
 
 def _field_rules(tool: str) -> dict[str, Any]:
