@@ -163,7 +163,8 @@ def load_dialogues(split: str = "all", file: str = "routing_dialogues.jsonl") ->
     """The hand-written dialogues of bench/data, each a list of ``(text, tool, args)`` turns.
 
     ``routing_dialogues_dev.jsonl`` is a second tuning set, written later by someone who had not
-    seen the router or the first set, to tune follow-ups on once the first tuning half was spent.
+    seen the router or the first set, to tune follow-ups on once the first tuning half was spent;
+    ``routing_dialogues_dev2.jsonl`` a third, written the same way for the third round.
     """
     dialogues = []
     for line in (DATA / file).read_text(encoding="utf-8").splitlines():
@@ -222,7 +223,7 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
-    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev"])
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev", "dialogues-dev2"])
     parser.add_argument("--show-heldout", action="store_true",
                         help="with --split heldout: print the misses (only when the tuning is over)")
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
@@ -256,6 +257,8 @@ def main() -> int:
         dialogues = load_dialogues(options.split)
     elif options.case_set == "dialogues-dev":
         dialogues = load_dialogues(options.split, "routing_dialogues_dev.jsonl")
+    elif options.case_set == "dialogues-dev2":
+        dialogues = load_dialogues(options.split, "routing_dialogues_dev2.jsonl")
     else:
         cases = CASES if options.case_set == "legacy" else load_requests(options.split)
         dialogues = [[case] for case in cases]  # single requests: dialogues of one turn
