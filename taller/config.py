@@ -78,6 +78,10 @@ class Settings:
     default_database: str = "sales"
     sql_row_limit: int = 200
     sql_timeout_s: float = 10.0
+    # Self-consistency: up to this many queries are written per question (the first greedy, the
+    # rest sampled), run read-only, and the result most of them agree on wins; 1 turns it off.
+    sql_candidates: int = 3
+    sql_candidate_timeout_s: float = 3.0
 
     # Face analysis.
     min_face_size: int = 40

@@ -24,6 +24,9 @@ def taller_home(tmp_path_factory, monkeypatch) -> Path:
     monkeypatch.setenv("TALLER_HOME", str(home))
     monkeypatch.setenv("TALLER_OFFLINE", "1")
     monkeypatch.setenv("TALLER_BACKEND", "fake")
+    # A scripted model gives the same query however it is asked: one SQL candidate per question,
+    # unless a test of the voting asks for more.
+    monkeypatch.setenv("TALLER_SQL_CANDIDATES", "1")
     monkeypatch.delenv("OLLAMA_HOST", raising=False)
     data = real_data.data_folder()
     if data.is_dir():  # tests that need it check it with the fixtures below

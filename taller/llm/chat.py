@@ -105,7 +105,8 @@ class FakeChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
 
-    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256) -> dict:
+    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256,
+                    temperature: float = 0.0, seed: int | None = None) -> dict:
         response = self._next(list(messages))
         if isinstance(response, dict):
             return response
@@ -193,11 +194,14 @@ class EmbeddedChatModel(BaseChatModel):
                 run_manager.on_llm_new_token(piece, chunk=chunk)
             yield chunk
 
-    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256) -> dict:
+    def invoke_json(self, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256,
+                    temperature: float = 0.0, seed: int | None = None) -> dict:
         # llama.cpp compiles the JSON schema into a grammar: the reply cannot leave the schema.
+        # A repeated prompt reuses the evaluated prefix, so a second sample costs only its tokens.
+        extra = {"seed": seed} if seed is not None else {}
         out = self._llama().create_chat_completion(
-            messages=_to_openai(messages), temperature=0.0, max_tokens=max_tokens,
-            response_format={"type": "json_object", "schema": schema})
+            messages=_to_openai(messages), temperature=temperature, max_tokens=max_tokens,
+            response_format={"type": "json_object", "schema": schema}, **extra)
         return parse_json_object(out["choices"][0]["message"]["content"] or "")
 
 
@@ -336,16 +340,30 @@ def parse_json_object(text: str) -> dict:
     raise ModelReplyError("the model did not return a JSON object", text)
 
 
-def invoke_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256) -> dict:
-    """Ask ``model`` for a reply that matches the JSON ``schema`` and return it parsed."""
+def invoke_json(model: BaseChatModel, messages: Sequence[BaseMessage], schema: dict, max_tokens: int = 256,
+                temperature: float = 0.0, seed: int | None = None) -> dict:
+    """Ask ``model`` for a reply that matches the JSON ``schema`` and return it parsed.
+
+    ``temperature`` above 0 (with a ``seed``) draws a sample instead of the most likely reply:
+    the SQL pipeline votes among several."""
     own = getattr(model, "invoke_json", None)
     if callable(own):
+        if temperature or seed is not None:
+            return own(messages, schema, max_tokens=max_tokens, temperature=temperature, seed=seed)
         return own(messages, schema, max_tokens=max_tokens)
     if type(model).__name__ == "ChatOllama":
         # Ollama's structured outputs: `format` takes a JSON schema and constrains decoding.
-        options = {"temperature": 0, "num_predict": max_tokens}
+        options: dict[str, Any] = {"temperature": temperature, "num_predict": max_tokens}
+        if seed is not None:
+            options["seed"] = seed
         reply = model.bind(format=schema, options=options).invoke(list(messages))
         return parse_json_object(str(reply.content))
+    if temperature and "temperature" in type(model).model_fields:
+        # OpenAI-compatible chat models take the sampling settings as fields.
+        update: dict[str, Any] = {"temperature": temperature}
+        if seed is not None and "seed" in type(model).model_fields:
+            update["seed"] = seed
+        model = model.model_copy(update=update)
     structured = model.with_structured_output(schema, method="json_schema")
     out = structured.invoke(list(messages))
     return out if isinstance(out, dict) else dict(out)

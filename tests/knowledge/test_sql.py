@@ -108,7 +108,11 @@ def test_retries_are_bounded(ref):
     with use_chat_model(model):
         out = sqlmod.ask("broken forever", "ref", max_retries=2)
     assert "no such column" in out["error"] and out["rows"] == []
-    assert len(model.calls) == 3 and len(out["attempts"]) == 3
+    assert len(out["attempts"]) == 3
+    # Each repair shows what the query lacked, and a repair that repeats the failed query is
+    # replaced by a sample (never the same request twice): 1 + 2 × (repair + sample) calls.
+    assert len(model.calls) == 5
+    assert "Table Album has only these columns: AlbumId, Title, ArtistId" in model.calls[1][-1].content
 
 
 def test_plain_text_reply_with_a_code_fence_still_works(ref):

@@ -7,19 +7,23 @@ preview without another LLM call, so the figures shown are the database's, never
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taller.errors import ToolError
-from taller.knowledge.sql.connection import SOURCE, connect
+from taller.knowledge.sql.connection import SOURCE, Database, connect
 from taller.knowledge.sql.execution import Execution, database_error_text, execute_checked
-from taller.knowledge.sql.generation import build_messages, generate_sql
+from taller.knowledge.sql.generation import build_messages, generate_sql, repair_facts
 from taller.knowledge.sql.memory import retrieve
-from taller.knowledge.sql.safety import QueryTimeoutError, SQLSyntaxError, UnsafeSQLError, check_sql
+from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, SQLSyntaxError, UnsafeSQLError, check_sql
 from taller.knowledge.sql.schema import introspect
 from taller.progress import emit
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
+
+log = logging.getLogger(__name__)
 
 MAX_RETRIES = 2
 PREVIEW_ROWS = 10
@@ -65,12 +69,79 @@ def summarise(columns: list[str], execution: Execution) -> str:
     return text
 
 
+# Sampling temperature of the candidates after the first (greedy) one.
+SAMPLE_TEMPERATURE = 0.7
+
+
+@dataclass
+class Candidate:
+    """One written query and what running it gave: rows, or the error that stopped it."""
+
+    sql: str
+    checked: CheckedSQL | None = None
+    execution: Execution | None = None
+    error: str | None = None
+    timed_out: bool = False
+
+    @property
+    def ran(self) -> bool:
+        return self.execution is not None
+
+    def signature(self) -> tuple:
+        """The result as a multiset of rows (values rounded, column order free), for voting."""
+        assert self.execution is not None
+        rows = sorted(tuple(sorted(repr(round(v, 4) if isinstance(v, float) else v) for v in row))
+                      for row in self.execution.rows)
+        return (self.execution.row_count, self.execution.complete, tuple(rows))
+
+
+def _try(db: Database, sql: str, timeout_s: float) -> Candidate:
+    """Check and run one candidate read-only (the one path every query takes); refusals raise."""
+    candidate = Candidate(sql=sql)
+    try:
+        candidate.checked = check_sql(sql, db.dialect)
+    except SQLSyntaxError as exc:
+        candidate.error = str(exc)
+        return candidate
+    try:
+        candidate.execution = execute_checked(db, candidate.checked, export=False, timeout_s=timeout_s)
+    except QueryTimeoutError as exc:
+        candidate.error, candidate.timed_out = str(exc), True
+    except Exception as exc:  # driver errors differ per database; all go back to the LLM
+        candidate.error = database_error_text(exc)
+    return candidate
+
+
+def vote(candidates: list[Candidate]) -> Candidate | None:
+    """The candidate whose result most candidates agree on; an empty result counts half (a
+    misspelled filter returns nothing, and two misspellings agree); ties go to the earliest
+    (the greedy query first)."""
+    groups: dict[tuple, list[int]] = {}
+    for index, candidate in enumerate(candidates):
+        if candidate.ran:
+            groups.setdefault(candidate.signature(), []).append(index)
+    if not groups:
+        return None
+
+    def weight(signature: tuple) -> float:
+        return len(groups[signature]) * (0.5 if signature[0] == 0 else 1.0)
+
+    best = max(groups, key=lambda signature: (weight(signature), -groups[signature][0]))
+    return candidates[groups[best][0]]
+
+
 def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRIES,
-        model: BaseChatModel | None = None) -> dict[str, Any]:
+        model: BaseChatModel | None = None, candidates: int | None = None) -> dict[str, Any]:
     """Answer ``question`` with one safe read-only query; the tool result of ``query_database``.
 
     ``model`` writes the SQL; the ``query_database`` tool passes the agent's
     (:func:`taller.llm.get_chat_model`), which is also the default for library and CLI callers.
+
+    Up to ``candidates`` queries (setting ``sql_candidates``) are written: the greedy one, then
+    samples, each checked and run read-only with a short timeout; writing stops as soon as two
+    agree, and the result most agree on wins. When none runs, a repair request shows the model
+    what its query lacked (:func:`.generation.repair_facts`), at most ``max_retries`` times, and
+    a repair that repeats a failed query is replaced by a sample.
 
     Returns a dict with ``sql``, ``columns``, ``rows``, ``row_count``, ``truncated``, ``csv``,
     ``summary`` and ``table`` (Markdown preview). A refused query returns ``error``,
@@ -78,10 +149,13 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
     that refused it; a query that still fails after the retries returns ``error`` with the last
     database error.
     """
+    from taller.config import get_settings
     from taller.llm import LLMUnavailableError, get_chat_model
 
     if not question or not question.strip():
         raise ToolError("the question is empty")
+    settings = get_settings()
+    wanted = max(1, settings.sql_candidates if candidates is None else candidates)
     db = connect(database)
     schema = introspect(db)
     emit({"source": SOURCE, "message": "retrieving the relevant schema"})
@@ -92,55 +166,99 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
         except LLMUnavailableError as exc:
             raise ToolError(str(exc)) from None
     messages = build_messages(question, db, context)
-    attempts: list[dict[str, str]] = []
     base = {"question": question, "database": db.name, "dialect": db.dialect, "tables_used": context.tables}
-    for attempt in range(max_retries + 1):
-        emit({"source": SOURCE, "message": "writing the SQL" if attempt == 0 else f"correcting the SQL (retry {attempt})"})
-        sql = generate_sql(model, messages)
-        error: str | None = None
+    timeout_s = min(settings.sql_timeout_s, settings.sql_candidate_timeout_s)
+    tried: list[Candidate] = []
+
+    def refusal(sql: str, exc: UnsafeSQLError) -> dict[str, Any]:
+        # A refusal is final: asking again would only invite another attempt at the same thing.
+        message = f"Refused to run the query: {exc}."
+        return {"error": message, "summary": message, "refused": True, "rule": exc.rule.value,
+                "sql": sql, "columns": [], "rows": [], "attempts": _attempts(tried) + [{"sql": sql, "error": str(exc)}],
+                **base}
+
+    # 1. Candidates: the greedy query, then samples until two results agree.
+    for index in range(wanted):
+        emit({"source": SOURCE, "message": "writing the SQL" if index == 0 else f"writing another query to compare ({index + 1}/{wanted})"})
         try:
-            checked = check_sql(sql, db.dialect)
-        except UnsafeSQLError as exc:
-            # A refusal is final: asking again would only invite another attempt at the same thing.
-            message = f"Refused to run the query: {exc}."
-            return {"error": message, "summary": message, "refused": True, "rule": exc.rule.value,
-                    "sql": sql, "columns": [], "rows": [],
-                    "attempts": attempts + [{"sql": sql, "error": str(exc)}], **base}
-        except SQLSyntaxError as exc:
-            error = str(exc)
-        if error is None:
-            emit({"source": SOURCE, "message": "running the query"})
+            sql = generate_sql(model, messages, temperature=0.0 if index == 0 else SAMPLE_TEMPERATURE, seed=index or None)
+        except Exception as exc:  # a sample the model could not give: vote among what there is
+            if index == 0:
+                raise
+            log.info("no further SQL candidate: %s", exc)
+            break
+        if any(sql.strip() == other.sql.strip() for other in tried):
+            tried.append(next(other for other in tried if other.sql.strip() == sql.strip()))
+        else:
             try:
-                execution = execute_checked(db, checked)
-            except QueryTimeoutError as exc:
-                message = f"The query was stopped: {exc}. Try a narrower question."
-                return {"error": message, "summary": message, "sql": checked.sql, "columns": [], "rows": [],
-                        "attempts": attempts + [{"sql": checked.sql, "error": str(exc)}], **base}
-            except Exception as exc:  # driver errors differ per database; all go back to the LLM
-                error = database_error_text(exc)
-            else:
-                attempts.append({"sql": checked.sql, "error": ""})
-                return {
-                    "summary": summarise(execution.columns, execution),
-                    "sql": checked.sql,
-                    "columns": execution.columns,
-                    "rows": execution.rows,
-                    "row_count": execution.row_count,
-                    "truncated": execution.truncated,
-                    "csv": execution.csv,
-                    "table": markdown_table(execution.columns, execution.rows),
-                    "attempts": attempts,
-                    "seconds": round(execution.seconds, 3),
-                    **base,
-                }
-        attempts.append({"sql": sql, "error": error})
-        # Self-correction: the failed SQL, the error and the schema go back to the model, as one
-        # fresh request (small local models answered a follow-up turn with an empty query).
-        messages = build_messages(question, db, context, failed=(sql, error))
-    message = (f"Could not write a working query after {len(attempts)} attempts; "
-               f"the last error was: {attempts[-1]['error']}")
-    return {"error": message, "summary": message, "sql": attempts[-1]["sql"], "columns": [], "rows": [],
-            "attempts": attempts, **base}
+                # The greedy query gets the full statement timeout; samples a short one, so a
+                # slow wrong guess cannot double the wait.
+                tried.append(_try(db, sql, settings.sql_timeout_s if index == 0 else timeout_s))
+            except UnsafeSQLError as exc:
+                if index == 0:
+                    return refusal(sql, exc)
+                continue  # a sampled write is dropped; the greedy query decides about refusing
+        ran = [candidate for candidate in tried if candidate.ran]
+        if len(ran) >= 2 and len({candidate.signature() for candidate in ran}) < len(ran):
+            break  # two agree: more samples would not change the vote
+    # 2. Repairs: none ran, so the model is shown what the last query lacked.
+    retries = 0
+    while not any(candidate.ran for candidate in tried) and retries < max_retries and not tried[0].timed_out:
+        # (A query the database had to stop is not rewritten: the question asks too much.)
+        retries += 1
+        last = tried[-1]
+        facts = repair_facts(last.sql, last.error or "", schema, db.sqlglot_dialect)
+        messages = build_messages(question, db, context, failed=(last.sql, last.error or ""), facts=facts)
+        emit({"source": SOURCE, "message": f"correcting the SQL (retry {retries})"})
+        sql = generate_sql(model, messages)
+        if any(sql.strip() == other.sql.strip() for other in tried):
+            # The same request would get the same answer: draw a different one instead.
+            sql = generate_sql(model, messages, temperature=SAMPLE_TEMPERATURE, seed=100 + retries)
+        try:
+            tried.append(_try(db, sql, timeout_s))
+        except UnsafeSQLError as exc:
+            return refusal(sql, exc)
+    chosen = vote(tried)
+    if chosen is None and tried[0].timed_out:
+        message = f"The query was stopped: {tried[0].error}. Try a narrower question."
+        return {"error": message, "summary": message, "sql": tried[0].sql, "columns": [], "rows": [],
+                "attempts": _attempts(tried), **base}
+    if chosen is None:
+        message = (f"Could not write a working query after {len(tried)} attempts; "
+                   f"the last error was: {tried[-1].error}")
+        return {"error": message, "summary": message, "sql": tried[-1].sql, "columns": [], "rows": [],
+                "attempts": _attempts(tried), **base}
+    emit({"source": SOURCE, "message": "running the query"})
+    execution = chosen.execution
+    assert execution is not None and chosen.checked is not None
+    if not execution.complete or execution.truncated:
+        # The vote ran it with a short timeout and no export: run the winner for real.
+        try:
+            execution = execute_checked(db, chosen.checked)
+        except QueryTimeoutError as exc:
+            message = f"The query was stopped: {exc}. Try a narrower question."
+            return {"error": message, "summary": message, "sql": chosen.checked.sql, "columns": [], "rows": [],
+                    "attempts": _attempts(tried), **base}
+    agreeing = sum(1 for candidate in tried if candidate.ran and candidate.signature() == chosen.signature())
+    return {
+        "summary": summarise(execution.columns, execution),
+        "sql": chosen.checked.sql,
+        "columns": execution.columns,
+        "rows": execution.rows,
+        "row_count": execution.row_count,
+        "truncated": execution.truncated,
+        "csv": execution.csv,
+        "table": markdown_table(execution.columns, execution.rows),
+        "attempts": _attempts(tried),
+        "agreement": f"{agreeing}/{len(tried)}",
+        "seconds": round(execution.seconds, 3),
+        **base,
+    }
+
+
+def _attempts(tried: list[Candidate]) -> list[dict[str, str]]:
+    return [{"sql": candidate.checked.sql if candidate.checked else candidate.sql, "error": candidate.error or ""}
+            for candidate in tried]
 
 
 def run_sql(sql: str, database: str | None = None, row_limit: int | None = None) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from taller.errors import ModelReplyError
 from taller.knowledge.sql.connection import Database
 from taller.knowledge.sql.memory import Context
+from taller.knowledge.sql.schema import Schema
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
@@ -23,10 +24,11 @@ SQL_SCHEMA = {
 
 
 def build_messages(question: str, db: Database, context: Context,
-                   failed: tuple[str, str] | None = None) -> list[Any]:
+                   failed: tuple[str, str] | None = None, facts: str = "") -> list[Any]:
     """The prompt: rules as the system message; schema, docs, examples and question as the user's.
 
-    ``failed`` is ``(sql, error)`` of the previous attempt, for a self-correction request.
+    ``failed`` is ``(sql, error)`` of the previous attempt, for a self-correction request, and
+    ``facts`` what that attempt lacked (:func:`repair_facts`).
     """
     from langchain_core.messages import HumanMessage, SystemMessage
 
@@ -41,6 +43,10 @@ def build_messages(question: str, db: Database, context: Context,
         'question asks for a number of items. Reply with JSON: {"sql": "<the query>"}.'
     )
     parts = [f"Database schema:\n{context.schema_text}"]
+    if context.joins:
+        parts.append("Joins (foreign keys):\n" + "\n".join(f"- {line}" for line in context.joins))
+    if context.values:
+        parts.append("Values in the question, as stored:\n" + "\n".join(f"- {line}" for line in context.values))
     if context.documentation:
         parts.append("Documentation:\n" + "\n".join(f"- {d}" for d in context.documentation))
     if context.examples:
@@ -49,7 +55,8 @@ def build_messages(question: str, db: Database, context: Context,
     if failed is not None:
         shown = failed[0].strip() or "(an empty reply)"
         parts.append(f"A previous attempt for this question failed.\nSQL: {shown}\nError: {failed[1]}\n"
-                     "Write a corrected query that uses only the tables and columns of the schema above.")
+                     + (f"{facts}\n" if facts else "")
+                     + "Write a corrected query that uses only the tables and columns of the schema above.")
     parts.append(f"Question: {question}")
     return [SystemMessage(content=system), HumanMessage(content="\n\n".join(parts))]
 
@@ -67,12 +74,84 @@ def extract_sql(reply: Any) -> str:
     return text[start.start():].strip() if start else text
 
 
-def generate_sql(model: BaseChatModel, messages: list[Any]) -> str:
-    """One query from ``model``: its JSON ``sql`` field, or the SQL in a reply that is not JSON."""
+def generate_sql(model: BaseChatModel, messages: list[Any], temperature: float = 0.0, seed: int | None = None) -> str:
+    """One query from ``model``: its JSON ``sql`` field, or the SQL in a reply that is not JSON.
+    With ``temperature`` > 0, a sample (the pipeline votes among several)."""
     from taller.llm import invoke_json
 
     try:
-        reply = invoke_json(model, messages, SQL_SCHEMA)
+        reply = invoke_json(model, messages, SQL_SCHEMA, temperature=temperature, seed=seed)
     except ModelReplyError as exc:  # not JSON: keep what the model said so the retry can show it
         return extract_sql(exc.reply)
     return extract_sql(reply)
+
+
+# --- repair: what a failed query lacked -----------------------------------------------------------
+
+_MISSING_COLUMN = re.compile(r"(?:no such column:\s*|column\s+\"?)([\w.]+)\"?(?:\s+does not exist)?", re.I)
+_MISSING_TABLE = re.compile(r"(?:no such table:\s*|relation\s+\"?)([\w.]+)", re.I)
+
+
+def _tables_in(sql: str, dialect: str) -> list[str]:
+    import sqlglot
+    from sqlglot import exp
+
+    try:
+        tree = sqlglot.parse_one(sql, read=dialect)
+    except Exception:  # an unparsable query names no table we can trust
+        return []
+    return list(dict.fromkeys(table.name for table in tree.find_all(exp.Table) if table.name))
+
+
+def _join_path(schema: Schema, start: str, goal: str) -> list[str]:
+    """The foreign-key joins from ``start`` to ``goal`` (shortest), as ``a.x = b.y`` lines."""
+    edges: dict[str, list[tuple[str, str]]] = {}
+    for table in schema.tables:
+        for fk in table.foreign_keys:
+            condition = " AND ".join(f"{table.name}.{c} = {fk.table}.{r}" for c, r in zip(fk.columns, fk.referred))
+            edges.setdefault(table.name.lower(), []).append((fk.table, condition))
+            edges.setdefault(fk.table.lower(), []).append((table.name, condition))
+    paths: dict[str, list[str]] = {start.lower(): []}
+    queue = [start]
+    while queue:
+        current = queue.pop(0)
+        if current.lower() == goal.lower():
+            return paths[current.lower()]
+        for neighbour, condition in edges.get(current.lower(), []):
+            if neighbour.lower() not in paths:
+                paths[neighbour.lower()] = paths[current.lower()] + [condition]
+                queue.append(neighbour)
+    return []
+
+
+def repair_facts(sql: str, error: str, schema: Schema, dialect: str) -> str:
+    """What the failed ``sql`` lacked, read from the schema: the real columns of the tables it
+    named, the tables that do have the column it invented and how to join them, or the list of
+    tables. (Sending the error and the same schema again got the same query back.)"""
+    facts: list[str] = []
+    named = [schema.table(name) for name in _tables_in(sql, dialect)]
+    named = [table for table in named if table is not None]
+    column = _MISSING_COLUMN.search(error)
+    table_error = _MISSING_TABLE.search(error)
+    if column:
+        wanted = column.group(1).split(".")[-1].lower()
+        for table in named:
+            facts.append(f"Table {table.name} has only these columns: {', '.join(c.name for c in table.columns)}.")
+        holders = [t for t in schema.tables if any(c.name.lower() == wanted for c in t.columns)]
+        if not holders:  # a name that sounds right: columns that contain it or that it contains
+            holders = [t for t in schema.tables
+                       if any(wanted in c.name.lower() or c.name.lower() in wanted for c in t.columns if len(c.name) > 2)]
+        for holder in holders[:3]:
+            if any(holder.name == table.name for table in named):
+                continue
+            similar = [c.name for c in holder.columns if wanted in c.name.lower() or c.name.lower() in wanted]
+            line = f"{', '.join(similar) or wanted} is a column of {holder.name}"
+            path = _join_path(schema, named[0].name, holder.name) if named else []
+            if path:
+                line += "; join it with " + " and ".join(path)
+            facts.append(line + ".")
+    elif table_error:
+        facts.append("The tables are: " + ", ".join(t.name for t in schema.tables) + ".")
+    elif "ambiguous" in error.lower():
+        facts.append("Write every column as table.column (or alias.column).")
+    return "\n".join(facts)

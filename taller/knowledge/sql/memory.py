@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taller.errors import ToolError
+from taller.knowledge.sql import linking
 from taller.knowledge.sql.connection import SOURCE, Database, connect
 from taller.knowledge.sql.execution import execute_checked
 from taller.knowledge.sql.safety import check_sql
@@ -104,6 +105,8 @@ class Context:
     schema_text: str
     examples: list[tuple[str, str]]  # (question, sql)
     documentation: list[str]
+    values: list[str] = field(default_factory=list)  # "employees.status = 'on_leave'" for values the question names
+    joins: list[str] = field(default_factory=list)   # "enrollments.stu_id = students.stu_id", …
 
 
 def retrieve(db: Database, question: str, schema: Schema | None = None) -> Context:
@@ -141,4 +144,15 @@ def retrieve(db: Database, question: str, schema: Schema | None = None) -> Conte
         hits = collection.query(query_embeddings=vector, n_results=DOCS_IN_PROMPT, where={"kind": "doc"},
                                 include=["documents"])
         docs = list(hits["documents"][0])
-    return Context(tables=names, schema_text=schema.text(names), examples=examples, documentation=docs)
+    # Schema linking (read from the database, not guessed): every value of the short category
+    # columns, the stored values the question names, and the joins among the tables shown.
+    stored = linking.value_index(db, schema)
+    mentioned = linking.mentioned_values(question, stored, names)
+    return Context(tables=names, schema_text=schema.text(names, linking.categories(stored)), examples=examples,
+                   documentation=docs,
+                   values=[f"{item.table}.{item.column} = {_quoted(item.value)}" for item in mentioned],
+                   joins=linking.join_paths(schema, names))
+
+
+def _quoted(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"

@@ -52,8 +52,11 @@ class Table:
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     row_count: int | None = None
 
-    def ddl(self) -> str:
-        """A compact CREATE TABLE with row count and sample values as comments (what LLMs know)."""
+    def ddl(self, categories: dict[str, list[str]] | None = None) -> str:
+        """A compact CREATE TABLE with row count and sample values as comments (what LLMs know).
+
+        ``categories`` (column → every distinct value) replaces a column's samples with the whole
+        list, so a question's "on leave" can be matched to the stored ``'on_leave'``."""
         count = f"  -- {self.row_count:,} rows" if self.row_count is not None else ""
         references = {c: fk for fk in self.foreign_keys for c in fk.columns}
         lines = []
@@ -64,7 +67,9 @@ class Table:
             fk = references.get(column.name)
             if fk is not None:
                 text += f" REFERENCES {fk.table}({fk.referred[fk.columns.index(column.name)]})"
-            if column.samples:
+            if categories and column.name in categories:
+                text += ",  -- one of " + ", ".join(_sample_text(v) for v in categories[column.name])
+            elif column.samples:
                 text += ",  -- e.g. " + ", ".join(_sample_text(v) for v in column.samples)
             else:
                 text += ","
@@ -89,6 +94,8 @@ class Schema:
     """Every table of one database."""
 
     tables: list[Table]
+    # The distinct short text values, read on first need by :func:`.linking.value_index`.
+    stored_values: list[Any] | None = field(default=None, repr=False, compare=False)
 
     def table(self, name: str) -> Table | None:
         lowered = name.lower()
@@ -98,9 +105,13 @@ class Schema:
         text = "|".join(f"{t.name}:{','.join(f'{c.name} {c.type}' for c in t.columns)}" for t in self.tables)
         return hashlib.sha1(text.encode()).hexdigest()[:16]
 
-    def text(self, names: list[str] | None = None) -> str:
+    def text(self, names: list[str] | None = None, categories: dict[tuple[str, str], list[str]] | None = None) -> str:
+        """The DDL of the tables ``names`` (all by default); ``categories`` is (table, column) →
+        every distinct value, for the columns that are categories."""
         chosen = self.tables if names is None else [t for t in self.tables if t.name in names]
-        return "\n\n".join(t.ddl() for t in chosen)
+        categories = categories or {}
+        return "\n\n".join(t.ddl({column: values for (table, column), values in categories.items()
+                                   if table == t.name}) for t in chosen)
 
 
 def _sample_text(value: Any) -> str:
