@@ -11,8 +11,9 @@ Layout (works at 80×24; the threads sidebar opens by default from 100 columns):
 
 This module is the wiring: the App composes the widgets of :mod:`taller.ui`, holds the agent and
 the current thread, and connects them. Each concern lives in its own module there: the chat log
-(``ui/chat_log.py``), tool cards (``ui/cards.py``), messages, images, the runs panel and the
-attachments bar (``ui/widgets.py``), run tracking (``ui/runs.py``, no Textual), the threads
+(``ui/chat_log.py``), tool cards (``ui/cards.py``; a database answer's chart as text in
+``ui/charts.py``), messages, images, the runs panel and the attachments bar
+(``ui/widgets.py``), run tracking (``ui/runs.py``, no Textual), the threads
 sidebar (``ui/threads.py``), slash commands (``ui/commands.py``, no Textual), the status bar
 (``ui/status.py``), dialogs (``ui/screens.py``).
 
@@ -41,6 +42,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, ListView
 
 from taller.ui import commands
+from taller.ui.cards import ToolCard
 from taller.ui.chat_log import ChatLog
 from taller.ui.formatting import escape
 from taller.ui.runs import request_cancel
@@ -417,6 +419,35 @@ class TallerApp(App[None]):
             self.runs_panel.set_state(run_id, "cancelling")
         self.notify(outcome.message, severity=outcome.severity)
         return outcome.stopped
+
+    # --- a database answer's buttons ------------------------------------------------------------------
+    def on_tool_card_suggestion_chosen(self, message: ToolCard.SuggestionChosen) -> None:
+        """A suggested follow-up pressed on a card: it is the next message, as if typed."""
+        if self.send(message.text):
+            self.prompt.focus()
+
+    def on_tool_card_answer_confirmed(self, message: ToolCard.AnswerConfirmed) -> None:
+        """The thumbs-up: store the question and SQL as a confirmed example (in a worker: the
+        first one loads the embedding model)."""
+        self._remember_worker(message.card, message.question, message.sql, message.database)
+
+    @work(thread=True, group="remember", exit_on_error=False)
+    def _remember_worker(self, card: ToolCard, question: str, sql: str, database: str | None) -> None:
+        from taller.knowledge.sql import remember_example
+
+        try:
+            stored = remember_example(question, sql, database)
+            ok, text = True, str(stored.get("summary") or "Remembered.")
+        except Exception as exc:  # unsafe, failing or unknown database: the message says which
+            ok, text = False, f"Not remembered: {exc}"
+        try:
+            self.call_from_thread(self._remembered, card, ok, text)
+        except RuntimeError:  # the app has closed
+            pass
+
+    def _remembered(self, card: ToolCard, ok: bool, text: str) -> None:
+        card.remembered(ok)
+        self.notify(text, severity="information" if ok else "error")
 
     # --- attachments ----------------------------------------------------------------------------------
     def attach(self, path: str) -> None:

@@ -556,6 +556,60 @@ async def test_threads_and_history(make_server):
     await websocket.close()
 
 
+async def test_a_thumbs_up_stores_the_example_and_retrieval_then_finds_it(make_server, tmp_path, data_dir,
+                                                                          monkeypatch):
+    """``remember`` (the page's 👍) stores a confirmed question → SQL; a refused one stores nothing."""
+    import shutil
+    import sqlite3
+
+    from taller.knowledge.sql import connect as connect_database
+    from taller.knowledge.sql.memory import retrieve
+
+    path = tmp_path / "chinook.sqlite"
+    shutil.copyfile(data_dir / "Chinook_Sqlite.sqlite", path)
+    monkeypatch.setenv("TALLER_DATABASES", f'{{"ref": "sqlite:///{path}"}}')
+    get_settings(reload=True)
+    question = "How many customers are there in each country?"
+    sql = "SELECT Country, COUNT(*) AS customers FROM Customer GROUP BY Country ORDER BY customers DESC"
+    similar = "Number of customers per country?"
+    assert retrieve(connect_database("ref"), similar).examples == []  # nothing before the thumbs-up
+
+    server = make_server(EchoModel(default=echo_answer))
+    websocket = await open_client(server)
+    await websocket.send(json.dumps({"type": "remember", "question": question, "sql": sql, "database": "ref",
+                                     "thread_id": "t-sql", "request_id": "k-1"}))
+    reply = await recv_json(websocket, timeout=120)  # the first example loads the embedding model
+    assert reply["type"] == "remembered", reply
+    assert reply["request_id"] == "k-1" and reply["thread_id"] == "t-sql" and reply["database"] == "ref"
+    assert "Remembered" in reply["summary"]
+    assert retrieve(connect_database("ref"), similar).examples == [(question, reply["sql"])]
+
+    # Refused or failing SQL is answered with an error that says why, and nothing is stored.
+    for index, (bad_sql, reason) in enumerate([("DELETE FROM Customer", "DELETE"),
+                                               ("SELECT * FROM Customers", "no such table")]):
+        await websocket.send(json.dumps({"type": "remember", "question": f"bad {index}", "sql": bad_sql,
+                                         "database": "ref", "request_id": f"bad-{index}"}))
+        refused = await recv_json(websocket, timeout=60)
+        assert refused["type"] == "error" and refused["code"] == "not_remembered", refused
+        assert refused["request_id"] == f"bad-{index}" and reason in refused["message"]
+    for frame, code in [({"type": "remember", "question": "q"}, "missing_field"),
+                        ({"type": "remember", "sql": "SELECT 1", "question": " "}, "missing_field"),
+                        ({"type": "remember", "question": "q", "sql": "SELECT 1", "database": 7}, "bad_field"),
+                        ({"type": "remember", "question": "q", "sql": "x" * 20001}, "too_large")]:
+        await websocket.send(json.dumps(frame))
+        reply = await recv_json(websocket)
+        assert reply["type"] == "error" and reply["code"] == code, (frame, reply)
+    for index in range(2):
+        # A stored "bad N" would be its own nearest example (distance 0): it is not there.
+        assert all(q != f"bad {index}" for q, _ in retrieve(connect_database("ref"), f"bad {index}").examples)
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("SELECT COUNT(*) FROM Customer").fetchone() == (59,)
+    finally:
+        connection.close()
+    await websocket.close()
+
+
 async def test_reconnecting_client_finds_and_answers_a_pending_interrupt(make_server, monkeypatch):
     monkeypatch.setattr(get_tool("train_model"), "func", lambda **kwargs: {"summary": "started", "run_id": "ae-9"})
     model = FakeChatModel(responses=[

@@ -137,3 +137,58 @@ def test_page_without_token_asks_for_it_and_uploads_an_image(browser_page, tmp_p
     assert str(uploads[0]) in page.locator(".msg.assistant").last.inner_text()
     agent.close()
     assert problems == [], problems
+
+
+def test_database_answer_chart_suggestions_and_thumbs_up(browser_page, monkeypatch):
+    import taller.knowledge.sql as sqlmod
+
+    page, problems = browser_page
+    points = [["USA", 523.06], ["Canada", 303.96], ["France", 195.1]]
+    sql = "SELECT BillingCountry, SUM(Total) FROM Invoice GROUP BY 1 ORDER BY 2 DESC LIMIT 3"
+    asked: list[str] = []
+
+    def query_database(question, database=None):
+        asked.append(question)
+        return {"summary": "The USA buys the most.", "question": question, "database": "sales",
+                "sql": sql, "columns": ["country", "sales"], "rows": points, "row_count": 3,
+                "chart": {"type": "bar", "x": "country", "y": "sales", "points": points},
+                "suggestions": ["Which genres sell most?", "And the top 5 Invoice by Total?"]}
+
+    monkeypatch.setattr(get_tool("query_database"), "func", query_database)
+    stored: list[tuple] = []
+    monkeypatch.setattr(sqlmod, "remember_example", lambda question, sql, database=None: stored.append(
+        (question, sql, database)) or {"summary": "Remembered.", "id": "example:1", "sql": sql, "database": database})
+    model = FakeChatModel(responses=[
+        {"tool": "query_database", "args": {"question": "Which 3 countries buy the most?"}}, "The USA.",
+        {"tool": "query_database", "args": {"question": "Which genres sell most?"}}, "Rock.",
+    ])
+    agent = Agent(chat_model=model)
+    with BackgroundServer(agent=agent) as server:
+        page.goto(server.page_url)
+        page.wait_for_selector("#status[data-state=open]")
+        page.fill("#input", "Which 3 countries buy the most?")
+        page.press("#input", "Enter")
+        page.wait_for_selector(".card.tool[data-state=done] svg.chart")
+        card = page.locator(".card.tool").first
+        # Inline SVG drawn by the page from the spec: one bar per point, tallest for the largest.
+        heights = [float(h) for h in card.locator("svg.chart rect.bar").evaluate_all(
+            "bars => bars.map(b => b.getAttribute('height'))")]
+        assert len(heights) == 3 and heights[0] == max(heights) and heights[2] == min(heights)
+        assert card.locator("svg.chart text.label").all_text_contents() == ["USA", "Canada", "France"]
+        assert stored == [], "an answer nobody confirmed is never stored"
+
+        card.locator("button.confirm").click()
+        page.wait_for_function("() => document.querySelector('.card.tool button.confirm').textContent.startsWith('✓')")
+        assert stored == [("Which 3 countries buy the most?", sql, "sales")]
+        assert card.locator("button.confirm").is_disabled()
+
+        chips = card.locator(".suggestions button.chip")
+        assert chips.all_inner_texts() == ["Which genres sell most?", "And the top 5 Invoice by Total?"]
+        chips.first.click()
+        page.wait_for_selector(".card.tool >> nth=1")
+        page.wait_for_function("() => [...document.querySelectorAll('.msg.assistant')]"
+                               ".some(m => m.textContent.startsWith('Rock.') && !m.classList.contains('streaming'))")
+        assert page.locator(".msg.user").all_inner_texts() == ["Which 3 countries buy the most?", "Which genres sell most?"]
+        assert asked == ["Which 3 countries buy the most?", "Which genres sell most?"]
+    agent.close()
+    assert problems == [], problems

@@ -146,8 +146,41 @@ async def on_history(server: TallerServer, connection: Connection, frame: dict) 
                      "busy": thread_id in server.requests.busy, "request_id": frame.get("request_id")})
 
 
+async def on_remember(server: TallerServer, connection: Connection, frame: dict) -> None:
+    """A thumbs-up on a ``query_database`` answer: store its question and SQL as a confirmed
+    example, which retrieval then shows the model for similar questions.
+
+    Only this frame stores one: an answer nobody confirmed is never remembered. The SQL goes
+    through the same read-only checks as any query (and must run) before it is kept.
+    """
+    question, sql, database = frame.get("question"), frame.get("sql"), frame.get("database")
+    thread_id = optional_id(frame, "thread_id")
+    for name, value in (("question", question), ("sql", sql)):
+        if not isinstance(value, str) or not value.strip():
+            raise ProtocolError("missing_field", f"remember needs a non-empty \"{name}\" string")
+        if len(value) > server.limits.max_text_chars:
+            raise ProtocolError("too_large", f"\"{name}\" has {len(value)} characters; "
+                                             f"the limit is {server.limits.max_text_chars}")
+    if database is not None and (not isinstance(database, str) or len(database) > 2000):
+        raise ProtocolError("bad_field", "\"database\" must be a database name or URL")
+
+    def store() -> dict[str, Any]:
+        from taller.knowledge.sql import remember_example
+
+        return remember_example(question, sql, database or None)
+
+    try:
+        # Off the event loop: the first example loads the embedding model.
+        stored = await asyncio.to_thread(store)
+    except Exception as exc:  # unsafe or failing SQL, an unknown database: say why, store nothing
+        raise ProtocolError("not_remembered", f"not remembered: {exc}") from None
+    connection.send({"type": "remembered", "summary": stored["summary"], "id": stored["id"], "sql": stored["sql"],
+                     "database": stored["database"], "request_id": frame.get("request_id"),
+                     "thread_id": thread_id})
+
+
 HANDLERS: dict[str, MessageHandler] = {
     "message": on_message, "approve": on_approve, "reject": on_reject, "cancel": on_cancel,
     "ping": on_ping, "subscribe": on_subscribe, "runs": on_runs, "threads": on_threads,
-    "history": on_history,
+    "history": on_history, "remember": on_remember,
 }

@@ -7,7 +7,8 @@ no state and does no I/O.
 
 Error codes (the ``code`` of an ``error`` frame): ``bad_json``, ``missing_field``, ``bad_field``,
 ``unknown_type``, ``binary_not_supported``, ``too_large``, ``bad_attachment``, ``rate_limited``,
-``thread_busy``, ``duplicate_request``, ``too_many_requests``, ``not_running``, ``internal``;
+``thread_busy``, ``duplicate_request``, ``too_many_requests``, ``not_running``, ``not_remembered``,
+``internal``;
 ``/files`` uses ``forbidden`` and ``not_found`` for its HTTP answers.
 """
 

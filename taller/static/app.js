@@ -6,6 +6,11 @@
  * "taller.token.<TOKEN>" (browsers cannot set headers on a WebSocket); images are fetched with an
  * Authorization header and shown from blob: URLs, so the token never appears in a URL.
  * All text from the server is inserted with textContent, never as HTML.
+ *
+ * A database answer (query_database) also gets: its chart, drawn here as inline SVG from the
+ * declarative spec in the result (built by the server's code from the rows, never by the model);
+ * its suggested follow-up questions as buttons that send them as the next message; and a thumbs-up
+ * that sends a "remember" frame, so the server stores the question and SQL as a confirmed example.
  */
 "use strict";
 
@@ -22,6 +27,7 @@
     opened: false,
     attachment: null,      // {name, media_type, data}
     runs: new Map(),       // run_id -> <li>
+    remembering: new Map(), // request_id of a "remember" frame -> its thumbs-up button
   };
 
   // --- token and thread ----------------------------------------------------------------------
@@ -239,10 +245,139 @@
     card.appendChild(reject);
   }
 
+  // --- a database answer: chart, suggested follow-ups, thumbs-up ------------------------------
+  const SVG_NS = "http://www.w3.org/2000/svg";
+  const CHART = { width: 560, height: 230, left: 64, right: 16, top: 14, bottom: 66, maxPoints: 50 };
+
+  function svg(tag, attributes, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attributes || {})) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function shortNumber(value) {
+    if (Number.isInteger(value)) return value.toLocaleString("en-US");
+    return value.toLocaleString("en-US", { maximumFractionDigits: 2 });
+  }
+
+  function shortLabel(value, limit) {
+    const text = value === null || value === undefined ? "NULL" : String(value);
+    return text.length <= limit ? text : text.slice(0, limit - 1) + "…";
+  }
+
+  // The chart spec {type: "bar"|"line", x, y, points: [[x, y], ...]} as an <svg>; null when the
+  // spec is not one this page can draw.
+  function drawChart(spec) {
+    if (!spec || (spec.type !== "bar" && spec.type !== "line") || !Array.isArray(spec.points)) return null;
+    const points = spec.points
+      .filter((p) => Array.isArray(p) && p.length === 2 && typeof p[1] === "number" && Number.isFinite(p[1]))
+      .slice(0, CHART.maxPoints);
+    if (points.length < 2) return null;
+    const { width, height, left, right, top, bottom } = CHART;
+    const values = points.map((p) => p[1]);
+    // Bars grow from zero; a line spans its own range (a time series far from zero stays readable).
+    let low = spec.type === "bar" ? Math.min(0, ...values) : Math.min(...values);
+    let high = spec.type === "bar" ? Math.max(0, ...values) : Math.max(...values);
+    if (high === low) { high += 1; low -= spec.type === "bar" ? 0 : 1; }
+    const plotWidth = width - left - right;
+    const plotHeight = height - top - bottom;
+    const y = (v) => top + ((high - v) / (high - low)) * plotHeight;
+    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "chart " + spec.type, role: "img",
+                              "aria-label": `${spec.y} by ${spec.x}` });
+    root.appendChild(svg("title", {}, `${spec.y} by ${spec.x}`));
+    // Axes: the value scale's ends, and the zero line (or the bottom for a line).
+    root.appendChild(svg("line", { x1: left, x2: width - right, y1: y(Math.max(low, Math.min(0, high))),
+                                   y2: y(Math.max(low, Math.min(0, high))), class: "axis" }));
+    root.appendChild(svg("text", { x: left - 6, y: y(high) + 4, class: "tick end" }, shortNumber(high)));
+    root.appendChild(svg("text", { x: left - 6, y: y(low) + 4, class: "tick end" }, shortNumber(low)));
+    const slot = plotWidth / points.length;
+    // Every label when they fit, else every k-th (the first and last always).
+    const every = Math.max(1, Math.ceil(points.length / (spec.type === "bar" ? 15 : 8)));
+    const xOf = (i) => left + slot * i + slot / 2;
+    points.forEach(([label, value], i) => {
+      const tip = `${shortLabel(label, 60)}: ${shortNumber(value)}`;
+      if (spec.type === "bar") {
+        const barTop = y(Math.max(value, 0));
+        const barHeight = Math.max(1, Math.abs(y(value) - y(0)));
+        const rect = svg("rect", { x: xOf(i) - slot * 0.35, y: barTop, width: slot * 0.7, height: barHeight,
+                                   class: value < 0 ? "bar negative" : "bar" });
+        rect.appendChild(svg("title", {}, tip));
+        root.appendChild(rect);
+      } else {
+        const dot = svg("circle", { cx: xOf(i), cy: y(value), r: 3, class: "dot" });
+        dot.appendChild(svg("title", {}, tip));
+        root.appendChild(dot);
+      }
+      if (i % every === 0 || i === points.length - 1) {
+        const tx = xOf(i);
+        const ty = height - bottom + 14;
+        root.appendChild(svg("text", { x: tx, y: ty, class: "tick label", transform: `rotate(-35 ${tx} ${ty})` },
+                             shortLabel(label, 12)));
+      }
+    });
+    if (spec.type === "line") {
+      const path = points.map((p, i) => `${xOf(i).toFixed(1)},${y(p[1]).toFixed(1)}`).join(" ");
+      root.insertBefore(svg("polyline", { points: path, class: "series" }), root.querySelector("circle"));
+    }
+    return root;
+  }
+
+  function showAnswerExtras(card, tool, result, args) {
+    if (result.error) return;
+    const chart = drawChart(result.chart);
+    if (chart) {
+      const figure = card.appendChild(el("figure", "chart"));
+      figure.appendChild(chart);
+      figure.appendChild(el("figcaption", null, `${result.chart.y} by ${result.chart.x}`));
+    }
+    if (tool === "query_database" && typeof result.question === "string" && typeof result.sql === "string" && result.sql) {
+      const thumb = card.appendChild(el("button", "confirm", "👍 Correct — remember this query"));
+      thumb.type = "button";
+      thumb.title = "Store this question and its SQL as an example for similar questions";
+      // The database as the tool was called (a URL stays a URL); else the name the result gives.
+      const database = (args && typeof args.database === "string" && args.database) || result.database || null;
+      thumb.onclick = () => {
+        const requestId = newId("k-");
+        const frame = { type: "remember", question: result.question, sql: result.sql, database,
+                        thread_id: state.threadId, request_id: requestId };
+        if (send(frame)) {
+          thumb.disabled = true;
+          thumb.textContent = "Remembering…";
+          state.remembering.set(requestId, thumb);
+        }
+      };
+    }
+    const suggestions = Array.isArray(result.suggestions) ? result.suggestions.filter((t) => typeof t === "string" && t) : [];
+    if (suggestions.length) {
+      const row = card.appendChild(el("div", "suggestions"));
+      for (const text of suggestions) {
+        const chip = row.appendChild(el("button", "chip", text));
+        chip.type = "button";
+        chip.onclick = () => sendText(text);
+      }
+    }
+  }
+
+  function remembered(event) {
+    const thumb = state.remembering.get(event.request_id);
+    if (!thumb) return false;
+    state.remembering.delete(event.request_id);
+    if (event.type === "remembered") {
+      thumb.textContent = "✓ Remembered for similar questions";
+    } else {
+      thumb.disabled = false;
+      thumb.textContent = "👍 Correct — remember this query";
+      thumb.parentNode.appendChild(el("div", "meta", event.message || "not remembered"));
+    }
+    return true;
+  }
+
   function handle(event) {
     const id = event.request_id;
+    if ((event.type === "remembered" || event.type === "error") && remembered(event)) return;
     switch (event.type) {
-      case "hello": case "pong": case "subscribed": case "threads":
+      case "hello": case "pong": case "subscribed": case "threads": case "remembered":
         return;
       case "runs":
         return showRuns(event);
@@ -266,6 +401,7 @@
         card.dataset.tool = event.tool;
         card.appendChild(el("div", "title", "Tool " + event.tool + ": running…"));
         if (event.args && Object.keys(event.args).length) card.appendChild(el("pre", null, JSON.stringify(event.args, null, 1)));
+        card.toolArgs = event.args || null;
         request(id).cards.set(event.call_id, card);
         break;
       }
@@ -278,6 +414,7 @@
         title.textContent = "Tool " + event.tool + (event.ok ? ": done" : ": failed");
         const result = event.result || {};
         card.appendChild(el("div", "summary", result.error || result.summary || ""));
+        showAnswerExtras(card, event.tool, result, card.toolArgs);
         break;
       }
       case "image":
@@ -309,19 +446,25 @@
   }
 
   // --- composer ------------------------------------------------------------------------------
+  // Send a user message (typed, or a suggestion pressed); false when it could not be sent.
+  function sendText(text, attachment) {
+    const requestId = newId("p-");
+    const frame = { type: "message", text, thread_id: state.threadId, request_id: requestId };
+    if (attachment) frame.attachments = [attachment];
+    if (!send(frame)) return false;
+    showUser(text, attachment && attachment.name);
+    request(requestId);
+    state.running.push(requestId);
+    updateButtons();
+    return true;
+  }
+
   function submit(domEvent) {
     domEvent.preventDefault();
     const input = $("input");
     const text = input.value.trim();
     if (!text) return;
-    const requestId = newId("p-");
-    const frame = { type: "message", text, thread_id: state.threadId, request_id: requestId };
-    if (state.attachment) frame.attachments = [state.attachment];
-    if (!send(frame)) return;
-    showUser(text, state.attachment && state.attachment.name);
-    request(requestId);
-    state.running.push(requestId);
-    updateButtons();
+    if (!sendText(text, state.attachment)) return;
     input.value = "";
     state.attachment = null;
     $("attachment-name").textContent = "";

@@ -1,8 +1,15 @@
 """Tool cards: one tool call in the chat log, from "running…" to its rendered result.
 
 A card shows the tool and its arguments while it runs, progress lines the tool reports, then
-the result: the summary, a table (SQL rows or a list of records), the SQL, video citations as
-links, and the raw JSON under a fold. It collapses with Enter, like any ``Collapsible``.
+the result: the summary, a table (SQL rows or a list of records), a chart when the result has
+one (its spec is built by the SQL library; :mod:`taller.ui.charts` draws it), the SQL, video
+citations as links, and the raw JSON under a fold. It collapses with Enter, like any
+``Collapsible``.
+
+A database answer also gets buttons: its suggested follow-up questions (pressing one posts
+:class:`ToolCard.SuggestionChosen`, which the App sends as the next message) and a thumbs-up
+(:class:`ToolCard.AnswerConfirmed`: the App stores the question and SQL as a confirmed example).
+The card only asks; doing it is the App's job, off the UI thread.
 """
 
 from __future__ import annotations
@@ -11,9 +18,12 @@ import json
 from typing import Any
 
 from rich.text import Text
+from textual.containers import Vertical
+from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Collapsible, DataTable, Static
+from textual.widgets import Button, Collapsible, DataTable, Static
 
+from taller.ui.charts import chart_lines
 from taller.ui.formatting import citation_link, compact_args, escape, format_number, table_of
 
 MAX_TABLE_LINES = 12  # lines a result table takes in the log (it scrolls beyond)
@@ -33,8 +43,36 @@ def cell_text(value: Any) -> Text:
     return Text(text if len(text) <= 60 else text[:59] + "…", justify="right" if isinstance(value, int) else "left")
 
 
+CONFIRM_LABEL = "👍 Correct — remember this query"
+REMEMBERED_LABEL = "✓ Remembered for similar questions"
+
+
+def confirmable(tool: str, result: dict[str, Any]) -> bool:
+    """Whether a result is a database answer the user can confirm: it ran, with its question and SQL."""
+    return (tool == "query_database" and not result.get("error") and isinstance(result.get("question"), str)
+            and isinstance(result.get("sql"), str) and bool(result["sql"].strip()))
+
+
 class ToolCard(Collapsible):
     """One tool call: the tool, its arguments and status, then its result; collapses with Enter."""
+
+    class SuggestionChosen(Message):
+        """A suggested follow-up question was pressed: the App sends ``text`` as the next message."""
+
+        def __init__(self, card: ToolCard, text: str) -> None:
+            super().__init__()
+            self.card = card
+            self.text = text
+
+    class AnswerConfirmed(Message):
+        """The thumbs-up on a database answer: store ``question`` → ``sql`` for ``database``."""
+
+        def __init__(self, card: ToolCard, question: str, sql: str, database: str | None) -> None:
+            super().__init__()
+            self.card = card
+            self.question = question
+            self.sql = sql
+            self.database = database
 
     def __init__(self, tool: str, args: Any, call_id: str | None = None, collapsed: bool = False,
                  result: dict[str, Any] | None = None) -> None:
@@ -90,8 +128,14 @@ class ToolCard(Collapsible):
                 widgets.append(Static("[dim](no rows)[/dim]", classes="tool-empty"))
         if table is not None:
             widgets += self._table(result, *table)
+        chart = chart_lines(result.get("chart"))
+        if chart and not result.get("error"):
+            widgets.append(Static(Text("\n".join(chart)), classes="tool-chart"))
         if result.get("sql"):
             widgets.append(Static(f"[dim]SQL[/dim] {escape(str(result['sql']))}", classes="tool-sql"))
+        actions = self._actions(result)
+        if actions is not None:
+            widgets.append(actions)
         citations = result.get("citations")
         if isinstance(citations, list) and citations:
             widgets.append(Static("\n".join(citation_link(c) for c in citations[:20]), classes="citations"))
@@ -101,6 +145,46 @@ class ToolCard(Collapsible):
         widgets.append(Collapsible(Static(escape(details), classes="tool-json"), title="raw result",
                                    collapsed=True, classes="tool-details"))
         self.contents.mount_all(widgets)
+
+    # --- a database answer's buttons ------------------------------------------------------------
+    def _actions(self, result: dict[str, Any]) -> Widget | None:
+        """The thumbs-up and the suggested follow-ups, one button a line (they fit 80 columns)."""
+        buttons: list[Widget] = []
+        if confirmable(self.tool, result):
+            buttons.append(Button(CONFIRM_LABEL, classes="confirm-answer", compact=True,
+                                  tooltip="Store this question and its SQL as an example for similar questions"))
+        suggestions = result.get("suggestions") if not result.get("error") else None
+        for text in suggestions if isinstance(suggestions, list) else []:
+            if isinstance(text, str) and text.strip():
+                # The button's name holds the question as written (its label has an arrow).
+                buttons.append(Button(f"→ {text}", name=text, classes="suggestion", compact=True))
+        return Vertical(*buttons, classes="tool-actions") if buttons else None
+
+    @property
+    def database(self) -> str | None:
+        """The database the answer came from, as the tool was called (a URL stays a URL)."""
+        if isinstance(self.args, dict) and isinstance(self.args.get("database"), str) and self.args["database"]:
+            return self.args["database"]
+        named = (self.result or {}).get("database")
+        return named if isinstance(named, str) and named else None
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        button = event.button
+        if button.has_class("suggestion"):
+            event.stop()
+            self.post_message(self.SuggestionChosen(self, button.name or str(button.label)))
+        elif button.has_class("confirm-answer") and self.result is not None:
+            event.stop()
+            button.disabled = True  # one confirmation per answer; re-enabled if storing fails
+            self.post_message(self.AnswerConfirmed(self, str(self.result["question"]), str(self.result["sql"]),
+                                                   self.database))
+
+    def remembered(self, ok: bool) -> None:
+        """The App's answer to :class:`AnswerConfirmed`: show it stored, or let the user try again."""
+        for button in self.query(".confirm-answer").results(Button):
+            button.disabled = ok
+            if ok:
+                button.label = REMEMBERED_LABEL
 
     @staticmethod
     def _table(result: dict[str, Any], columns: list[str], rows: list[list[Any]]) -> list[Widget]:

@@ -31,11 +31,14 @@ or from Python: :func:`remember_example`, :func:`add_documentation`.
 One module per concern, each importing only those before it: :mod:`.safety` (the parser check
 and read-only connections), :mod:`.connection`, :mod:`.execution` (running a checked query, CSV
 export), :mod:`.schema` (introspection), :mod:`.memory` (Chroma: tables, examples,
-documentation), :mod:`.generation` (prompt and model call), :mod:`.answer` (:func:`ask`,
-:func:`run_sql`, the summary sentence) and :mod:`.cli`. The names below are the package's API.
+documentation), :mod:`.generation` (prompt and model call), :mod:`.charts` (a result's chart
+spec, built by code), :mod:`.suggestions` (two follow-up questions from the result and schema),
+:mod:`.answer` (:func:`ask`, :func:`run_sql`, the summary sentence) and :mod:`.cli`. The names
+below are the package's API.
 """
 
 from taller.knowledge.sql.answer import MAX_RETRIES, PREVIEW_ROWS, ask, markdown_table, run_sql, summarise
+from taller.knowledge.sql.charts import chart_spec
 from taller.knowledge.sql.cli import main
 from taller.knowledge.sql.connection import SAMPLE_NAMES, Database, DatabaseError, connect, resolve_url
 from taller.knowledge.sql.execution import EXPORT_MAX_ROWS, Execution, execute_checked, json_value
@@ -70,13 +73,15 @@ from taller.knowledge.sql.schema import (
     describe,
     introspect,
 )
+from taller.knowledge.sql.suggestions import suggest
 
 __all__ = [
     "DOCS_IN_PROMPT", "EXAMPLE_MAX_DISTANCE", "EXPORT_MAX_ROWS", "FULL_SCHEMA_TABLES", "MAX_PROMPT_TABLES",
     "MAX_RETRIES", "PREVIEW_ROWS", "RETRIEVED_TABLES", "SAMPLE_NAMES", "SAMPLE_VALUES", "SCHEMA_TTL_S",
     "SQL_SCHEMA", "CheckedSQL", "Column", "Context", "Database", "DatabaseError", "Execution",
     "ForeignKey", "QueryTimeoutError", "Rule", "SQLSyntaxError", "Schema", "Table", "UnsafeSQLError",
-    "add_documentation", "ask", "build_messages", "check_sql", "connect", "describe",
+    "add_documentation", "ask", "build_messages", "chart_spec", "check_sql", "connect", "describe",
     "execute_checked", "extract_sql", "generate_sql", "index_schema", "introspect", "json_value",
-    "main", "markdown_table", "remember_example", "resolve_url", "retrieve", "run_sql", "summarise",
+    "main", "markdown_table", "remember_example", "resolve_url", "retrieve", "run_sql", "suggest",
+    "summarise",
 ]

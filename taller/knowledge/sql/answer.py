@@ -12,12 +12,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from taller.errors import ToolError
+from taller.knowledge.sql.charts import chart_spec
 from taller.knowledge.sql.connection import SOURCE, Database, connect
 from taller.knowledge.sql.execution import Execution, database_error_text, execute_checked
 from taller.knowledge.sql.generation import build_messages, generate_sql, repair_facts
 from taller.knowledge.sql.memory import retrieve
 from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, SQLSyntaxError, UnsafeSQLError, check_sql
 from taller.knowledge.sql.schema import introspect
+from taller.knowledge.sql.suggestions import suggest
 from taller.progress import emit
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -252,6 +254,9 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
         "attempts": _attempts(tried),
         "agreement": f"{agreeing}/{len(tried)}",
         "seconds": round(execution.seconds, 3),
+        "chart": chart_spec(execution.columns, execution.rows),
+        "suggestions": suggest(question, execution.columns, execution.rows, schema,
+                               list(chosen.checked.tables) or context.tables),
         **base,
     }
 
