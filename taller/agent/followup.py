@@ -29,11 +29,15 @@ _CONTINUATION = re.compile(
     r"^\s*[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
     r"but|y qu[eé]|y si|tambi[eé]n|lo mismo|igual|otra vez|de nuevo|ahora|entonces|pero|"
     r"en vez|en lugar|mejor|only|just|solo|s[oó]lo|solamente|except|excepto)\b", re.I)
-# Words that point back to something in the thread.
+# Words that point back to something in the thread. ("él" is the pronoun; the article "el"
+# points at nothing.)
 _REFERENCE = re.compile(
-    r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that one|this one|the same|"
-    r"same one|instead|again|ella|[eé]l|ellos|ellas|su|sus|esos?|esas?|eso|esto|este|esta|mismo|misma|"
+    r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that(?!'s|\s+(?:is|was|helps|works|sounds|looks|seems|makes|would|will)\b)|this one|the same|"
+    r"same one|instead|again|ella|él|ellos|ellas|su|sus|ese|esos?|esas?|eso|esto|este|esta|mismo|misma|"
     r"en vez|en lugar|otra vez|de nuevo|hazlo|anterior|previous|last one|el [uú]ltimo|la [uú]ltima)\b", re.I)
+# A Spanish imperative with its object attached ("ordénalas", "repítelo", "muéstramelos",
+# "tradúceme"): the stress mark the clitic forces on the verb tells it from a plain word.
+_CLITIC = re.compile(r"\b\w*[áéíóú]\w*?(?:lo|la|los|las|le|les|me)\b", re.I)
 
 
 @dataclass(frozen=True)
@@ -90,8 +94,20 @@ def continues(text: str) -> bool:
 
 
 def refers_back(text: str) -> bool:
-    """Whether ``text`` starts like a continuation or points back ("and…", "her age", "the same")."""
-    return bool(_CONTINUATION.search(text) or _REFERENCE.search(text))
+    """Whether ``text`` starts like a continuation or points back ("and…", "her age", "the same",
+    "ordénalas")."""
+    return bool(_CONTINUATION.search(text) or _REFERENCE.search(text) or _CLITIC.search(text))
+
+
+def _value_words(text: str) -> bool:
+    """Whether ``text`` names a value by a word the registry gives for it ("greedy" is a beam of 1)."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    folded = grounding.normalize(text)
+    return any(grounding.phrase_pattern(word).search(folded)
+               for spec in registry.TOOLS.values() for values in spec.synonyms.values()
+               for value, words in values.items() if value.isdigit() for word in words)
 
 
 def changes_a_value(text: str) -> bool:
@@ -99,14 +115,36 @@ def changes_a_value(text: str) -> bool:
     from taller.agent import grounding
 
     quotes = grounding.quoted_spans(text)
-    rest = PATHISH.sub(" ", text)
+    rest = VIDEO_ID.sub(" ", PATHISH.sub(" ", text))
     for span in quotes:
         rest = rest.replace(span, " ")
     words = [word for word in re.findall(r"[^\W\d_]+", rest)]
     # Four other words at most: "train the autoencoder for 3 epochs" is a request of its own.
     if len(words) > 4:
         return False
-    return bool(grounding.number_mentions(text) or quotes or PATHISH.search(text))
+    return bool(grounding.number_mentions(rest) or quotes or PATHISH.search(text) or VIDEO_ID.search(text)
+                or _value_words(rest))
+
+
+# Words a bare follow-up is made of besides its value: "and", "what about", "y esta", "now".
+_FILLER = re.compile(
+    r"\b(and|y|e|also|too|what|how|about|with|for|on|in|to|the|a|this|that|one|ones|these|those|now|then|"
+    r"same|again|please|pls|ok|okay|oh|hmm|con|para|en|de|del|el|la|los|las|este|esta|esto|ese|esa|"
+    r"eso|otro|otra|ahora|tambi[eé]n|qu[eé]|tal|porfa|vale|bueno|oye|s[ií]|yes)\b", re.I)
+
+
+def bare_ellipsis(text: str) -> bool:
+    """A turn that is only a new value for the last call: "and lecture_08.srt?", "y esta:
+    fotos/pelusa.jpeg", "what about 'see you'?", "¿y 2012?". It says nothing of the tool, so it
+    means the same tool again ("and her age?" asks something new: not bare)."""
+    from taller.agent import grounding
+
+    quotes = grounding.quoted_spans(text)
+    rest = VIDEO_ID.sub(" ", PATHISH.sub(" ", text))
+    for span in quotes:
+        rest = rest.replace(span, " ")
+    has_value = rest != text or bool(re.search(r"\d", rest))
+    return has_value and not _FILLER.sub(" ", re.sub(r"[\d\W_]+", " ", rest)).strip()
 
 
 def looks_like_followup(text: str, context: ThreadContext) -> bool:
@@ -184,15 +222,40 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     # that reads like a tool call ("classify_pet({...})") copied the prompt instead of the user.
     if not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40 or _TOOL_CALL.search(standalone):
         return text
+    if _copies_an_earlier_turn(text, standalone, [previous, *earlier]):
+        return text  # "show that classifier's metrics" came back as the previous request, word for word
     if not _keeps_what_the_turn_says(text, standalone):
-        # The rewrite dropped a number or a quote the user just wrote ("now with beam 5"):
+        # The rewrite dropped a number, a quote or a file the user just wrote ("now with beam 5"):
         # keep the turn itself beside it, so the arguments are read from what was said.
         return f"{standalone} {text}"
     return standalone
 
 
+def _content_words(text: str) -> set[str]:
+    """Words of five letters or more that are not follow-up cues ("métricas", "clasificador")."""
+    from taller.agent import grounding
+
+    stripped = _REFERENCE.sub(" ", _CONTINUATION.sub(" ", text))
+    return {word for word in re.findall(r"[^\W\d_]{5,}", grounding.normalize(stripped))} - {"again", "nuevo", "hazlo"}
+
+
+def _copies_an_earlier_turn(text: str, standalone: str, earlier: Sequence[str]) -> bool:
+    """The rewrite is an earlier request, unchanged, and shares none of the words that carry this
+    turn's own meaning ("do it again" may copy the last request; "enséñame las métricas de ese
+    clasificador" may not)."""
+    from taller.agent import grounding
+
+    folded = grounding.normalize(standalone).strip(" ?¿!¡.")
+    if not any(folded == grounding.normalize(turn).strip(" ?¿!¡.") for turn in earlier if turn):
+        return False
+    words = _content_words(text)
+    return bool(words) and not any(word in folded for word in words)
+
+
 # A file, a path or a link, as the user wrote it ("labels/house_02.png", "https://youtu.be/…").
 PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
+# A bare YouTube id: 11 characters, with a digit, "_" or "-" or mixed case (not an 11-letter word).
+VIDEO_ID = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9_-]{11}(?![\w/.-]))(?=\S*[0-9_-]|\S*[a-z]\S*[A-Z])[A-Za-z0-9_-]{11}")
 
 
 def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:
@@ -203,7 +266,7 @@ def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:
 
     if Counter(grounding.number_mentions(text)) - Counter(grounding.number_mentions(standalone)):
         return False
-    if any(path not in standalone for path in PATHISH.findall(text)):
+    if any(path not in standalone for path in PATHISH.findall(text) + VIDEO_ID.findall(text)):
         return False  # "labels/house_02.png" shortened to "house_02.png" names another file
     folded = grounding.normalize(standalone)
     return all(grounding.normalize(span) in folded for span in grounding.quoted_spans(text))
@@ -229,9 +292,12 @@ def sticky(tool: str, context: ThreadContext, args: dict[str, Any]) -> dict[str,
     from taller.tools import registry
 
     spec = registry.TOOLS.get(tool)
-    previous = (context.last_call or {}).get("args") or {}
+    last = context.last_call or {}
+    previous = dict(last.get("args") or {})
     if spec is None:
         return {}
+    if last.get("tool") == "add_video" and previous.get("url_or_path"):
+        previous.setdefault("video", previous["url_or_path"])  # the video just added is the subject
     return {name: previous[name] for name in spec.sticky_fields
             if args.get(name) in (None, "") and previous.get(name) not in (None, "")}
 

@@ -571,7 +571,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # customers?" must say which customers. A turn it reads as chat ("¿y de jazz?") is
         # rewritten: in a thread it rarely is chat.
         last_tool = (context.last_call or {}).get("tool")
-        prior = (last_tool, FOLLOWUP_PRIOR) if last_tool else None
+        prior = _followup_prior(request, last_tool)
         quick = semantic_plan(request, prior) if use_semantic else None
         if use_semantic:
             best, score = _scores(request, prior)[0]
@@ -585,8 +585,10 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     # unsure of changes tool.
     favour = None
     if results_note is None and (context.last_call or {}).get("tool"):
-        strength = FOLLOWUP_PRIOR if followup.looks_like_followup(request, context) else THREAD_PRIOR
-        favour = (context.last_call["tool"], strength)
+        if followup.looks_like_followup(request, context):
+            favour = _followup_prior(request, context.last_call["tool"])
+        else:
+            favour = (context.last_call["tool"], THREAD_PRIOR)
     if sure_tool and standalone != request and not followup.changes_a_value(request):
         # The classifier was sure of the turn's tool; the rewrite only fills in what the turn
         # leaves to the thread (a small model's rewrite may drift to another tool: "ok, sample
@@ -739,16 +741,30 @@ def _same_tool_again(request: str, standalone: str, context: followup.ThreadCont
 FOLLOWUP_PRIOR = 10.0
 # The same for any other turn of a conversation: a mild pull, for turns the classifier is unsure of.
 THREAD_PRIOR = 3.0
+# A bare new value ("and lecture_08.srt?") names no tool; what the classifier reads in it is the
+# value's kind (a transcript: adding, asking), so the last tool almost always keeps it.
+BARE_PRIOR = 100.0
 
 
-def _scores(request: str, favour: tuple[str, float] | None = None) -> list[tuple[str, float]]:
+def _followup_prior(request: str, last_tool: str | None) -> tuple[str, float] | tuple[str, float, bool] | None:
+    """How a follow-up leans to the last call's tool: towards it and the tools that share its
+    subject; a bare new value ("and lecture_08.srt?", "y esta: fotos/pelusa.jpeg") towards that
+    tool alone, since it names nothing else (a transcript fits adding or asking; a photo, three tools)."""
+    if not last_tool:
+        return None
+    if followup.bare_ellipsis(request):
+        return (last_tool, BARE_PRIOR, False)
+    return (last_tool, FOLLOWUP_PRIOR)
+
+
+def _scores(request: str, favour: tuple | None = None) -> list[tuple[str, float]]:
     """The classifier's probabilities, reweighted towards ``favour`` ((the last call's tool, how
-    strongly)) in a conversation, and normalised again."""
+    strongly[, whether the tools sharing its subject too])) in a conversation, normalised again."""
     ranked = semantic_router().scores(request)
     if not favour:
         return ranked
-    tool, strength = favour
-    favoured = _related_tools(tool)
+    tool, strength = favour[0], favour[1]
+    favoured = _related_tools(tool) if len(favour) < 3 or favour[2] else {tool}
     weighted = [(name, p * (strength if name in favoured else 1.0)) for name, p in ranked]
     total = sum(p for _, p in weighted) or 1.0
     return sorted(((name, p / total) for name, p in weighted), key=lambda item: item[1], reverse=True)
@@ -766,7 +782,7 @@ def _related_tools(tool: str) -> set[str]:
     return {tool} | {name for name, other in registry.TOOLS.items() if other.sticky_fields & spec.sticky_fields}
 
 
-def semantic_plan(request: str, favour: tuple[str, float] | None = None) -> dict[str, Any] | None:
+def semantic_plan(request: str, favour: tuple | None = None) -> dict[str, Any] | None:
     """The pre-router's plan when it is confident of the tool and the rules read every argument."""
     ranked = _scores(request, favour)
     best, score = ranked[0]
@@ -788,7 +804,7 @@ def semantic_plan(request: str, favour: tuple[str, float] | None = None) -> dict
 
 def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMessage], use_semantic: bool,
                      results_note: str | None, context: followup.ThreadContext | None = None,
-                     favour: tuple[str, float] | None = None) -> dict[str, Any]:
+                     favour: tuple | None = None) -> dict[str, Any]:
     candidates: list[str] = list(TOOL_NAMES)
     ranked: list[tuple[str, float]] = []
     if use_semantic and results_note is None:

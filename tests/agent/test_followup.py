@@ -37,6 +37,11 @@ def test_context_takes_the_last_call_and_the_standalone_forms():
     ("make that 10 steps", True), ("mejor 6", True), ("luna.png?", True),
     ("train the autoencoder for 3 epochs", False), ("how many customers are in Brazil?", False),
     ("hola", False),
+    # Spanish object pronouns attached to an imperative point back; the article "el" does not.
+    ("ordénalas por duración", True), ("repítelo en modo greedy", True), ("break that down by city", True),
+    ("¿cuántas canciones hay en el catálogo?", False), ("qué ventaja tiene el beam search", False),
+    # A value named by the registry's words ("greedy") or a bare video id is a changed value.
+    ("now greedy", True), ("this one too: bW9sK3nQe5D", True),
 ])
 def test_followup_cues(text, expected):
     context = followup.ThreadContext(turns=("first request",), last_call={"tool": "translate", "args": {"text": "x"}})
@@ -125,7 +130,7 @@ def test_a_continuation_routing_cannot_place_reuses_the_last_tool():
     model = FakeChatModel(responses=[{"request": "and 'see you tomorrow'?"}, {"tool": "none"}])
     decision = router.plan("and 'see you tomorrow'?", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "translate" and decision["args"] == {"text": "see you tomorrow"}
-    # Not a continuation ("thanks"): no tool.
+    # Not a continuation ("thanks", and "that" is the subject, pointing at nothing): no tool.
     model = FakeChatModel(responses=[{"tool": "none"}])
     assert router.plan("thanks, that helps", lambda: model, use_semantic=False, context=context)["tool"] is None
 
@@ -147,6 +152,28 @@ def test_a_rewrite_that_shortens_a_path_keeps_the_turn_beside_it():
     shortened = FakeChatModel(responses=[{"request": "generate 4 pix2pix images from house_02.png"}])
     standalone = followup.rewrite(shortened, "now run it on labels/house_02.png", context)
     assert standalone.endswith("now run it on labels/house_02.png")
+    # A bare YouTube id dropped by the rewrite counts the same as a file.
+    dropped_id = FakeChatModel(responses=[{"request": "summarize the video"}])
+    assert followup.rewrite(dropped_id, "add this one too: bW9sK3nQe5D", context).endswith("bW9sK3nQe5D")
+
+
+def test_a_rewrite_that_copies_an_earlier_request_is_not_this_turn():
+    context = followup.ThreadContext(turns=("¿y imgs/mascota2.jpg?",),
+                                     last_call={"tool": "classify_pet", "args": {"image_path": "imgs/mascota2.jpg"}},
+                                     last_request="¿y imgs/mascota2.jpg?")
+    copied = FakeChatModel(responses=[{"request": "¿y imgs/mascota2.jpg?"}])
+    turn = "enséñame las métricas de ese clasificador"
+    assert followup.rewrite(copied, turn, context) == turn
+    # "do it again" is the earlier request: copying it is the rewrite.
+    again = FakeChatModel(responses=[{"request": "¿y imgs/mascota2.jpg?"}])
+    assert followup.rewrite(again, "hazlo otra vez", context) == "¿y imgs/mascota2.jpg?"
+
+
+def test_the_video_just_added_is_the_subject_of_the_next_question():
+    context = followup.ThreadContext(turns=("add https://youtu.be/aircAruvnKk",),
+                                     last_call={"tool": "add_video", "args": {"url_or_path": "https://youtu.be/aircAruvnKk"}})
+    assert followup.sticky("ask_video", context, {"question": "does it mention dropout?"}) == \
+        {"video": "https://youtu.be/aircAruvnKk"}
 
 
 SERIES = [10, 12, 11, 13, 12, 14, 13, 15, 14, 16, 15, 17]
@@ -301,9 +328,11 @@ def test_a_sure_tool_for_the_turn_survives_a_rewrite_that_drifts(monkeypatch):
     context = followup.ThreadContext(turns=("train the vae for 15 epochs",),
                                      last_call={"tool": "train_model", "args": {"model": "vae", "epochs": 15}},
                                      last_request="train the vae for 15 epochs")
-    # The small model's rewrite turns the request into training again; the classifier was sure
-    # the turn asks for images, the model comes from the call it points back to.
-    model = FakeChatModel(responses=[{"request": "train the vae for 15 epochs and then sample"}])
+    # The small model's rewrite turns the request into training again (and drops the 12, so it is
+    # not used); the classifier was sure the turn asks for images. The LLM's invented model is
+    # not grounded in the turn, so the model comes from the call the turn points back to.
+    model = FakeChatModel(responses=[{"request": "train the vae for 15 epochs and then sample"},
+                                     {"model": "autoencoder", "count": 12}, {}, {}])
     decision = router.plan("ok, sample 12 digits from it", lambda: model, context=context)
     assert decision["tool"] == "generate_images"
     assert decision["args"] == {"model": "vae", "count": 12}
@@ -331,6 +360,27 @@ def test_a_required_model_the_user_never_named_is_not_invented():
     assert decision["tool"] == "train_model" and "model" not in decision["args"] and decision.get("error")
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("and lecture_08.srt?", True), ("y esta: fotos/pelusa.jpeg", True), ("¿y en 2012?", True),
+    ("what about 'see you soon'?", True), ("and bruno.png?", True),
+    ("and her age?", False), ("and to France?", False), ("summarize lecture_08.srt", False),
+    ("hmm give me 16 instead", False),
+])
+def test_a_bare_ellipsis_is_only_a_new_value(text, expected):
+    assert followup.bare_ellipsis(text) is expected
+
+
+def test_a_bare_ellipsis_leans_to_the_last_tool_alone(monkeypatch):
+    # After a question about one transcript, "and lecture_08.srt?" asks the same of another: a
+    # transcript also fits adding it, but a bare new value says nothing of the tool.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("add_video", 0.9), ("ask_video", 0.05), ("none", 0.05)]))
+    assert router._scores("and lecture_08.srt?", router._followup_prior("and lecture_08.srt?", "ask_video"))[0][0] == "ask_video"
+    # A turn that says more keeps the subject's tools in the lean: adding is one of them.
+    prior = router._followup_prior("also add lecture_08.srt to my videos", "ask_video")
+    assert router._scores("also add lecture_08.srt to my videos", prior)[0][0] == "add_video"
+
+
 def test_the_prior_covers_the_tools_of_the_same_subject(monkeypatch):
     assert router._related_tools("summarize_video") == {"summarize_video", "ask_video"}
     assert router._related_tools("query_database") == {"query_database", "describe_database"}
@@ -346,3 +396,4 @@ def test_the_file_a_follow_up_names_wins_over_the_one_a_rewrite_carried():
     model = FakeChatModel(responses=[{"request": "is coco.jpg a cat or a dog?"}, {"tool": "classify_pet"}])
     decision = router.plan("and bruno.png?", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "classify_pet" and decision["args"] == {"image_path": "bruno.png"}
+

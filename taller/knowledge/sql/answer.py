@@ -146,7 +146,9 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
     a repair that repeats a failed query is replaced by a sample.
 
     Returns a dict with ``sql``, ``columns``, ``rows``, ``row_count``, ``truncated``, ``csv``,
-    ``summary`` and ``table`` (Markdown preview). A refused query returns ``error``,
+    ``summary``, ``table`` (Markdown preview), ``chart`` (a declarative spec or None),
+    ``suggestions`` (two follow-up questions), ``agreement`` ("2/3": how many candidates gave
+    the chosen result) and ``attempts`` (every query written, with its error). A refused query returns ``error``,
     ``refused: True`` with the reason and ``rule``, the :class:`~taller.knowledge.sql.safety.Rule`
     that refused it; a query that still fails after the retries returns ``error`` with the last
     database error.
