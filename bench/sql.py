@@ -295,6 +295,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=2, help="self-correction retries per question")
     parser.add_argument("--json", type=Path, default=None, help="write per-question results here")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the embedded model")
+    parser.add_argument("--candidates", type=int, default=None,
+                        help="SQL candidates per question (setting sql_candidates; 1 = no voting)")
+    parser.add_argument("--every", type=int, default=1, help="only every Nth question (a spread sample)")
     args = parser.parse_args(argv)
     unseen = args.question_set == "unseen"
     if unseen and args.database:
@@ -315,6 +318,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.backend == "embedded":
         os.environ["TALLER_EMBEDDED_THREADS"] = str(args.threads)
+    if args.candidates:
+        os.environ["TALLER_SQL_CANDIDATES"] = str(args.candidates)
         if args.model:
             os.environ["TALLER_EMBEDDED_MODEL_PATH"] = args.model
 
@@ -329,6 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         questions = [{"id": None, "db": args.database, "lang": lang, "question": question, "sql": gold,
                       "split": None, "kind": None} for lang, question, gold in QUESTIONS]
+    if args.every > 1:
+        questions = questions[:: args.every]
     if args.limit:
         questions = questions[: args.limit]
 

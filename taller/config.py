@@ -80,7 +80,10 @@ class Settings:
     sql_timeout_s: float = 10.0
     # Self-consistency: up to this many queries are written per question (the first greedy, the
     # rest sampled), run read-only, and the result most of them agree on wins; 1 turns it off.
+    # By default samples are drawn only when the greedy query fails or returns nothing (on 2 CPU
+    # cores each sample costs seconds); sql_sample_always votes on every question (a GPU, a server).
     sql_candidates: int = 3
+    sql_sample_always: bool = False
     sql_candidate_timeout_s: float = 3.0
 
     # Face analysis.

@@ -92,7 +92,7 @@ def test_voting_picks_the_result_most_candidates_agree_on(staff):
     right_too = {"sql": "SELECT COUNT(emp_id) FROM staff WHERE status IN ('on_leave')"}
     model = FakeChatModel(responses=[wrong, right, right_too])
     with use_chat_model(model):
-        out = sqlmod.ask("how many are on leave?", "staff", candidates=3)
+        out = sqlmod.ask("how many are on leave?", "staff", candidates=3, sample_always=True)
     assert out["rows"] == [[2]] and out["agreement"] == "2/3"
     assert len(out["attempts"]) == 3
 
@@ -102,7 +102,7 @@ def test_voting_stops_when_two_agree_and_drops_failing_or_unsafe_samples(staff):
     same = {"sql": "SELECT COUNT(*) FROM dept"}
     model = FakeChatModel(responses=[same, {"sql": "SELECT COUNT(dept_id) FROM dept"}, {"sql": "SELECT 99"}])
     with use_chat_model(model):
-        out = sqlmod.ask("how many departments?", "staff", candidates=3)
+        out = sqlmod.ask("how many departments?", "staff", candidates=3, sample_always=True)
     assert out["rows"] == [[2]] and len(model.calls) == 2
     # A greedy query that fails and an unsafe sample are dropped; the sample that runs answers,
     # with no repair request.
@@ -132,7 +132,7 @@ def test_every_candidate_runs_through_the_checked_read_only_path(staff, monkeypa
     model = FakeChatModel(responses=[{"sql": "SELECT COUNT(*) FROM staff"}, {"sql": "SELECT COUNT(*) FROM dept"},
                                      {"sql": "SELECT COUNT(*) FROM project"}])
     with use_chat_model(model):
-        sqlmod.ask("how many?", "staff", candidates=3)
+        sqlmod.ask("how many?", "staff", candidates=3, sample_always=True)
     assert len(checked) == 3 and len(executed) == 3  # each one checked before it ran
 
 
@@ -147,3 +147,18 @@ def test_vote_weighs_empty_results_half():
     assert answer.vote([empty_a, empty_b, one]) is empty_a       # 2 × 0.5 = 1 vs 1: the earlier wins
     assert answer.vote([one, empty_a, empty_b]) is one
     assert answer.vote([answer.Candidate(sql="y", error="boom")]) is None
+
+
+def test_by_default_samples_are_drawn_only_when_the_greedy_query_is_doubtful(staff):
+    # The greedy query runs and finds rows: no sample (each costs seconds on a CPU).
+    model = FakeChatModel(responses=[{"sql": "SELECT COUNT(*) FROM dept"}, {"sql": "SELECT 99"}])
+    with use_chat_model(model):
+        out = sqlmod.ask("how many departments?", "staff", candidates=3)
+    assert out["rows"] == [[2]] and len(model.calls) == 1
+    # It finds nothing (a value spelled as in the question): samples are drawn and voted on.
+    model = FakeChatModel(responses=[{"sql": "SELECT full_name FROM staff WHERE status = 'on leave'"},
+                                     {"sql": "SELECT full_name FROM staff WHERE status = 'on_leave'"},
+                                     {"sql": "SELECT full_name FROM staff WHERE status = 'on_leave' ORDER BY 1"}])
+    with use_chat_model(model):
+        out = sqlmod.ask("who is on leave?", "staff", candidates=3)
+    assert sorted(row[0] for row in out["rows"]) == ["Bo Li", "Di Fox"] and len(model.calls) == 3

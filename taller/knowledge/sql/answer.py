@@ -133,7 +133,8 @@ def vote(candidates: list[Candidate]) -> Candidate | None:
 
 
 def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRIES,
-        model: BaseChatModel | None = None, candidates: int | None = None) -> dict[str, Any]:
+        model: BaseChatModel | None = None, candidates: int | None = None,
+        sample_always: bool | None = None) -> dict[str, Any]:
     """Answer ``question`` with one safe read-only query; the tool result of ``query_database``.
 
     ``model`` writes the SQL; the ``query_database`` tool passes the agent's
@@ -141,7 +142,8 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
 
     Up to ``candidates`` queries (setting ``sql_candidates``) are written: the greedy one, then
     samples, each checked and run read-only with a short timeout; writing stops as soon as two
-    agree, and the result most agree on wins. When none runs, a repair request shows the model
+    agree, and the result most agree on wins. Samples are drawn only when the greedy query fails
+    or returns no rows, unless ``sample_always`` (setting ``sql_sample_always``). When none runs, a repair request shows the model
     what its query lacked (:func:`.generation.repair_facts`), at most ``max_retries`` times, and
     a repair that repeats a failed query is replaced by a sample.
 
@@ -160,6 +162,7 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
         raise ToolError("the question is empty")
     settings = get_settings()
     wanted = max(1, settings.sql_candidates if candidates is None else candidates)
+    sample_always = settings.sql_sample_always if sample_always is None else sample_always
     db = connect(database)
     schema = introspect(db)
     emit({"source": SOURCE, "message": "retrieving the relevant schema"})
@@ -205,6 +208,9 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
         ran = [candidate for candidate in tried if candidate.ran]
         if len(ran) >= 2 and len({candidate.signature() for candidate in ran}) < len(ran):
             break  # two agree: more samples would not change the vote
+        if (index == 0 and not sample_always and tried[0].ran
+                and tried[0].execution is not None and tried[0].execution.row_count > 0):
+            break  # the greedy query ran and found rows: samples are for the doubtful cases
     # 2. Repairs: none ran, so the model is shown what the last query lacked.
     retries = 0
     while not any(candidate.ran for candidate in tried) and retries < max_retries and not tried[0].timed_out:
