@@ -610,6 +610,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if decision.get("tool"):
         decision = followup.carry_over(decision, context, _required(decision["tool"]),
                                        refers=followup.refers_back(request))
+        decision = _model_from_thread(decision, request, context)
     if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
             and decision["tool"] == (context.last_call or {}).get("tool") and followup.refers_back(request)
             and context.last_request):
@@ -622,6 +623,31 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             standalone = joined
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
+    return decision
+
+
+def _model_from_thread(decision: dict[str, Any], request: str, context: followup.ThreadContext) -> dict[str, Any]:
+    """The model a turn points back to ("reconstruct my_digit.png with it", "entrena ese modelo")
+    when no call carried one: the latest earlier request that names a model the tool takes."""
+    from taller.tools import registry
+
+    tool = decision["tool"]
+    args = dict(decision.get("args") or {})
+    if "model" not in _required(tool) or args.get("model") or not followup.refers_back(request):
+        return decision
+    args = {**_turn_files(tool, request), **args}  # a plan that failed validation kept no file
+    allowed = list((registry.TOOLS[tool].synonyms.get("model") or {}).keys()) if tool in registry.TOOLS else []
+    for turn in reversed(context.turns):
+        name = _model_name(turn, allowed)
+        if name:
+            try:
+                clean = validate_args(tool, {**args, "model": name})
+            except ToolError:
+                return decision
+            out = {**decision, "args": _compact(tool, clean),
+                   "carried_over": sorted({*decision.get("carried_over", []), "model"})}
+            out.pop("error", None)
+            return out
     return decision
 
 

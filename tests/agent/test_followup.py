@@ -397,3 +397,18 @@ def test_the_file_a_follow_up_names_wins_over_the_one_a_rewrite_carried():
     decision = router.plan("and bruno.png?", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "classify_pet" and decision["args"] == {"image_path": "bruno.png"}
 
+
+
+def test_a_turn_that_points_back_takes_the_model_an_earlier_request_named():
+    # "it" is the autoencoder asked about before; the last call (list_models) carried no model.
+    context = followup.ThreadContext(turns=("do I have a trained autoencoder?",),
+                                     last_call={"tool": "list_models", "args": {}},
+                                     last_request="do I have a trained autoencoder?")
+    failed = {"tool": "generate_images", "args": {}, "error": "bad arguments for generate_images: model: Field required"}
+    decision = router._model_from_thread(failed, "great, reconstruct my_digit.png with it", context)
+    assert decision["args"] == {"model": "autoencoder", "image_path": "my_digit.png"} and "error" not in decision
+    # A turn that does not point back gets nothing from the thread.
+    assert router._model_from_thread(failed, "reconstruct my_digit.png", context) == failed
+    # Only a model the tool takes: the translation model cannot generate images.
+    context = followup.ThreadContext(turns=("train the translation model",), last_call={"tool": "train_model", "args": {}})
+    assert router._model_from_thread(failed, "now sample from it", context) == failed
