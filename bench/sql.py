@@ -7,6 +7,7 @@
     python bench/sql.py --set unseen --split tuning --json tuning.json   # three unseen databases
     python bench/sql.py --set unseen --split tuning --db hr              # one of them
     python bench/sql.py --backend oracle --set unseen                    # every gold through the checks
+    python bench/sql.py --set unseen --split tuning --json tuning.json --resume   # finish a cut run
 
 Two question sets (``--set``):
 
@@ -295,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--retries", type=int, default=2, help="self-correction retries per question")
     parser.add_argument("--json", type=Path, default=None, help="write per-question results here")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads for the embedded model")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --json: keep the records already in that file (a run cut short) and "
+                             "ask only the other questions; latency percentiles then mix both runs")
     parser.add_argument("--candidates", type=int, default=None,
                         help="SQL candidates per question (setting sql_candidates; 1 = no voting)")
     parser.add_argument("--every", type=int, default=1, help="only every Nth question (a spread sample)")
@@ -364,9 +368,17 @@ def main(argv: list[str] | None = None) -> int:
         model._llama()  # type: ignore[attr-defined]
     load_s = time.perf_counter() - load_started
 
-    hidden = 0
+    done: dict[Any, dict] = {}
+    if args.resume and args.json and args.json.is_file():
+        earlier = json.loads(args.json.read_text(encoding="utf-8")).get("questions", [])
+        done = {r.get("id") if unseen else r["question"]: r for r in earlier if ("id" in r) == unseen}
+    hidden = resumed = 0
     records = []
     for q, (gold_columns, gold) in zip(questions, golds):
+        if (q["id"] if unseen else q["question"]) in done:
+            records.append(done[q["id"] if unseen else q["question"]])
+            resumed += 1
+            continue
         asker = model
         if args.backend == "oracle":
             # The gold for every attempt, so a retry cannot shift the script onto the next question.
@@ -399,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"      {out.get('sql') or out.get('error')}", flush=True)
         if args.json:  # after every question, so a run cut short by its timeout still reports
             args.json.write_text(json.dumps({"partial": True, "questions": records}, indent=2, ensure_ascii=False))
+    if resumed:
+        print(f"{resumed} records kept from {args.json} (--resume), not asked again", flush=True)
     if hidden:
         print(f"{hidden} held-out questions run, their lines not shown (--show-heldout to see them)", flush=True)
 
