@@ -99,15 +99,27 @@ def refers_back(text: str) -> bool:
     return bool(_CONTINUATION.search(text) or _REFERENCE.search(text) or _CLITIC.search(text))
 
 
-def _value_words(text: str) -> bool:
-    """Whether ``text`` names a value by a word the registry gives for it ("greedy" is a beam of 1)."""
+def numbers_by_words(tool: str, text: str) -> dict[str, int]:
+    """Numeric arguments of ``tool`` that the registry gives words for, named in ``text``:
+    "greedy" is a beam of 1."""
     from taller.agent import grounding
     from taller.tools import registry
 
+    spec = registry.TOOLS.get(tool)
+    found: dict[str, int] = {}
     folded = grounding.normalize(text)
-    return any(grounding.phrase_pattern(word).search(folded)
-               for spec in registry.TOOLS.values() for values in spec.synonyms.values()
-               for value, words in values.items() if value.isdigit() for word in words)
+    for field, values in (spec.synonyms if spec else {}).items():
+        for value, words in values.items():
+            if value.isdigit() and any(grounding.phrase_pattern(word).search(folded) for word in words):
+                found[field] = int(value)
+    return found
+
+
+def _value_words(text: str) -> bool:
+    """Whether ``text`` names a value of any tool by a word the registry gives for it."""
+    from taller.tools import registry
+
+    return any(numbers_by_words(tool, text) for tool in registry.TOOLS)
 
 
 def changes_a_value(text: str) -> bool:
@@ -254,8 +266,11 @@ def _copies_an_earlier_turn(text: str, standalone: str, earlier: Sequence[str]) 
 
 # A file, a path or a link, as the user wrote it ("labels/house_02.png", "https://youtu.be/…").
 PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
-# A bare YouTube id: 11 characters, with a digit, "_" or "-" or mixed case (not an 11-letter word).
-VIDEO_ID = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9_-]{11}(?![\w/.-]))(?=\S*[0-9_-]|\S*[a-z]\S*[A-Z])[A-Za-z0-9_-]{11}")
+# A bare YouTube id: 11 characters with a digit, "_" or "-", or an upper-case letter after another
+# letter ("aircAruvnKk"), so not an 11-letter word ("autoencoder", "Transformer").
+VIDEO_ID = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9_-]{11}(?![\w/.-]))"
+                      r"(?=[A-Za-z0-9_-]{0,10}[0-9_-]|[A-Za-z0-9_-]{0,9}[A-Za-z][A-Za-z0-9_-]{0,9}[A-Z])"
+                      r"[A-Za-z0-9_-]{11}")
 
 
 def _keeps_what_the_turn_says(text: str, standalone: str) -> bool:

@@ -56,7 +56,6 @@ _TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.
 _CSV_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
 _URL = re.compile(r"https?://\S+", re.I)
 # A bare YouTube id: 11 characters of [A-Za-z0-9_-] with a digit, "_" or "-" or mixed case inside.
-_YOUTUBE_ID = re.compile(r"(?<![\w/.-])([A-Za-z0-9_-]{11})(?![\w/.-])")
 _EPOCH_WORD = re.compile(r"(?:(?<=\d)|\b)(?:epochs?|épocas?|epocas?)\b", re.I)
 _SAMPLE_WORD = re.compile(r"(?:(?<=\d)|\b)(?:samples?|images?|imágenes|imagenes|muestras|digits?|dígitos|digitos|pictures?)\b", re.I)
 
@@ -143,26 +142,6 @@ def _payload_candidate(text: str) -> str | None:
     return None
 
 
-def _looks_like_id(word: str) -> bool:
-    """An 11-character YouTube id, not an 11-letter word ("autoencoder", "Transformer")."""
-    return bool(re.search(r"[0-9_-]", word) or re.search(r"[a-z].*[A-Z]|[A-Z].*[A-Z]", word))
-
-
-def _numbers_by_words(tool: str, text: str) -> dict[str, int]:
-    """Numeric arguments that the registry gives words for, named in ``text``: "greedy" is a beam of 1."""
-    from taller.agent import grounding
-    from taller.tools import registry
-
-    spec = registry.TOOLS.get(tool)
-    found: dict[str, int] = {}
-    folded = grounding.normalize(text)
-    for field, values in (spec.synonyms if spec else {}).items():
-        for value, words in values.items():
-            if value.isdigit() and any(grounding.phrase_pattern(word).search(folded) for word in words):
-                found[field] = int(value)
-    return found
-
-
 def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     """Arguments for ``tool`` read off ``text`` by rules, or None when rules cannot tell."""
     if tool in ("list_models", "describe_database", NONE):
@@ -207,7 +186,7 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         return {"values": values, **({"steps": steps} if steps else {})}
     if tool in ("translate", "punctuate"):
         payload = _payload_text(text)
-        return {"text": payload, **_numbers_by_words(tool, text)} if payload else None
+        return {"text": payload, **followup.numbers_by_words(tool, text)} if payload else None
     if tool == "add_video":
         url = _URL.search(text) or _TRANSCRIPT_PATH.search(text)
         if url:
@@ -217,9 +196,8 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     if tool in ("ask_video", "summarize_video"):
         # A video named by URL, YouTube id or transcript file is the video to use (added first
         # when it is not in the library yet).
-        named = _URL.search(text) or _TRANSCRIPT_PATH.search(text) or next(
-            (match for match in _YOUTUBE_ID.finditer(text) if _looks_like_id(match.group(1))), None)
-        video = {"video": named.group(1) if named.re is not _URL else named.group(0)} if named else {}
+        named = _URL.search(text) or _TRANSCRIPT_PATH.search(text) or followup.VIDEO_ID.search(text)
+        video = {"video": named.group(1) if named.re is _TRANSCRIPT_PATH else named.group(0)} if named else {}
         return {"question": text.strip(), **video} if tool == "ask_video" else video
     if tool == "query_database":
         return {"question": text.strip()}
@@ -708,7 +686,7 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
     tool = decision["tool"]
     # Values the turn names in words ("now greedy") and the file it names ("and bruno.png?") are
     # read by rules, no model needed: the turn's own file wins over one a rewrite carried along.
-    args = {**(decision.get("args") or {}), **_numbers_by_words(tool, request), **_turn_files(tool, request)}
+    args = {**(decision.get("args") or {}), **followup.numbers_by_words(tool, request), **_turn_files(tool, request)}
     decision = {**decision, "args": args}
     free = registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
     fixed = {name: value for name, value in args.items() if name not in free}
