@@ -19,3 +19,10 @@ def test_every_gold_query_of_the_unseen_databases_runs_and_is_unambiguous():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "all gold queries run, return rows and have no tie at a boundary" in done.stdout
+
+
+def test_video_questions_quote_their_transcripts_once_and_are_split_evenly():
+    done = subprocess.run([sys.executable, str(ROOT / "bench/data/videos/check_questions.py")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "video questions OK:" in done.stdout
