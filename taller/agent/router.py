@@ -296,13 +296,24 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
     messages: list[BaseMessage] = [SystemMessage(content=system), *_history_text(history), HumanMessage(content=request)]
     # One candidate is no choice: the intent classifier was sure of the tool and only its
     # arguments need the model, which saves a call (a second or two on a CPU).
-    raw = {"tool": candidates[0]} if len(candidates) == 1 else invoke_json(
-        model, messages, choice_schema(candidates), max_tokens=24)
+    try:
+        raw = {"tool": candidates[0]} if len(candidates) == 1 else invoke_json(
+            model, messages, choice_schema(candidates), max_tokens=24)
+    except ValueError as exc:
+        # A reply that is no JSON object (a backend without constrained decoding, a model that
+        # answered in prose): the domain words decide if they can, else the turn is answered
+        # without a tool, as when the model chooses "none". Never a raw parser error.
+        log.warning("the model's tool choice was not JSON: %s", str(exc)[:200])
+        by_keywords = keyword_plan(request)
+        if by_keywords is not None and by_keywords["tool"] in candidates:
+            return by_keywords
+        return {"tool": None, "args": {}, "source": "llm", "unreadable_choice": True}
     tool = raw.get("tool")
     if tool in (None, "", NONE, "null"):
         return {"tool": None, "args": {}, "source": "llm"}
-    if tool not in TOOL_NAMES:
-        return {"tool": None, "args": {}, "source": "llm", "error": f"the model chose an unknown tool {tool!r}"}
+    if not isinstance(tool, str) or tool not in TOOL_NAMES:
+        shown = tool[:40] if isinstance(tool, str) else type(tool).__name__
+        return {"tool": None, "args": {}, "source": "llm", "error": f"the model chose an unknown tool {shown!r}"}
 
     args: dict[str, Any] = dict(extract_args(tool, request) or {})
     if isinstance(raw.get("args"), dict):

@@ -11,7 +11,6 @@ cancelled.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
@@ -20,8 +19,8 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from taller.server.auth import TokenBucket
-from taller.server.protocol import (Limits, ProtocolError, error_frame, hello_frame, ids_of, parse_frame,
-                                    rate_limited, require_text)
+from taller.server.protocol import (Limits, ProtocolError, error_frame, frame_text, hello_frame, ids_of,
+                                    parse_frame, rate_limited, require_text)
 
 if TYPE_CHECKING:
     from taller.server.requests import Request
@@ -64,7 +63,7 @@ class Connection:
                 event = await self.queue.get()
                 if event is None:
                     return
-                await self.websocket.send(json.dumps(event, ensure_ascii=False, default=str))
+                await self.websocket.send(frame_text(event, self.limits.max_send_bytes))
         except ConnectionClosed:
             pass
         finally:

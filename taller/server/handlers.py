@@ -110,6 +110,8 @@ async def on_subscribe(server: TallerServer, connection: Connection, frame: dict
 
 async def on_runs(server: TallerServer, connection: Connection, frame: dict) -> None:
     """Every training run on disk or running, and the last progress event of each run seen."""
+    problems: list[dict[str, str]] = []
+
     def collect() -> list[dict]:
         runs_dir = server.settings.runs_dir
         # Every run (active ones included) has a folder; with none, skip importing the
@@ -119,13 +121,14 @@ async def on_runs(server: TallerServer, connection: Connection, frame: dict) -> 
         try:
             from taller.trainers import runs
 
-            return runs.list_all()
+            return runs.list_all(problems=problems)
         except Exception as exc:  # the run registry is optional for the protocol
             log.warning("cannot list runs: %s", exc)
             return []
 
     listed = await asyncio.to_thread(collect)
-    connection.send({"type": "runs", "runs": listed, "latest_progress": list(server.progress.latest.values()),
+    connection.send({"type": "runs", "runs": listed, "bad_runs": problems,
+                     "latest_progress": list(server.progress.latest.values()),
                      "request_id": frame.get("request_id"), "thread_id": None})
 
 

@@ -36,6 +36,7 @@ class Limits:
     """Per-connection and per-message limits (the defaults suit one user on one machine)."""
 
     max_frame_bytes: int = 16 * 1024 * 1024      # a frame can carry a few base64 images
+    max_send_bytes: int = 4 * 1024 * 1024        # the largest frame the server sends (cut to fit, see frame_text)
     max_upload_bytes: int = 8 * 1024 * 1024      # one decoded image attachment
     max_attachments: int = 4
     max_text_chars: int = 20000
@@ -59,9 +60,60 @@ def hello_frame(connection_id: str, limits: Limits) -> dict[str, Any]:
     """The first frame of every connection: protocol version, connection id, the limits that apply."""
     return {"type": "hello", "protocol": PROTOCOL_VERSION, "connection_id": connection_id,
             "limits": {"max_frame_bytes": limits.max_frame_bytes,
+                       "max_send_bytes": limits.max_send_bytes,
                        "max_upload_bytes": limits.max_upload_bytes,
                        "rate_per_s": limits.rate_per_s,
                        "max_active_requests": limits.max_active_requests}}
+
+
+# How a frame that is too large is cut, step by step: texts to this many characters and lists to
+# this many items, until it fits.
+_CUT_STEPS = ((20_000, 2_000), (2_000, 200), (200, 20))
+# Fields a frame keeps when even the last step does not make it fit.
+_KEPT_FIELDS = ("type", "thread_id", "request_id", "tool", "call_id", "code", "ok", "cancelled")
+
+
+def _size(text: str) -> int:
+    """Bytes of ``text`` as UTF-8 (counted only when some character is not ASCII)."""
+    return len(text) if text.isascii() else len(text.encode("utf-8"))
+
+
+def _shrink(value: Any, chars: int, items: int) -> Any:
+    if isinstance(value, str):
+        return value if len(value) <= chars else f"{value[:chars]}… [cut: {len(value):,} characters in all]"
+    if isinstance(value, dict):
+        return {key: _shrink(item, chars, items) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_shrink(item, chars, items) for item in list(value)[:items]]
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    return _shrink(str(value), chars, items)  # what json.dumps(default=str) would write
+
+
+def frame_text(event: dict[str, Any], max_bytes: int) -> str:
+    """The JSON text of an event the server sends, at most ``max_bytes`` bytes.
+
+    An event that would be larger (a huge tool result, a long history) is cut until it fits: long
+    texts, then long lists, shortened step by step, with a ``cut`` field saying so; if nothing
+    fits, only its type and ids are sent, with ``cut`` saying what was left out. A client never
+    receives a frame larger than ``Limits.max_send_bytes``.
+    """
+    text = json.dumps(event, ensure_ascii=False, default=str)
+    size = _size(text)
+    if size <= max_bytes:
+        return text
+    for chars, items in _CUT_STEPS:
+        shrunk = _shrink(event, chars, items)
+        shrunk["cut"] = (f"this {event.get('type', 'event')} frame would have been {size:,} bytes, more than "
+                         f"the {max_bytes:,} a frame carries: texts longer than {chars:,} characters and "
+                         f"lists longer than {items:,} items were cut")
+        candidate = json.dumps(shrunk, ensure_ascii=False, default=str)
+        if _size(candidate) <= max_bytes:
+            return candidate
+    kept = {key: event[key] for key in _KEPT_FIELDS if key in event and _size(str(event[key])) <= 200}
+    kept["cut"] = (f"this {event.get('type', 'event')} frame would have been {size:,} bytes, more than the "
+                   f"{max_bytes:,} a frame carries, and was left out")
+    return json.dumps(kept, ensure_ascii=False, default=str)
 
 
 def error_frame(code: str, message: str, thread_id: str | None = None,

@@ -11,6 +11,7 @@ import logging
 import traceback
 from typing import TYPE_CHECKING, Any
 
+from taller.paths import clip
 from taller.tools.base import ToolError, error_result
 from taller.tools.registry import TOOLS
 
@@ -65,6 +66,19 @@ def validate_args(name: str, args: dict[str, Any] | None) -> dict[str, Any]:
     return model.model_dump(exclude_unset=False)
 
 
+# The longest error message a tool result carries: whatever a message quotes (a path, an
+# argument), it is cut in the middle past this (see :func:`taller.paths.clip`).
+MAX_ERROR_CHARS = 1_000
+
+
+def _error_text(exc: BaseException) -> str:
+    """``Kind: reason`` of an unexpected exception, bounded; an OS error's path is quoted once, cut."""
+    if isinstance(exc, OSError) and exc.strerror:
+        text = f"{type(exc).__name__}: {exc.strerror}"
+        return text + (f": {clip(str(exc.filename))}" if exc.filename else "")
+    return clip(f"{type(exc).__name__}: {exc}", MAX_ERROR_CHARS)
+
+
 def run_tool(name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
     """Validate and run one tool; never raises for bad input, returns ``{"error": ...}``."""
     from taller.data import DataNotFoundError
@@ -76,12 +90,12 @@ def run_tool(name: str, args: dict[str, Any] | None = None) -> dict[str, Any]:
         tool = get_tool(name)
         out = tool.func(**clean)
     except (ToolError, DataNotFoundError, CancelledError, LLMUnavailableError) as exc:
-        return error_result(str(exc) or type(exc).__name__, tool=name)
+        return error_result(clip(str(exc) or type(exc).__name__, MAX_ERROR_CHARS), tool=name)
     except (FileNotFoundError, PermissionError, IsADirectoryError, ValueError) as exc:
-        return error_result(f"{type(exc).__name__}: {exc}", tool=name)
+        return error_result(_error_text(exc), tool=name)
     except Exception as exc:  # keep serving: log the traceback, tell the user what failed
-        log.error("tool %s failed:\n%s", name, traceback.format_exc())
-        return error_result(f"{name} failed unexpectedly ({type(exc).__name__}: {exc})", tool=name)
+        log.error("tool %s failed:\n%s", name, clip(traceback.format_exc(), 20_000))
+        return error_result(f"{name} failed unexpectedly ({_error_text(exc)})", tool=name)
     if not isinstance(out, dict):
         out = {"summary": str(out)}
     out.setdefault("summary", "")

@@ -89,11 +89,14 @@ def _series(values: list[float] | str) -> tuple[list[float], str]:
     path = check_input_path(text)
     try:
         series, column = read_csv_column(path)
-    except UnicodeError as exc:
-        raise ToolError(f"{path.name} is not a readable text CSV file: {exc}") from None
-    except ValueError as exc:
+    except UnicodeError:
+        raise ToolError(f"{path.name} is not a readable text CSV file") from None
+    except ValueError as exc:  # its message names the file and the problem, never the contents
         raise ToolError(str(exc)) from None
-    return series, f"column {column!r} of {path.name} ({len(series)} values)"
+    except OSError as exc:
+        raise ToolError(f"cannot read {path.name}: {exc.strerror or type(exc).__name__}") from None
+    label = column if re.fullmatch(r"column \d+", column) else f"column {column!r}"  # "column 2": by position
+    return series, f"{label} of {path.name} ({len(series)} values)"
 
 
 def _fmt(value: float) -> str:

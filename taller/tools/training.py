@@ -101,7 +101,8 @@ def train_model(model: str, epochs: int | None = None) -> dict:
 def list_models() -> dict:
     from taller.trainers import runs
 
-    rows = runs.list_all()
+    problems: list[dict[str, str]] = []
+    rows = runs.list_all(problems=problems)
     entries = []
     for row in rows:
         entries.append({
@@ -110,9 +111,16 @@ def list_models() -> dict:
             "created": row.get("created"), "finished": row.get("finished"), "checkpoints": row.get("checkpoints", []),
             "path": row.get("path"),
         })
+    skipped = ""
+    if problems:
+        # A damaged run folder is named and skipped; it never hides the other runs.
+        shown = "; ".join(f"{p['path']} ({p['problem']})" for p in problems[:3])
+        more = f" and {len(problems) - 3} more" if len(problems) > 3 else ""
+        skipped = (f" Skipped {len(problems)} run folder{'s' if len(problems) != 1 else ''} that could not "
+                   f"be read: {shown}{more}.")
     if not entries:
         return result("No models have been trained yet. train_model can train any of: "
-                      + ", ".join(MODELS) + ".", runs=[], running=0, finished=0)
+                      + ", ".join(MODELS) + "." + skipped, runs=[], running=0, finished=0, bad_runs=problems)
     running = [e for e in entries if e["state"] in ("running", "cancelling")]
     finished = [e for e in entries if e["state"] == "finished"]
     parts = []
@@ -125,7 +133,7 @@ def list_models() -> dict:
         headline = _headline(entry)
         parts.append(f"{model} trained" + (f" ({headline})" if headline else ""))
     summary = f"{len(entries)} run(s): {len(running)} running, {len(finished)} finished. " + "; ".join(parts) + "."
-    return result(summary, runs=entries, running=len(running), finished=len(finished))
+    return result(summary + skipped, runs=entries, running=len(running), finished=len(finished), bad_runs=problems)
 
 
 @langchain_tool("classify_pet", ClassifyPetArgs)

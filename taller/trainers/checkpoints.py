@@ -13,6 +13,7 @@ import json
 import math
 import os
 import secrets
+import stat
 import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
@@ -63,11 +64,122 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def read_json(path: Path) -> dict[str, Any] | None:
+# A status.json is a few KB; a file much larger than this is not one.
+MAX_RECORD_BYTES = 1024 * 1024
+
+
+class BadRecordError(ValueError):
+    """A run's JSON record cannot be used; the message says what is wrong with it (never its contents)."""
+
+
+def load_record(path: Path, max_bytes: int = MAX_RECORD_BYTES) -> Any:
+    """The JSON value in ``path``; :class:`BadRecordError` saying what is wrong, FileNotFoundError
+    when there is none.
+
+    Only a regular file is opened: ``stat`` first, then a non-blocking open whose ``fstat`` is
+    checked again, so a FIFO or a device in its place is refused without blocking on it.
+    """
+    info = os.stat(path)  # FileNotFoundError when absent; follows a link like open() would
+    if not stat.S_ISREG(info.st_mode):
+        raise BadRecordError(f"{path.name} is not a regular file (it is {_file_kind(info.st_mode)})")
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):  # replaced between the two checks
+            raise BadRecordError(f"{path.name} is not a regular file (it is {_file_kind(info.st_mode)})")
+        if info.st_size > max_bytes:
+            raise BadRecordError(f"{path.name} is {info.st_size:,} bytes, more than a record can be")
+        chunks, size = [], 0
+        while size <= max_bytes:
+            chunk = os.read(fd, max_bytes + 1 - size)
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+    finally:
+        os.close(fd)
+    if size > max_bytes:
+        raise BadRecordError(f"{path.name} grew past {max_bytes:,} bytes while it was read")
+    try:
+        text = b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadRecordError(f"{path.name} is not UTF-8 text (binary content)") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise BadRecordError(f"{path.name} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise BadRecordError(f"{path.name} is nested too deeply to read") from None
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO"), (stat.S_ISSOCK, "a socket"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device")):
+        if test(mode):
+            return name
+    return "not a file"
+
+
+def read_json(path: Path) -> Any:
+    """The JSON value in ``path``, or None when it is missing or unusable (see :func:`load_record`)."""
+    try:
+        return load_record(path)
+    except (OSError, BadRecordError):
         return None
+
+
+# The fields of a status.json that readers rely on, and the JSON types each may have (None: null).
+_STATUS_TYPES: dict[str, tuple[type | None, ...]] = {
+    "run_id": (str,), "model": (str,), "state": (str,), "created": (str, None), "updated": (str, None),
+    "finished": (str, None), "created_ts": (int, float, None), "epoch": (int, None), "epochs": (int, None),
+    "metrics": (dict, None), "error": (str, None), "pid": (int, None), "device": (str, None),
+    "resumed": (bool, None), "config": (dict, None),
+}
+_TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "an object", bool: "true/false",
+               None: "null"}
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true/false"
+    return {str: "text", int: "a whole number", float: "a number", dict: "an object",
+            list: "a list"}.get(type(value), type(value).__name__)
+
+
+def read_status(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """``(status, None)`` for a usable ``status.json`` of ``run_dir``, ``(None, problem)`` for one
+    that is not (not a regular file, binary, not JSON, not an object, a field of the wrong type,
+    another run's), and ``(None, None)`` when the folder has none yet."""
+    try:
+        status = load_record(run_dir / "status.json")
+    except FileNotFoundError:
+        return None, None
+    except BadRecordError as exc:
+        return None, str(exc)
+    except OSError as exc:
+        return None, f"status.json cannot be read ({exc.strerror or type(exc).__name__})"
+    if not isinstance(status, dict):
+        return None, f"status.json holds {_json_kind(status).replace('a list', 'a JSON list')}, not an object"
+    for name, kinds in _STATUS_TYPES.items():
+        if name not in status:
+            continue
+        value = status[name]
+        fits = any((kind is None and value is None)
+                   or (kind is not None and isinstance(value, kind)
+                       and not (isinstance(value, bool) and kind in (int, float)))
+                   for kind in kinds)
+        if not fits:
+            words = [_TYPE_WORDS[kind] for kind in kinds if not (kind is int and float in kinds)]
+            wanted = " or ".join(words)
+            return None, f"status.json: {name!r} is {_json_kind(value)}, not {wanted}"
+    if status.get("run_id", run_dir.name) != run_dir.name:
+        return None, "status.json names another run than its folder"
+    status.setdefault("run_id", run_dir.name)
+    status.setdefault("model", run_dir.parent.name)
+    status.setdefault("state", "unknown")
+    return status, None
 
 
 def write_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
@@ -139,16 +251,22 @@ def _pid_alive(pid: Any) -> bool:
     return True
 
 
-def list_runs(model_name: str | None = None) -> list[dict[str, Any]]:
+def list_runs(model_name: str | None = None, problems: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """Every run on disk (newest first) from its ``status.json``.
 
     A run whose status says ``running`` but whose process is gone is reported as ``interrupted``
-    (it can be continued with ``resume=True``).
+    (it can be continued with ``resume=True``). A run folder whose ``status.json`` is unusable
+    (see :func:`read_status`) is skipped; given a ``problems`` list, each is added to it as
+    ``{"path": <run folder>, "problem": <what is wrong>}``.
     """
     runs = []
     for model_dir in _model_dirs(model_name):
-        for run_dir in model_dir.iterdir():
-            status = read_json(run_dir / "status.json")
+        for run_dir in sorted(model_dir.iterdir()):
+            if not run_dir.is_dir():
+                continue
+            status, problem = read_status(run_dir)
+            if problem is not None and problems is not None:
+                problems.append({"path": str(run_dir), "problem": problem})
             if not status:
                 continue
             status["path"] = str(run_dir)

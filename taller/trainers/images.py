@@ -161,8 +161,11 @@ def open_image(path: str | Path, mode: str = "RGB"):
         with Image.open(path) as image:
             image.load()
             return image.convert(mode)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ValueError(f"{name} is not a readable image ({exc.__class__.__name__}: {exc})") from exc
+    except UnidentifiedImageError:
+        raise ValueError(f"{name} is not a readable image (not an image format Taller knows)") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        # Only the kind of failure: Pillow's messages can quote bytes of the file.
+        raise ValueError(f"{name} is not a readable image (the decoder raised {type(exc).__name__})") from None
     except Image.DecompressionBombError as exc:
         raise ValueError(f"{name} is too large to open safely") from exc
 

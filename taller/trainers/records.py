@@ -28,7 +28,7 @@ from taller.trainers.checkpoints import (
     load_checkpoint,
     new_run_id,
     now_iso,
-    read_json,
+    read_status,
     write_checkpoint,
     write_json_atomic,
 )
@@ -124,7 +124,8 @@ class RunRecord:
         folder.mkdir(parents=True, exist_ok=True)
         run = cls(model_name, config, run_id, folder, cancel_event=cancel_event, on_progress=on_progress)
         run.resume_checkpoint = checkpoint
-        previous = read_json(folder / "status.json") or {}
+        # A resumed run keeps its creation time and metrics; an unusable old status.json is replaced.
+        previous = read_status(folder)[0] or {}
         run._status = {
             "run_id": run_id,
             "model": model_name,

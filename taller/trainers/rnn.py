@@ -330,6 +330,7 @@ def fit_forecaster(series: Sequence[float] | torch.Tensor, cell: str = "gru", wi
 
 
 MIN_SERIES = 12  # below this there is nothing to learn a pattern from
+MAX_ABS_VALUE = 1e30  # the forecaster's float32 arithmetic stays finite below this
 BACKTEST_MIN = 30  # from this length on, the last values are held out to score the model
 
 
@@ -344,6 +345,12 @@ def forecast_values(values: Sequence[float], steps: int = 5, cell: str = "gru", 
     series = [float(v) for v in values]
     if any(not math.isfinite(v) for v in series):
         raise ValueError("the series contains a value that is not a finite number (NaN or infinity)")
+    largest = max((abs(v) for v in series), default=0.0)
+    if largest > MAX_ABS_VALUE:
+        # The forecaster computes in float32 (up to ~3.4e38): larger values overflow to infinity.
+        raise ValueError(f"the series has values as large as {largest:.3g} in size; the forecaster works "
+                         f"with values up to ±{MAX_ABS_VALUE:.0e}: rescale the series (into thousands or "
+                         "millions) and try again")
     if len(series) < MIN_SERIES:
         raise ValueError(f"a forecast needs at least {MIN_SERIES} values; got {len(series)}")
     if steps < 1:
@@ -355,6 +362,9 @@ def forecast_values(values: Sequence[float], steps: int = 5, cell: str = "gru", 
     out: dict[str, Any] = {}
     with recurrent_threads("cpu"):
         _forecast_into(out, series, steps, cell, seed)
+    if not all(math.isfinite(v) for v in out["predictions"]):
+        raise ValueError("the fitted model gave no finite forecast for this series (its values may vary "
+                         "too wildly); try a shorter or rescaled series")
     if note:
         out["note"] = note
     return out

@@ -171,14 +171,18 @@ def _from_disk(status: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def list_all(model: str | None = None) -> list[dict[str, Any]]:
-    """Running runs of this process and every run on disk, newest first."""
+def list_all(model: str | None = None, problems: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
+    """Running runs of this process and every run on disk, newest first.
+
+    A run folder whose ``status.json`` is unusable is skipped; given a ``problems`` list, it is
+    reported there as ``{"path", "problem"}`` (see :func:`taller.trainers.checkpoints.read_status`).
+    """
     from taller.trainers.engine import list_runs
 
     with _lock:
         actives = dict(_active)
     rows = []
-    for status in list_runs(model):
+    for status in list_runs(model, problems=problems):
         active = actives.get(status.get("run_id"))
         row = _describe(active) if active is not None else _from_disk(status)
         row["checkpoints"] = status.get("checkpoints", [])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import math
+import re
 from pathlib import Path
 
 import torch
@@ -31,6 +32,14 @@ def synthetic_series(count: int, length: int, generator: torch.Generator) -> tor
 
 
 _MISSING = {"na", "n/a", "nan", "null", "none", "-", "?", "missing"}
+# A header cell shown in results as the column's name; anything else is called "column N", so a
+# file that is no series (a credentials file, a config) never has a line of it echoed.
+_SHOWN_NAME = re.compile(r"[\w .()%/#+-]{1,40}")
+
+
+def _shown_name(name: str, index: int) -> str:
+    name = name.strip()
+    return name if _SHOWN_NAME.fullmatch(name) and "=" not in name else f"column {index + 1}"
 
 
 def read_csv_column(path: str | Path, column: str | None = None) -> tuple[list[float], str]:
@@ -38,7 +47,9 @@ def read_csv_column(path: str | Path, column: str | None = None) -> tuple[list[f
 
     Without ``column`` the last column whose cells are (almost all) numbers is used: series
     files usually put a date or index first and the value after it. Cells that are not numbers
-    (blank, "NA", "null") are skipped as missing. ValueError when no column is numeric.
+    (blank, "NA", "null") are skipped as missing. ValueError when no column is numeric; its
+    message names the file and what is wrong, never the file's contents (no header, no value).
+    The name returned is the header cell when it looks like a column name, else "column N".
     """
     path = Path(path)
     text = path.read_text(encoding="utf-8-sig", errors="replace")
@@ -48,7 +59,12 @@ def read_csv_column(path: str | Path, column: str | None = None) -> tuple[list[f
         dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t|")
     except csv.Error:
         dialect = csv.excel
-    rows = [row for row in csv.reader(text.splitlines(), dialect) if any(cell.strip() for cell in row)]
+    try:
+        rows = [row for row in csv.reader(text.splitlines(), dialect) if any(cell.strip() for cell in row)]
+    except csv.Error as exc:  # a field past csv's size limit, a NUL byte: never the text itself
+        raise ValueError(f"{path.name} is not a readable CSV file ({str(exc)[:80]})") from None
+    if not rows:
+        raise ValueError(f"{path.name} has no rows with values")
     width = max(len(row) for row in rows)
 
     def number(cell: str) -> float | None:
@@ -61,24 +77,27 @@ def read_csv_column(path: str | Path, column: str | None = None) -> tuple[list[f
     has_header = any(number(cell) is None and cell.strip() for cell in rows[0])
     header = [cell.strip() for cell in rows[0]] + [""] * (width - len(rows[0])) if has_header else [f"column {i + 1}" for i in range(width)]
     body = rows[1:] if has_header else rows
-    columns: dict[str, list[float]] = {}
+    columns: dict[str, tuple[int, list[float]]] = {}
     for index, name in enumerate(header):
         name = name or f"column {index + 1}"
         cells = [row[index] for row in body
                  if index < len(row) and row[index].strip() and row[index].strip().lower() not in _MISSING]
         numbers = [v for v in (number(c) for c in cells) if v is not None]
         if cells and len(numbers) >= 0.9 * len(cells) and len(numbers) >= 2:
-            columns[name] = numbers
+            columns[name] = (index, numbers)
+    plural = "s" if width != 1 else ""
     if column is not None:
         if column not in columns:
-            known = ", ".join(columns) or "none"
-            raise ValueError(f"column {column!r} is not a numeric column of {path.name} (numeric columns: {known})")
-        return columns[column], column
+            # The caller's name is quoted; the file's own header names are not.
+            raise ValueError(f"column {column[:60]!r} is not a numeric column of {path.name} (it has "
+                             f"{len(columns)} numeric column{'s' if len(columns) != 1 else ''} of {width})")
+        index, values = columns[column]
+        return values, _shown_name(column, index)
     if not columns:
-        names = ", ".join(h for h in header if h) or "no header"
-        raise ValueError(f"{path.name} has no numeric column (columns: {names})")
-    name = list(columns)[-1]
-    return columns[name], name
+        raise ValueError(f"{path.name} has no numeric column; it has {width} column{plural} and "
+                         f"{len(body):,} row{'s' if len(body) != 1 else ''}, none of them mostly numbers")
+    name, (index, values) = list(columns.items())[-1]
+    return values, _shown_name(name, index)
 
 
 def windows(series: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -213,12 +213,17 @@ class RunsScreen(ModalScreen[None]):
         except ImportError as exc:
             self.app.call_from_thread(self._show, [], f"training runs are not available in this version ({exc})")
             return
+        problems: list[dict[str, str]] = []
         try:
-            rows = runs.list_all()
+            rows = runs.list_all(problems=problems)
         except Exception as exc:
             self.app.call_from_thread(self._show, [], f"cannot list runs: {type(exc).__name__}: {exc}")
             return
-        self.app.call_from_thread(self._show, rows, None)
+        note = None
+        if problems:
+            note = (f"{len(rows)} run(s); skipped {len(problems)} unreadable run folder(s): "
+                    f"{problems[0]['path']} ({problems[0]['problem']})")
+        self.app.call_from_thread(self._show, rows, note)
 
     def _show(self, rows: list[dict[str, Any]], problem: str | None) -> None:
         table = self.query_one(DataTable)

@@ -129,10 +129,12 @@ def load_photo(path: Path | str) -> Photo:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{path.name} is not an image file Taller can read") from None
-    except Image.DecompressionBombError as exc:
-        raise ImageError(f"{path.name} is too large to decode safely: {exc}") from None
+    except Image.DecompressionBombError:
+        raise ImageError(f"{path.name} is too large to decode safely") from None
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageError(f"{path.name} looks corrupt or truncated ({exc})") from None
+        # Only the kind of failure: Pillow's messages can quote bytes of the file ("Token too
+        # long in file header: <bytes>"), and a file given by mistake may hold secrets.
+        raise ImageError(f"{path.name} looks corrupt or truncated (the decoder raised {type(exc).__name__})") from None
 
     if rgb.width * rgb.height > MAX_DISPLAY_PIXELS:
         rgb = _resize(rgb, (MAX_DISPLAY_PIXELS / (rgb.width * rgb.height)) ** 0.5, fast=True)

@@ -15,8 +15,9 @@ The pipeline of :func:`ask`:
 4. **check** — :func:`taller.knowledge.sql.safety.check_sql` parses it with sqlglot in the
    database's dialect; anything but a single read-only query is refused with the reason and
    the rule it broke.
-5. **run** — on a read-only connection with a statement timeout and a row limit; results larger
-   than the limit are exported to CSV under ``outputs/sql``.
+5. **run** — on a read-only connection with a statement timeout, a row limit and byte bounds
+   (cells cut at 2,000 characters, ~1 MB of cell text in all); results larger than that are
+   exported to CSV under ``outputs/sql`` (see :mod:`.execution`).
 6. **self-correct** — when the SQL does not parse or the database answers with an error, the
    error and the schema go back to the LLM, at most ``max_retries`` times.
 
@@ -41,7 +42,15 @@ from taller.knowledge.sql.answer import MAX_RETRIES, PREVIEW_ROWS, ask, markdown
 from taller.knowledge.sql.charts import chart_spec
 from taller.knowledge.sql.cli import main
 from taller.knowledge.sql.connection import SAMPLE_NAMES, Database, DatabaseError, connect, resolve_url
-from taller.knowledge.sql.execution import EXPORT_MAX_ROWS, Execution, execute_checked, json_value
+from taller.knowledge.sql.execution import (
+    EXPORT_MAX_ROWS,
+    MAX_CELL_CHARS,
+    MAX_RESULT_CHARS,
+    Execution,
+    ResultTooLargeError,
+    execute_checked,
+    json_value,
+)
 from taller.knowledge.sql.generation import SQL_SCHEMA, build_messages, extract_sql, generate_sql
 from taller.knowledge.sql.memory import (
     DOCS_IN_PROMPT,
@@ -76,10 +85,11 @@ from taller.knowledge.sql.schema import (
 from taller.knowledge.sql.suggestions import suggest
 
 __all__ = [
-    "DOCS_IN_PROMPT", "EXAMPLE_MAX_DISTANCE", "EXPORT_MAX_ROWS", "FULL_SCHEMA_TABLES", "MAX_PROMPT_TABLES",
-    "MAX_RETRIES", "PREVIEW_ROWS", "RETRIEVED_TABLES", "SAMPLE_NAMES", "SAMPLE_VALUES", "SCHEMA_TTL_S",
-    "SQL_SCHEMA", "CheckedSQL", "Column", "Context", "Database", "DatabaseError", "Execution",
-    "ForeignKey", "QueryTimeoutError", "Rule", "SQLSyntaxError", "Schema", "Table", "UnsafeSQLError",
+    "DOCS_IN_PROMPT", "EXAMPLE_MAX_DISTANCE", "EXPORT_MAX_ROWS", "FULL_SCHEMA_TABLES", "MAX_CELL_CHARS",
+    "MAX_PROMPT_TABLES", "MAX_RESULT_CHARS", "MAX_RETRIES", "PREVIEW_ROWS", "RETRIEVED_TABLES", "SAMPLE_NAMES",
+    "SAMPLE_VALUES", "SCHEMA_TTL_S", "SQL_SCHEMA", "CheckedSQL", "Column", "Context", "Database", "DatabaseError",
+    "Execution", "ForeignKey", "QueryTimeoutError", "ResultTooLargeError", "Rule", "SQLSyntaxError", "Schema",
+    "Table", "UnsafeSQLError",
     "add_documentation", "ask", "build_messages", "chart_spec", "check_sql", "connect", "describe",
     "execute_checked", "extract_sql", "generate_sql", "index_schema", "introspect", "json_value",
     "main", "markdown_table", "remember_example", "resolve_url", "retrieve", "run_sql", "suggest",

@@ -44,31 +44,40 @@ def markdown_table(columns: list[str], rows: list[list[Any]], limit: int = PREVI
     return "\n".join(lines)
 
 
+# Characters of one value that the summary sentence quotes (the rows carry more of it).
+SUMMARY_VALUE_CHARS = 200
+
+
 def _format_value(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.2f}".rstrip("0").rstrip(".") if value != int(value) else f"{int(value):,}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
-    return "NULL" if value is None else str(value)
+    if value is None:
+        return "NULL"
+    text = str(value)
+    return text if len(text) <= SUMMARY_VALUE_CHARS else text[:SUMMARY_VALUE_CHARS] + "…"
 
 
 def summarise(columns: list[str], execution: Execution) -> str:
     """One sentence that answers from the result (no LLM call: fast, and never invents a figure)."""
     rows = execution.rows
+    cut = f" Not all of it is shown: {execution.cut}" if execution.cut else ""
     if execution.row_count == 0:
         return "The query returned no rows."
     if execution.row_count == 1 and len(columns) == 1:
-        return f"The answer is {_format_value(rows[0][0])} ({columns[0]})."
+        return f"The answer is {_format_value(rows[0][0])} ({columns[0]}).{cut}"
     if execution.row_count == 1:
         pairs = ", ".join(f"{c} = {_format_value(v)}" for c, v in zip(columns, rows[0]))
-        return f"One row: {pairs}."
+        return f"One row: {pairs}.{cut}"
     first = ", ".join(f"{c} = {_format_value(v)}" for c, v in zip(columns[:4], rows[0][:4]))
     total = f"{execution.row_count:,}" if execution.complete else f"more than {execution.row_count:,}"
     text = f"The query returned {total} rows; the first is {first}."
     if execution.truncated:
         text += f" Showing the first {len(rows):,}"
-        text += f"; all rows were saved to {execution.csv}." if execution.csv else "."
-    return text
+        saved = "all rows were" if execution.complete else "the first rows were"
+        text += f"; {saved} saved to {execution.csv}." if execution.csv else "."
+    return text + cut
 
 
 # Sampling temperature of the candidates after the first (greedy) one.
@@ -148,7 +157,7 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
     a repair that repeats a failed query is replaced by a sample.
 
     Returns a dict with ``sql``, ``columns``, ``rows``, ``row_count``, ``truncated``, ``csv``,
-    ``summary``, ``table`` (Markdown preview), ``chart`` (a declarative spec or None),
+    ``cut`` (what was cut from a huge result, see :mod:`.execution`; None when nothing), ``summary``, ``table`` (Markdown preview), ``chart`` (a declarative spec or None),
     ``suggestions`` (two follow-up questions), ``agreement`` ("2/3": how many candidates gave
     the chosen result) and ``attempts`` (every query written, with its error). A refused query returns ``error``,
     ``refused: True`` with the reason and ``rule``, the :class:`~taller.knowledge.sql.safety.Rule`
@@ -258,6 +267,7 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
         "row_count": execution.row_count,
         "truncated": execution.truncated,
         "csv": execution.csv,
+        "cut": execution.cut,
         "table": markdown_table(execution.columns, execution.rows),
         "attempts": _attempts(tried),
         "agreement": f"{agreeing}/{len(tried)}",
@@ -281,4 +291,4 @@ def run_sql(sql: str, database: str | None = None, row_limit: int | None = None)
     execution = execute_checked(db, checked, row_limit=row_limit)
     return {"summary": summarise(execution.columns, execution), "sql": checked.sql,
             "columns": execution.columns, "rows": execution.rows, "row_count": execution.row_count,
-            "truncated": execution.truncated, "csv": execution.csv}
+            "truncated": execution.truncated, "csv": execution.csv, "cut": execution.cut}

@@ -15,7 +15,7 @@ from typing import Any
 from taller.config import get_settings
 from taller.errors import ToolError
 from taller.knowledge.sql.safety import sqlglot_dialect, sqlite_readonly_creator
-from taller.paths import check_input_path
+from taller.paths import check_input_path, clip
 
 # The tool name progress events of this package are reported under.
 SOURCE = "query_database"
@@ -70,7 +70,7 @@ def resolve_url(database: str | None = None) -> tuple[str, str]:
     if name.lower().endswith((".sqlite", ".sqlite3", ".db")):
         return Path(name).stem, f"sqlite:///{check_input_path(name)}"
     known = ", ".join(sorted({"sales", *settings.databases})) or "sales"
-    raise DatabaseError(f"unknown database {name!r}; configured: {known}. Give a configured name "
+    raise DatabaseError(f"unknown database {clip(name)!r}; configured: {known}. Give a configured name "
                         "or a SQLAlchemy URL such as postgresql://user@host/dbname")
 
 
@@ -88,7 +88,7 @@ def connect(database: str | None = None) -> Database:
         try:
             url = make_url(raw_url)
         except ArgumentError as exc:
-            raise DatabaseError(f"not a valid SQLAlchemy URL: {exc}") from None
+            raise DatabaseError(f"not a valid SQLAlchemy URL: {clip(str(exc))}") from None
         printable = url.render_as_string(hide_password=True)
         backend = url.get_backend_name()
         path = None

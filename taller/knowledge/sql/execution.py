@@ -1,7 +1,20 @@
-"""Running a checked query: read-only, with a statement timeout, a row limit and CSV export.
+"""Running a checked query: read-only, with a statement timeout, and bounded in rows and bytes.
 
-Rows beyond ``sql_row_limit`` are not kept in memory: they stream from the driver in batches
-into a CSV file under ``outputs/sql`` (at most ``EXPORT_MAX_ROWS``).
+What a result carries is bounded while it is read, one row at a time (a huge result never sits
+in memory, and nothing of it is copied, turned into text or JSON beyond the bounds):
+
+* each text cell in ``rows`` is shown up to :data:`MAX_CELL_CHARS` characters, then cut with a
+  note of its whole length;
+* ``rows`` holds at most ``sql_row_limit`` rows and about :data:`MAX_RESULT_CHARS` characters of
+  cell text in all; the rows after that are counted, and exported when export is on;
+* the rows beyond what ``rows`` holds stream into a CSV file under ``outputs/sql`` (at most
+  :data:`EXPORT_MAX_ROWS` rows and about :data:`EXPORT_MAX_BYTES` of cell text, each cell cut at
+  :data:`EXPORT_MAX_CELL_CHARS`). It is written under a temporary name and renamed when the
+  statement ends well: a statement that fails or times out leaves no file.
+
+What was cut is said in :attr:`Execution.cut` (and the ``cut`` field of the tool result). SQLite
+builds no value over :data:`~taller.knowledge.sql.safety.MAX_VALUE_BYTES` on Taller's connections;
+other drivers hand over each value whole, so there the bounds apply from the driver's row on.
 """
 
 from __future__ import annotations
@@ -9,6 +22,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import decimal
+import os
 import re
 import time
 from dataclasses import dataclass
@@ -18,9 +32,30 @@ from typing import Any
 from taller.config import get_settings
 from taller.errors import ToolError
 from taller.knowledge.sql.connection import Database
-from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, is_timeout, readonly_connection
+from taller.knowledge.sql.safety import (
+    MAX_VALUE_BYTES,
+    CheckedSQL,
+    QueryTimeoutError,
+    is_timeout,
+    is_too_big,
+    readonly_connection,
+)
 
 EXPORT_MAX_ROWS = 100_000
+# Characters of one text cell shown in a result's rows; a longer one is cut and says its length.
+MAX_CELL_CHARS = 2_000
+# Characters of cell text that a result's rows hold in all (about 1 MB); later rows are not kept.
+MAX_RESULT_CHARS = 1_000_000
+# A CSV export's cells are cut here (a spreadsheet cell holds at most 32,767 characters) ...
+EXPORT_MAX_CELL_CHARS = 32_767
+# ... and the export stops after about this much cell text (100 MB).
+EXPORT_MAX_BYTES = 100 * 1024 * 1024
+# What a number, a date or NULL counts for in the character budgets.
+_SCALAR_CHARS = 8
+
+
+class ResultTooLargeError(ToolError):
+    """A value of the result is larger than the database connection may build or read."""
 
 
 def json_value(value: Any) -> Any:
@@ -31,9 +66,20 @@ def json_value(value: Any) -> Any:
         return float(value)
     if isinstance(value, (dt.datetime, dt.date, dt.time)):
         return value.isoformat()
-    if isinstance(value, (bytes, bytearray, memoryview)):
-        return f"<{len(bytes(value))} bytes>"
-    return str(value)
+    if isinstance(value, memoryview):
+        return f"<{value.nbytes} bytes>"
+    if isinstance(value, (bytes, bytearray)):
+        return f"<{len(value)} bytes>"
+    return str(value)  # arrays, JSON documents, UUIDs...: their text (cut like any text cell)
+
+
+def cut_text(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, ending with a note of its whole length."""
+    return f"{text[:limit]}… [cut: {len(text):,} characters in all, {limit:,} shown]"
+
+
+def _chars(value: Any) -> int:
+    return len(value) if isinstance(value, str) else _SCALAR_CHARS
 
 
 @dataclass
@@ -42,20 +88,57 @@ class Execution:
 
     columns: list[str]
     rows: list[list[Any]]
-    row_count: int  # rows read (all of them, unless export stopped at EXPORT_MAX_ROWS)
+    row_count: int  # rows read (all of them, unless export stopped at its limits)
     truncated: bool  # rows holds fewer than row_count
     complete: bool  # every row of the result was read
     csv: str | None = None
     seconds: float = 0.0
+    cut: str | None = None  # what was cut from the result and why (None: nothing)
+    cut_cells: int = 0  # text cells shown cut at MAX_CELL_CHARS
+    longest_cell: int = 0  # characters of the longest cell read
 
 
-def _fetch(cursor: Any, size: int = 500) -> Any:
-    """Rows one at a time, read from the driver in batches (a huge result never sits in memory)."""
+@dataclass
+class _Bounds:
+    """What was cut while reading, for :attr:`Execution.cut`."""
+
+    cut_cells: int = 0
+    longest: int = 0
+    kept_chars: int = 0
+    rows_by_size: bool = False  # rows stopped being kept at MAX_RESULT_CHARS
+    export_chars: int = 0
+    export_cells: int = 0  # cells cut at EXPORT_MAX_CELL_CHARS in the CSV
+    export_by_size: bool = False
+    export_by_rows: bool = False
+
+    def note(self, kept: int, max_chars: int, csv_rows: int) -> str | None:
+        parts = []
+        if self.cut_cells:
+            parts.append(f"{self.cut_cells:,} cell{'s' if self.cut_cells != 1 else ''} longer than "
+                         f"{MAX_CELL_CHARS:,} characters {'are' if self.cut_cells != 1 else 'is'} shown cut "
+                         f"(the longest has {self.longest:,} characters)")
+        if self.rows_by_size:
+            parts.append(f"only the first {kept:,} rows are shown: together their cells hold about "
+                         f"{max_chars:,} characters, the most a result carries")
+        if self.export_cells:
+            parts.append(f"{self.export_cells:,} cell{'s' if self.export_cells != 1 else ''} of the CSV "
+                         f"{'are' if self.export_cells != 1 else 'is'} cut at {EXPORT_MAX_CELL_CHARS:,} characters")
+        if self.export_by_size:
+            parts.append(f"the CSV stops after {csv_rows:,} rows: it reached about "
+                         f"{EXPORT_MAX_BYTES // (1024 * 1024)} MB, the most an export holds")
+        if self.export_by_rows:
+            parts.append(f"the CSV stops at {EXPORT_MAX_ROWS:,} rows, the most an export holds")
+        return "; ".join(parts) + "." if parts else None
+
+
+def _rows(cursor: Any) -> Any:
+    """Rows one at a time: the driver is never asked for a batch, so at most one row of a huge
+    result is in memory (a batch of 500 rows of 60 MB cells would be 30 GB)."""
     while True:
-        batch = cursor.fetchmany(size)
-        if not batch:
+        row = cursor.fetchone()
+        if row is None:
             return
-        yield from batch
+        yield row
 
 
 def _csv_path(db: Database) -> Path:
@@ -65,15 +148,49 @@ def _csv_path(db: Database) -> Path:
     return folder / f"{re.sub(r'[^a-zA-Z0-9_-]+', '-', db.name)}-{stamp}.csv"
 
 
+class _Export:
+    """The CSV of a large result, written under a temporary name (``.name.csv.part``) and renamed
+    only by :meth:`finish`; :meth:`discard` removes what was written."""
+
+    def __init__(self, db: Database, columns: list[str]) -> None:
+        self.path = _csv_path(db)
+        self.part = self.path.with_name(f".{self.path.name}.part")
+        self.file = open(self.part, "w", newline="", encoding="utf-8")
+        self.writer = csv.writer(self.file)
+        self.writer.writerow(columns)
+        self.rows = 0
+
+    def write(self, row: list[Any]) -> None:
+        self.writer.writerow(row)
+        self.rows += 1
+
+    def finish(self) -> Path:
+        self.file.close()
+        os.replace(self.part, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        if not self.file.closed:
+            self.file.close()
+        self.part.unlink(missing_ok=True)
+
+
 def execute_checked(db: Database, checked: CheckedSQL, row_limit: int | None = None,
-                    export: bool = True, timeout_s: float | None = None) -> Execution:
-    """Run a checked query read-only; keep ``row_limit`` rows and export the rest to CSV."""
+                    export: bool = True, timeout_s: float | None = None,
+                    max_chars: int | None = None) -> Execution:
+    """Run a checked query read-only; keep ``row_limit`` rows (and at most ``max_chars``
+    characters of cell text, default :data:`MAX_RESULT_CHARS`) and export the rest to CSV."""
     settings = get_settings()
     row_limit = settings.sql_row_limit if row_limit is None else row_limit
     timeout_s = settings.sql_timeout_s if timeout_s is None else timeout_s
+    max_chars = MAX_RESULT_CHARS if max_chars is None else max_chars
     started = time.perf_counter()
     rows: list[list[Any]] = []
-    count, complete, csv_file, writer, path = 0, True, None, None, None
+    # The export form of kept rows whose cells were cut for showing (the CSV holds more of them).
+    full_rows: dict[int, list[Any]] = {}
+    bounds = _Bounds()
+    count, complete, export_file, path = 0, True, None, None
+    keeping = True
     try:
         with readonly_connection(db.engine, timeout_s) as connection:
             # The driver's own cursor, with no parameters: drivers with "format" placeholders
@@ -84,39 +201,83 @@ def execute_checked(db: Database, checked: CheckedSQL, row_limit: int | None = N
                 if cursor.description is None:
                     raise ToolError("the statement returned no result set")
                 columns = [d[0] for d in cursor.description]
-                for raw in _fetch(cursor):
+                for raw in _rows(cursor):
                     count += 1
-                    row = [json_value(v) for v in raw]
-                    if count <= row_limit:
-                        rows.append(row)
-                        continue
+                    values = [json_value(v) for v in raw]
+                    longest = max((len(v) for v in values if isinstance(v, str)), default=0)
+                    bounds.longest = max(bounds.longest, longest)
+                    if keeping and count <= row_limit:
+                        shown = values
+                        if longest > MAX_CELL_CHARS:
+                            shown = [cut_text(v, MAX_CELL_CHARS) if isinstance(v, str) and len(v) > MAX_CELL_CHARS
+                                     else v for v in values]
+                            bounds.cut_cells += sum(1 for v in values if isinstance(v, str) and len(v) > MAX_CELL_CHARS)
+                        size = sum(_chars(v) for v in shown)
+                        if not rows or bounds.kept_chars + size <= max_chars:
+                            bounds.kept_chars += size
+                            rows.append(shown)
+                            if shown is not values and export:
+                                full_rows[len(rows) - 1] = _export_form(values)
+                            continue
+                        bounds.rows_by_size = True
+                    keeping = False
                     if not export:
                         complete = False
                         break
-                    if writer is None:
-                        path = _csv_path(db)
-                        csv_file = open(path, "w", newline="", encoding="utf-8")
-                        writer = csv.writer(csv_file)
-                        writer.writerow(columns)
-                        writer.writerows(rows)
-                    writer.writerow(row)
-                    if count >= EXPORT_MAX_ROWS:
+                    if export_file is None:
+                        export_file = _Export(db, columns)
+                        for index, kept in enumerate(rows):
+                            _write(export_file, full_rows.get(index, kept), bounds)
+                        full_rows.clear()
+                    _write(export_file, _export_form(values), bounds)
+                    if count >= EXPORT_MAX_ROWS or bounds.export_chars >= EXPORT_MAX_BYTES:
                         complete = False
+                        bounds.export_by_rows = count >= EXPORT_MAX_ROWS
+                        bounds.export_by_size = not bounds.export_by_rows
                         break
             finally:
                 cursor.close()
+        if export_file is not None:
+            path = export_file.finish()
     except ToolError:
         raise
     except Exception as exc:  # each driver has its own error classes; a timeout is reported as one
-        if is_timeout(getattr(exc, "orig", None) or exc):
+        driver_error = getattr(exc, "orig", None) or exc
+        if is_timeout(driver_error):
             raise QueryTimeoutError(f"the query ran longer than {timeout_s:g} s and was stopped") from None
+        if is_too_big(driver_error):
+            raise ResultTooLargeError(
+                f"a value in the result would be larger than {MAX_VALUE_BYTES // (1024 * 1024)} MB, the most "
+                "Taller lets SQLite build or read, so the query was stopped; select part of it "
+                "(substr(), length()) instead") from None
         raise
     finally:
-        if csv_file is not None:
-            csv_file.close()
-    return Execution(columns=columns, rows=rows, row_count=count, truncated=count > len(rows),
+        if export_file is not None and path is None:
+            export_file.discard()  # the statement failed or timed out: no partial export stays
+    truncated = count > len(rows)
+    return Execution(columns=columns, rows=rows, row_count=count, truncated=truncated,
                      complete=complete, csv=str(path) if path else None,
-                     seconds=time.perf_counter() - started)
+                     seconds=time.perf_counter() - started,
+                     cut=bounds.note(len(rows), max_chars, export_file.rows if export_file else 0),
+                     cut_cells=bounds.cut_cells, longest_cell=bounds.longest)
+
+
+class _Cut(str):
+    """A cell cut for the CSV (so the writer can count it)."""
+
+
+def _export_form(values: list[Any]) -> list[Any]:
+    """A row as the CSV holds it: text cells cut at :data:`EXPORT_MAX_CELL_CHARS`."""
+    if not any(isinstance(v, str) and len(v) > EXPORT_MAX_CELL_CHARS for v in values):
+        return values
+    return [_Cut(cut_text(v, EXPORT_MAX_CELL_CHARS)) if isinstance(v, str) and len(v) > EXPORT_MAX_CELL_CHARS
+            else v for v in values]
+
+
+def _write(export_file: _Export, row: list[Any], bounds: _Bounds) -> None:
+    export_file.write(row)
+    bounds.export_chars += sum(_chars(v) for v in row)
+    bounds.export_cells += sum(1 for v in row if isinstance(v, _Cut))
 
 
 def database_error_text(exc: Exception) -> str:

@@ -13,7 +13,8 @@ Two independent layers, neither of them a prompt:
 2. :func:`readonly_connection` connects so that the database itself refuses writes: SQLite through a
    ``file:…?mode=ro`` URI plus ``PRAGMA query_only``, PostgreSQL in a ``READ ONLY`` transaction,
    MySQL/MariaDB with ``SET SESSION TRANSACTION READ ONLY``; each with a statement timeout
-   (SQLite: a progress handler that interrupts the query at the deadline).
+   (SQLite: a progress handler that interrupts the query at the deadline). SQLite connections
+   also build no value over :data:`MAX_VALUE_BYTES` (see :mod:`.execution` for the other bounds).
 
 Every refusal is an :class:`UnsafeSQLError` whose message says why, in words a user understands,
 and whose ``rule`` (a :class:`Rule`) says which rule refused it, for code and tests.
@@ -235,8 +236,29 @@ def check_sql(sql: str, dialect: str = "sqlite") -> CheckedSQL:
 
 # --- read-only connections ------------------------------------------------------------------------
 
+# The longest string or blob SQLite may build on Taller's connections (``SQLITE_LIMIT_LENGTH``;
+# SQLite's default is 1 GB). ``hex(zeroblob(200000000))`` then fails at once with "string or
+# blob too big" instead of building 400 MB, and ``printf('%.*c', 300000000, 'x')`` gives NULL;
+# a larger value stored in a database cannot be read through Taller. Other databases have no
+# such per-connection limit: their values are cut only once the driver has them.
+MAX_VALUE_BYTES = 64 * 1024 * 1024
+
+
 class QueryTimeoutError(RuntimeError):
     """The statement ran longer than the timeout and was interrupted."""
+
+
+def limit_sqlite_values(connection: Any) -> None:
+    """Cap the size of any value SQLite builds on ``connection`` at :data:`MAX_VALUE_BYTES`."""
+    import sqlite3
+
+    if hasattr(connection, "setlimit"):
+        connection.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+
+
+def is_too_big(exc: BaseException) -> bool:
+    """Whether a driver error means a value passed :data:`MAX_VALUE_BYTES` (SQLite's TOOBIG)."""
+    return getattr(exc, "sqlite_errorname", "") == "SQLITE_TOOBIG" or "string or blob too big" in str(exc)
 
 
 def sqlite_readonly_creator(path: str) -> Any:
@@ -256,6 +278,7 @@ def sqlite_readonly_creator(path: str) -> Any:
         # attach another file, change a setting or load an extension.
         connection.execute("PRAGMA query_only = ON")
         connection.set_authorizer(_sqlite_authorizer)
+        limit_sqlite_values(connection)
         return connection
 
     return connect
@@ -294,6 +317,7 @@ def readonly_connection(engine: Any, timeout_s: float) -> Iterator[Any]:
     with engine.connect() as connection:
         if dialect == "sqlite":
             raw = connection.connection.driver_connection
+            limit_sqlite_values(raw)
             deadline = [time.monotonic() + timeout_s]
             # Called every N SQLite VM instructions; a non-zero return interrupts the statement.
             raw.set_progress_handler(lambda: 1 if time.monotonic() > deadline[0] else 0, 5_000)
