@@ -10,13 +10,17 @@ minute (:func:`taller.knowledge.transcripts.cues_from_text`), cut into the same 
 
 * Ingestion: ``embed`` (offline MiniLM) throughput is measured on ``--embed-chunks`` unique
   chunks; store throughput (Chroma ``PersistentClient`` upserts with metadata, batches of 2,000)
-  is measured at every size. A size larger than the embedded set reuses those vectors (plus a
-  little noise, renormalised) and texts in order — say so when quoting 100k figures — because
-  embedding 100k chunks takes hours on 2 shared cores. End-to-end ingestion chunks/s follows as
-  ``1 / (1/embed + 1/store)``.
+  and full-text index throughput (:func:`taller.knowledge.fulltext.add`, SQLite FTS5, the same
+  batches, as the library writes both) are measured at every size. A size larger than the
+  embedded set reuses those vectors (plus a little noise, renormalised) and texts in order —
+  say so when quoting 100k figures — because embedding 100k chunks takes hours on 2 shared
+  cores. End-to-end ingestion chunks/s follows as ``1 / (1/embed + 1/store + 1/fulltext)``.
 * Query latency: p50/p95 over ``--queries`` questions of (a) embedding the question, (b) dense
-  top-5 search, (c) hybrid (dense + BM25, fused, de-duplicated) top-5; the one-off BM25 index
-  build after a change is reported apart.
+  top-5 search, (c) hybrid (dense + BM25 from the FTS5 index, fused, de-duplicated) top-5; the
+  first hybrid query is reported apart. Then, apart: the cost of adding one more one-hour video
+  (80 chunks) to the full index and the first hybrid query after it (nothing is rebuilt), and
+  the one-off backfill of the whole index from Chroma (what an index made before the FTS5 file
+  existed, or a deleted file, costs once).
 * Recall@5: 30 questions written for Truman's 1946 message (27,700 words, 3 h 10 min aloud),
   each with a gold phrase quoted from the text; a hit is a top-5 chunk whose time window
   contains the moment the phrase is spoken. Plus 8 questions the message cannot answer: how
@@ -114,6 +118,7 @@ def bench_scale(sizes: list[int], embed_chunks: int, queries: int) -> dict[str, 
     import numpy as np
 
     from taller.embeddings import embed, get_model
+    from taller.knowledge import fulltext
     from taller.knowledge.retrieval import search
     from taller.knowledge.store import get_client
 
@@ -154,34 +159,45 @@ def bench_scale(sizes: list[int], embed_chunks: int, queries: int) -> dict[str, 
             client.delete_collection(name)
         except Exception:
             pass
+        fulltext.drop(name)
         collection = client.get_or_create_collection(name, metadata={"hnsw:space": "cosine"},
                                                      embedding_function=None)
         reused = size > unique
-        store_seconds = 0.0
+        store_seconds = fulltext_seconds = 0.0
         batch = 2000
-        for begin in range(0, size, batch):
+
+        def rows(begin: int, end: int, video: str | None = None) -> tuple[list, list, list, list]:
             ids, docs, metas, vecs = [], [], [], []
-            for i in range(begin, min(size, begin + batch)):
-                source = sample[i % unique] if reused else sample[i]
+            for i in range(begin, end):
+                source = sample[i % unique] if reused or i >= unique else sample[i]
                 vector = vectors[i % unique]
-                if reused and i >= unique:
+                if i >= unique:
                     vector = vector + rng.normal(0, 0.02, vector.shape).astype(np.float32)
                     vector /= np.linalg.norm(vector)
                 ids.append(f"{source['video']}#{i}")
                 docs.append(source["text"])
-                metas.append({"video": f"{source['video']}#{i // unique}", "video_id": "", "title": source["video"],
-                              "source": "", "index": i, "start": source["start"], "end": source["end"],
-                              "fingerprint": "bench"})
+                metas.append({"video": video or f"{source['video']}#{i // unique}", "video_id": "",
+                              "title": source["video"], "source": "", "index": i, "start": source["start"],
+                              "end": source["end"], "fingerprint": "bench"})
                 vecs.append(vector.tolist())
+            return ids, docs, metas, vecs
+
+        for begin in range(0, size, batch):
+            ids, docs, metas, vecs = rows(begin, min(size, begin + batch))
             t0 = time.perf_counter()
             collection.upsert(ids=ids, embeddings=vecs, documents=docs, metadatas=metas)
             store_seconds += time.perf_counter() - t0
+            # The full-text index is written with each batch, as the library does.
+            t0 = time.perf_counter()
+            fulltext.add(name, ids, docs, metas)
+            fulltext_seconds += time.perf_counter() - t0
         store_rate = size / store_seconds
-        end_to_end = 1.0 / (1.0 / embed_rate + 1.0 / store_rate)
+        fulltext_rate = size / fulltext_seconds
+        end_to_end = 1.0 / (1.0 / embed_rate + 1.0 / store_rate + 1.0 / fulltext_rate)
         dense, hybrid = [], []
         t0 = time.perf_counter()
         search(collection, questions[0], query_vectors[0], k=5, hybrid=True)
-        first_hybrid = (time.perf_counter() - t0) * 1000.0  # includes building the BM25 index
+        first_hybrid = (time.perf_counter() - t0) * 1000.0  # the index is in step: nothing to build
         for question, vector in zip(questions, query_vectors):
             t0 = time.perf_counter()
             search(collection, question, vector, k=5, hybrid=False)
@@ -189,14 +205,39 @@ def bench_scale(sizes: list[int], embed_chunks: int, queries: int) -> dict[str, 
             t0 = time.perf_counter()
             search(collection, question, vector, k=5, hybrid=True)
             hybrid.append((time.perf_counter() - t0) * 1000.0)
+        # One more one-hour video (80 chunks) on top: Chroma and the index get only its rows.
+        ids, docs, metas, vecs = rows(size, size + 80, video="one-more-video")
+        t0 = time.perf_counter()
+        collection.upsert(ids=ids, embeddings=vecs, documents=docs, metadatas=metas)
+        add_store = (time.perf_counter() - t0) * 1000.0
+        t0 = time.perf_counter()
+        fulltext.add(name, ids, docs, metas)
+        add_fulltext = (time.perf_counter() - t0) * 1000.0
+        t0 = time.perf_counter()
+        search(collection, questions[1 % len(questions)], query_vectors[1 % len(questions)], k=5, hybrid=True)
+        after_add = (time.perf_counter() - t0) * 1000.0
+        index_mb = sum(path.stat().st_size for path in fulltext.index_path().parent.glob("fulltext.sqlite*")) / 1e6
+        # The one-off backfill: the whole index rebuilt from Chroma (an index made before the
+        # FTS5 file existed, or a deleted file).
+        fulltext.drop(name)
+        t0 = time.perf_counter()
+        fulltext.sync(collection)
+        backfill = time.perf_counter() - t0
+        assert fulltext.count(name) == collection.count() == size + 80
         row = {"chunks": size, "vectors_reused": reused, "store_s": round(store_seconds, 1),
-               "store_chunks_per_s": round(store_rate, 1), "ingest_chunks_per_s": round(end_to_end, 1),
+               "store_chunks_per_s": round(store_rate, 1), "fulltext_s": round(fulltext_seconds, 2),
+               "fulltext_chunks_per_s": round(fulltext_rate, 1), "ingest_chunks_per_s": round(end_to_end, 1),
                "dense_ms": {"p50": round(percentile(dense, 50), 1), "p95": round(percentile(dense, 95), 1)},
                "hybrid_ms": {"p50": round(percentile(hybrid, 50), 1), "p95": round(percentile(hybrid, 95), 1)},
-               "first_hybrid_ms_with_bm25_build": round(first_hybrid, 1), "queries": len(questions)}
+               "first_hybrid_ms": round(first_hybrid, 1),
+               "add_80_chunks_ms": {"store": round(add_store, 1), "fulltext": round(add_fulltext, 1)},
+               "first_hybrid_after_add_ms": round(after_add, 1),
+               "fulltext_backfill_s": round(backfill, 2), "fulltext_file_mb": round(index_mb, 1),
+               "queries": len(questions)}
         results["sizes"].append(row)
         print(json.dumps(row), flush=True)
         client.delete_collection(name)
+        fulltext.drop(name)
     return results
 
 

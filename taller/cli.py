@@ -137,6 +137,12 @@ def _render_event(event: dict, args: argparse.Namespace) -> None:
 
 def _progress_line(event: dict) -> str:
     parts = []
+    if event.get("epoch") is None and event.get("message"):
+        # Tool progress says what it is doing ("video 3 of 40: <title>", "embedded 64/80 chunks").
+        parts.append(str(event["message"]))
+        if event.get("eta_s") is not None:
+            parts.append(f"ETA {int(event['eta_s'])}s")
+        return ", ".join(parts)
     if event.get("epoch") is not None:
         parts.append(f"epoch {event['epoch']}/{event.get('epochs', '?')}")
     if event.get("step") is not None and event.get("total"):
@@ -162,7 +168,16 @@ def cmd_tool(args: argparse.Namespace) -> int:
     except json.JSONDecodeError as exc:
         print(f"taller tool: --args is not valid JSON: {exc}", file=sys.stderr)
         return 2
-    out = run_tool(args.name, tool_args)
+    from taller.progress import reporting_to
+
+    def show(event: dict) -> None:  # progress on stderr; stdout stays the JSON result
+        if event.get("type", "progress") == "progress":
+            _render_event(event, argparse.Namespace())
+
+    with reporting_to(show):
+        out = run_tool(args.name, tool_args)
+    if _progress_shown.pop("line", False):
+        print(file=sys.stderr)
     _print_json(out)
     return 1 if "error" in out else 0
 

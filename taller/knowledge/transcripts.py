@@ -122,16 +122,29 @@ def parse_timestamp(text: str) -> float:
 
 # --- YouTube ids -------------------------------------------------------------------------------
 
-def parse_video_id(text: str) -> str | None:
-    """The YouTube id in a URL (watch, youtu.be, shorts, embed, live) or a bare id; else None."""
-    text = (text or "").strip()
-    if _VIDEO_ID.match(text):
-        return text
+def _youtube_url(text: str) -> Any:
+    """``text`` parsed as a URL (``youtube.com/…`` without a scheme too); None when unparsable."""
     if "://" not in text and re.match(r"^(www\.|m\.|music\.)?(youtube\.com|youtu\.be)/", text):
         text = "https://" + text
     try:
-        url = urlparse(text)
+        return urlparse(text)
     except ValueError:
+        return None
+
+
+def parse_video_id(text: str) -> str | None:
+    """The YouTube id in a URL (watch, youtu.be, shorts, embed, live) or a bare id; else None.
+
+    A watch URL inside a playlist (``watch?v=ID&list=PL…``, ``youtu.be/ID?list=PL…``) is that one
+    video, as YouTube plays it: only a pure playlist URL (``/playlist?list=…``, or ``watch?list=…``
+    without ``v=``) is a playlist, see :func:`youtube_collection`. Channel URLs (``/@name``,
+    ``/channel/UC…``, ``/c/…``, ``/user/…``) are never a video id.
+    """
+    text = (text or "").strip()
+    if _VIDEO_ID.match(text):
+        return text
+    url = _youtube_url(text)
+    if url is None:
         return None
     host = (url.hostname or "").lower()
     if host.endswith("youtu.be"):
@@ -145,6 +158,48 @@ def parse_video_id(text: str) -> str | None:
         if len(parts) >= 2 and parts[0] in ("shorts", "embed", "live", "v", "e") and _VIDEO_ID.match(parts[1]):
             return parts[1]
     return None
+
+
+# Channel tabs that list videos; any other tab (featured, about, playlists…) means its videos.
+_CHANNEL_TABS = ("videos", "streams", "shorts")
+_HANDLE = re.compile(r"^@[A-Za-z0-9._%-]{3,100}$")
+
+
+def youtube_collection(text: str) -> tuple[str, str] | None:
+    """``("playlist" | "channel", canonical URL)`` when ``text`` is a YouTube playlist or channel
+    URL, else None (a single video, another site, or not a URL).
+
+    * playlist: ``youtube.com/playlist?list=ID`` or ``watch?list=ID`` without ``v=``; a watch URL
+      with both ``v=`` and ``list=`` is the single video (:func:`parse_video_id`);
+    * channel: ``youtube.com/@name``, ``/channel/UC…``, ``/c/name``, ``/user/name``, optionally
+      followed by a tab (``/videos``, ``/streams``, ``/shorts``; any other tab, or none, means
+      ``/videos``), or a bare ``@name`` handle.
+    """
+    text = (text or "").strip()
+    if _HANDLE.match(text):
+        return "channel", f"https://www.youtube.com/{text}/videos"
+    url = _youtube_url(text)
+    if url is None:
+        return None
+    host = (url.hostname or "").lower()
+    if not (host == "youtube.com" or host.endswith(".youtube.com")):
+        return None
+    query = parse_qs(url.query)
+    parts = [p for p in url.path.split("/") if p]
+    playlist = (query.get("list") or [""])[0]
+    if playlist and re.fullmatch(r"[A-Za-z0-9_-]{2,64}", playlist) and (
+            parts == ["playlist"] or (parts == ["watch"] and "v" not in query)):
+        return "playlist", f"https://www.youtube.com/playlist?list={playlist}"
+    if not parts:
+        return None
+    if parts[0].startswith("@") and _HANDLE.match(parts[0]):
+        channel, rest = parts[:1], parts[1:]
+    elif parts[0] in ("channel", "c", "user") and len(parts) >= 2 and re.fullmatch(r"[A-Za-z0-9._%-]+", parts[1]):
+        channel, rest = parts[:2], parts[2:]
+    else:
+        return None
+    tab = rest[0].lower() if rest and rest[0].lower() in _CHANNEL_TABS else "videos"
+    return "channel", "https://www.youtube.com/" + "/".join(channel) + "/" + tab
 
 
 def looks_like_url(text: str) -> bool:
@@ -278,7 +333,10 @@ def parse_json(text: str) -> tuple[list[Cue], dict[str, Any]]:
     cues: list[Cue] = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or "text" not in item or "start" not in item:
-            raise TranscriptError(f"transcript JSON item {i} has no 'text' and 'start': {str(item)[:80]}")
+            # The message names the item, never its contents (a file may hold anything).
+            problem = ("has no 'text' and 'start'" if isinstance(item, dict) else
+                       f"is a {type(item).__name__}, not an object with 'text' and 'start'")
+            raise TranscriptError(f"transcript JSON item {i} {problem}")
         try:
             start = float(item["start"])
             duration = float(item.get("duration", item.get("dur", 0.0)) or 0.0)
@@ -455,6 +513,10 @@ def load_transcript(url_or_path: str) -> Transcript:
     video_id = parse_video_id(text)
     if video_id:
         return fetch_youtube(video_id)
+    collection = youtube_collection(text)
+    if collection:
+        raise TranscriptError(f"{text!r} is a YouTube {collection[0]}, not one video: add_video adds every "
+                              "video of it; to ask about or summarise one, name that video's URL or title")
     if looks_like_url(text):
         raise TranscriptError(f"{text!r} is not a YouTube video URL (expected youtu.be/<id> or "
                               "youtube.com/watch?v=<id>)")

@@ -206,10 +206,13 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         carry_over_fields=frozenset({"image_path"}),
     ),
     ToolSpec(
-        "add_video", "taller.tools.videos", "add a YouTube video or transcript file to the knowledge base",
+        "add_video", "taller.tools.videos",
+        "add a YouTube video, playlist or channel, or transcript files, to the knowledge base",
         details=("A YouTube URL or id, or a local transcript file (.vtt, .srt, or the JSON of "
-                 "youtube-transcript-api), so it can be asked about or summarised. Adding the same video "
-                 "again changes nothing."),
+                 "youtube-transcript-api), so it can be asked about or summarised. A playlist URL "
+                 "(youtube.com/playlist?list=…), a channel URL (youtube.com/@name, /channel/…) or a folder of "
+                 "transcript files adds every video in it, reporting each; asked again, it continues where it "
+                 "stopped. Adding the same video again changes nothing."),
         carry_over_fields=frozenset({"url_or_path"}),
     ),
     ToolSpec(

@@ -5,7 +5,9 @@ imported only when a tool runs, and the chat model that answers and summarises i
 passed in explicitly. Results carry ``summary`` plus ``citations`` (``video``, ``start``,
 ``time``, ``url``, ``text``) so every interface can show clickable timestamps. Asking about or
 summarising a video that is not added yet adds it first, in the same call (the result then has
-``added``): users mean "summarise <URL>" as one request.
+``added``): users mean "summarise <URL>" as one request. ``add_video`` also takes a YouTube
+playlist or channel URL or a folder of transcripts, and adds each video in it
+(:func:`taller.knowledge.videos.ingest.add_many`: resumable, with progress per video).
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from taller.tools.registry import langchain_tool
 
 
 class AddVideoArgs(BaseModel):
-    url_or_path: str = Field(min_length=1, description="YouTube URL or id, or a transcript file (.vtt, .srt, .json).")
+    url_or_path: str = Field(min_length=1, description=(
+        "YouTube video URL or id, a transcript file (.vtt, .srt, .json), a YouTube playlist or channel URL, "
+        "or a folder of transcript files."))
 
 
 # What the LLM reads about `video`: a URL or file not added yet is fine, the tool adds it first,
@@ -40,6 +44,12 @@ class SummarizeVideoArgs(BaseModel):
 
 @langchain_tool("add_video", AddVideoArgs)
 def add_video(url_or_path: str) -> dict:
+    from taller.knowledge.videos.ingest import add_many, is_collection
+
+    # A playlist (youtube.com/playlist?list=…), a channel (/@name, /channel/…, /c/…, /user/…) or a
+    # folder adds every video in it, resumably; a watch URL with &list= is that one video.
+    if is_collection(url_or_path):
+        return add_many(url_or_path)
     from taller.knowledge.videos import add_video as add
 
     return add(url_or_path)

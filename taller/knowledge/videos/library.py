@@ -1,10 +1,12 @@
 """The video library: which transcripts are added, their chunks in Chroma, finding a video by name.
 
 * :func:`add_video` / :func:`add_transcript` — chunk, embed (MiniLM) and store in the Chroma
-  collection of the configured embedding model. Chunk ids are ``<video>:<n>``, so adding the
-  same video again changes nothing; a changed transcript or chunk setting replaces the old
-  chunks. The transcript itself is kept as JSON under ``$TALLER_HOME/videos/`` (the catalog),
-  for summaries and for re-indexing with another embedding model (:func:`ensure_indexed`).
+  collection of the configured embedding model, and in its full-text (BM25) index
+  (:mod:`taller.knowledge.fulltext`, written and deleted alongside Chroma). Chunk ids are
+  ``<video>:<n>``, so adding the same video again changes nothing; a changed transcript or
+  chunk setting replaces the old chunks. The transcript itself is kept as JSON under
+  ``$TALLER_HOME/videos/`` (the catalog), for summaries and for re-indexing with another
+  embedding model (:func:`ensure_indexed`).
 * :func:`list_videos`, :func:`load_saved`, :func:`resolve_video` — the catalog, and the key of
   the video a user means by a key, URL, id, file path, title or file name.
 * :func:`resolve_or_add` / :func:`with_added` — the same, adding a YouTube URL/id or transcript
@@ -138,20 +140,22 @@ def _index(collection: Any, transcript: Transcript, chunks: Sequence[Chunk], fin
     (a cancelled video has a partial set of chunks and no catalog entry, so adding it again
     replaces them)."""
     from taller.embeddings import embed
-    from taller.knowledge.retrieval import bump_generation
+    from taller.knowledge import fulltext
 
     total = len(chunks)
     for begin in range(0, total, EMBED_BATCH):
         check_cancelled(cancel_event, f"adding {transcript.name}")
         batch = chunks[begin:begin + EMBED_BATCH]
         vectors = embed([chunk.text for chunk in batch])
-        collection.upsert(ids=[f"{transcript.key}:{chunk.index}" for chunk in batch],
-                          embeddings=vectors.tolist(), documents=[chunk.text for chunk in batch],
-                          metadatas=[_chunk_metadata(transcript, chunk, fingerprint) for chunk in batch])
+        ids = [f"{transcript.key}:{chunk.index}" for chunk in batch]
+        documents = [chunk.text for chunk in batch]
+        metadatas = [_chunk_metadata(transcript, chunk, fingerprint) for chunk in batch]
+        collection.upsert(ids=ids, embeddings=vectors.tolist(), documents=documents, metadatas=metadatas)
+        # The full-text (BM25) index follows Chroma batch by batch: only these rows are written.
+        fulltext.add(collection.name, ids, documents, metadatas)
         done = begin + len(batch)
         emit({"type": "progress", "source": source_tool, "step": done, "total": total,
               "message": f"embedded {done}/{total} chunks of {transcript.name}"})
-    bump_generation()
 
 
 def _stored_state(collection: Any, key: str) -> tuple[int, str | None]:
@@ -165,7 +169,7 @@ def _stored_state(collection: Any, key: str) -> tuple[int, str | None]:
 
 def add_transcript(transcript: Transcript, cancel_event: Any = None) -> dict[str, Any]:
     """Chunk, embed and store a transcript; idempotent. Returns what was done."""
-    from taller.knowledge.retrieval import bump_generation
+    from taller.knowledge import fulltext
 
     settings = get_settings()
     if not transcript.cues:
@@ -180,11 +184,8 @@ def add_transcript(transcript: Transcript, cancel_event: Any = None) -> dict[str
         if stored:
             # The transcript or the chunk settings changed: replace, never mix old and new chunks.
             collection.delete(where={"video": transcript.key})
-            bump_generation()
-        try:
-            _index(collection, transcript, chunks, fingerprint, cancel_event=cancel_event)
-        finally:
-            bump_generation()
+            fulltext.delete(collection.name, video=transcript.key)
+        _index(collection, transcript, chunks, fingerprint, cancel_event=cancel_event)
     previous = load_saved(transcript.key)
     added_at = previous[1].get("added_at") if previous and unchanged else None
     _save_transcript(transcript, {
