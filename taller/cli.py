@@ -81,19 +81,23 @@ def cmd_ask(args: argparse.Namespace) -> int:
         return 0
     if args.yes:
         os.environ["TALLER_AUTO_APPROVE"] = "1"
+    from taller.trainers.runs import detached_runs
+
     thread = args.thread
     events = agent.run(text, thread_id=thread)
-    while True:
-        last = None
-        for event in events:
-            _render_event(event, args)
-            last = event
-        if last and last["type"] == "interrupt":
-            approve = _confirm(last.get("message", "Approve?"))
-            events = agent.resume(last["thread_id"], approve)
-            continue
-        print()
-        return 0 if last and last["type"] == "final" else 1
+    # A training started here must outlive this command: it trains in a detached process.
+    with detached_runs():
+        while True:
+            last = None
+            for event in events:
+                _render_event(event, args)
+                last = event
+            if last and last["type"] == "interrupt":
+                approve = _confirm(last.get("message", "Approve?"))
+                events = agent.resume(last["thread_id"], approve)
+                continue
+            print()
+            return 0 if last and last["type"] == "final" else 1
 
 
 def _confirm(question: str) -> bool:
@@ -174,7 +178,10 @@ def cmd_tool(args: argparse.Namespace) -> int:
         if event.get("type", "progress") == "progress":
             _render_event(event, argparse.Namespace())
 
-    with reporting_to(show):
+    from taller.trainers.runs import detached_runs
+
+    # A training started here must outlive this command: it trains in a detached process.
+    with reporting_to(show), detached_runs():
         out = run_tool(args.name, tool_args)
     if _progress_shown.pop("line", False):
         print(file=sys.stderr)

@@ -63,10 +63,16 @@ class Settings:
 
     # Costly tools (training) ask for confirmation unless this is true.
     auto_approve: bool = False
+    # A request on a chat thread that another process (the TUI, the server, another
+    # `taller ask`) is answering waits this many seconds for it, then is refused.
+    thread_wait_s: float = 30.0
 
     # Trainers: "auto" picks CUDA, then MPS, then CPU.
     device: str = "auto"
     compile: bool = False
+    # last.pt is written at least this often, inside epochs too (seconds): a crash loses at most
+    # about this much training.
+    checkpoint_interval_s: float = 30.0
 
     # Knowledge.
     embedding_model: str = "all-MiniLM-L6-v2"

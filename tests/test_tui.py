@@ -413,7 +413,7 @@ async def test_runs_window_lists_runs_and_cancels_the_selected_one(monkeypatch):
                "metrics": {"val_loss": 0.25}},
               {"run_id": "rnn-1", "model": "rnn", "state": "finished", "epoch": 3, "epochs": 3, "metrics": {}}]
     cancelled: list[str] = []
-    monkeypatch.setattr(runs, "list_all", lambda model=None: listed)
+    monkeypatch.setattr(runs, "list_all", lambda model=None, problems=None: listed)
     monkeypatch.setattr(runs, "cancel", lambda run_id: cancelled.append(run_id) or True)
     app, agent, fake = make_app([])
     async with app.run_test(size=SIZE) as pilot:

@@ -19,16 +19,28 @@ Conversation state is checkpointed per thread in ``$TALLER_HOME/chat.sqlite``
 (``langgraph-checkpoint-sqlite``), so a thread resumes after a restart; the thread list (titles,
 times) lives in the same file, kept by :class:`taller.agent.store.ThreadStore` with a schema
 version and migrations.
+
+A thread answers one request at a time across processes too: :meth:`Agent.run` and
+:meth:`Agent.resume` hold the thread's lock (``$TALLER_HOME/locks/thread-<hash>.lock``, see
+:mod:`taller.locks`) from before they read the thread's checkpoint until after they wrote the
+answer. Without it, two processes on one thread (two ``taller ask --thread T``, the TUI and the
+server) would both start from the same checkpoint and the later write would drop the other's
+turn. A request that finds the thread busy says so in a ``progress`` event, waits up to the
+``thread_wait_s`` setting (30 s), then ends with an ``error`` (code ``thread_busy``) naming the
+other process: never a lost turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import os
 import threading
 import time
 import traceback
 import uuid
+from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 from langchain_core.language_models.chat_models import BaseChatModel
@@ -39,6 +51,7 @@ from taller.agent.graph import build_graph
 from taller.agent.store import ThreadStore
 from taller.llm import LLMUnavailableError, describe, get_chat_model, text_of
 from taller.config import Settings, get_settings
+from taller.locks import FileLock, holder_of
 
 log = logging.getLogger(__name__)
 MAX_MESSAGE_CHARS = 20000
@@ -107,19 +120,57 @@ class Agent:
         if attachments:
             # Attached files are named in the request so the router's rules and the LLM see them.
             text = text.rstrip() + "\n" + "\n".join(f"(attached file: {path})" for path in attachments)
-        self.thread_store.touch(thread_id, text)
-        state = {"messages": [HumanMessage(content=text)], "request": text, "plan": None, "results": [],
-                 "stop_reason": None}
-        yield from self._stream(state, thread_id, cancel_event)
+        lock = yield from self._take_thread(thread_id, cancel_event)
+        if isinstance(lock, dict):
+            yield lock
+            return
+        try:
+            self.thread_store.touch(thread_id, text)
+            state = {"messages": [HumanMessage(content=text)], "request": text, "plan": None, "results": [],
+                     "stop_reason": None}
+            yield from self._stream(state, thread_id, cancel_event)
+        finally:
+            lock.release()
 
     def resume(self, thread_id: str, approve: bool, cancel_event: threading.Event | None = None) -> Iterator[dict[str, Any]]:
         """Answer a pending confirmation (``interrupt``) of ``thread_id``."""
         from langgraph.types import Command
 
-        if self.pending_interrupt(thread_id) is None:
-            yield {"type": "error", "thread_id": thread_id, "message": "nothing is waiting for approval in this thread"}
+        lock = yield from self._take_thread(thread_id, cancel_event)
+        if isinstance(lock, dict):
+            yield lock
             return
-        yield from self._stream(Command(resume={"approve": bool(approve)}), thread_id, cancel_event)
+        try:
+            if self.pending_interrupt(thread_id) is None:
+                yield {"type": "error", "thread_id": thread_id, "message": "nothing is waiting for approval in this thread"}
+                return
+            yield from self._stream(Command(resume={"approve": bool(approve)}), thread_id, cancel_event)
+        finally:
+            lock.release()
+
+    # --- one request per thread, across processes ---------------------------------------------
+    def _take_thread(self, thread_id: str, cancel_event: threading.Event | None):
+        """Hold ``thread_id``'s lock: returns the held lock, or the ``error`` event that refuses
+        the request. While it waits for another process it yields one ``progress`` event."""
+        path = thread_lock_path(self.settings, thread_id)
+        lock = FileLock(path)
+        note = f"thread {thread_id}"
+        try:
+            if lock.acquire(note=note):
+                return lock
+        except OSError as exc:  # no lock file possible (a read-only data folder): answer unguarded
+            log.warning("cannot lock thread %s (%s); answering without the cross-process guard", thread_id, exc)
+            return lock
+        wait = max(0.0, float(self.settings.thread_wait_s))
+        if wait > 0:
+            yield {"type": "progress", "thread_id": thread_id, "source": "thread",
+                   "message": f"thread {thread_id} is busy in {_holder_words(path)}; waiting up to {wait:g} s"}
+            stop = (lambda: cancel_event.is_set()) if cancel_event is not None else None
+            if lock.acquire(wait_s=wait, note=note, stop=stop):
+                return lock
+        return {"type": "error", "thread_id": thread_id, "code": "thread_busy",
+                "message": f"thread {thread_id} is busy in {_holder_words(path)}; nothing was added to it: "
+                           "try again when it has answered"}
 
     def _stream(self, graph_input: Any, thread_id: str, cancel_event: threading.Event | None) -> Iterator[dict[str, Any]]:
         config = self._config(thread_id, cancel_event)
@@ -198,6 +249,20 @@ class Agent:
 
     def close(self) -> None:
         self.thread_store.close()
+
+
+def thread_lock_path(settings: Settings, thread_id: str) -> Path:
+    """The lock file of ``thread_id`` (named by a hash: thread ids come from clients)."""
+    digest = hashlib.sha256(thread_id.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+    return settings.home / "locks" / f"thread-{digest}.lock"
+
+
+def _holder_words(path) -> str:
+    """"another process (pid 4242)", from what the lock file says about its holder."""
+    pid = (holder_of(path) or {}).get("pid")
+    if pid == os.getpid():
+        return "another request of this process"
+    return f"another process (pid {pid})" if pid else "another process"
 
 
 def new_thread_id() -> str:

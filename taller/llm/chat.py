@@ -262,13 +262,15 @@ def embedded_model_path(settings: Settings | None = None) -> Path | None:
 
 
 def _fake_from_env() -> FakeChatModel:
-    """``TALLER_FAKE_SCRIPT`` (a JSON list of responses) scripts the fake backend from outside."""
+    """``TALLER_FAKE_SCRIPT`` (a JSON list of responses) scripts the fake backend from outside;
+    ``TALLER_FAKE_TOKEN_DELAY`` (seconds between streamed tokens) makes it answer slowly."""
     script = os.environ.get("TALLER_FAKE_SCRIPT")
     responses: list[Any] = []
     if script:
         text = Path(script).read_text(encoding="utf-8") if Path(script).is_file() else script
         responses = json.loads(text)
-    return FakeChatModel(responses=responses, default="(fake model: no scripted answer left)")
+    delay = float(os.environ.get("TALLER_FAKE_TOKEN_DELAY") or 0)
+    return FakeChatModel(responses=responses, default="(fake model: no scripted answer left)", token_delay=delay)
 
 
 def get_chat_model(backend: str | None = None, model: str | None = None,

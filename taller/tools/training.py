@@ -13,6 +13,8 @@ names, descriptions and how ``generate_images`` calls a model come from
 from __future__ import annotations
 
 import importlib
+import os
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -86,14 +88,23 @@ def train_model(model: str, epochs: int | None = None) -> dict:
     run_id = runs.start(model, epochs)
     state = runs.get(run_id)
     description = MODELS[model].description if model in MODELS else model
+    # From a short-lived command (`taller tool`, `taller ask`) the run trains in a detached
+    # process of its own that outlives the command (see taller.trainers.runs.detached_runs).
+    pid = state.get("pid")
+    detached = isinstance(pid, int) and pid != os.getpid()
+    log = str(Path(state["path"]) / "train.log") if detached and state.get("path") else None
+    where = (f"in a process of its own (pid {pid}) that keeps training after this command ends; its log is {log}"
+             if detached else "in the background")
     return result(
-        f"Started training {model} ({description}) for {state['epochs']} epochs in the background; "
+        f"Started training {model} ({description}) for {state['epochs']} epochs {where}; "
         f"run id {run_id}. Ask me to list models to see how it goes.",
         run_id=run_id,
         model=model,
         epochs=state["epochs"],
         status="started",
         path=state.get("path"),
+        pid=pid if detached else None,
+        log=log,
     )
 
 

@@ -2,19 +2,29 @@
 
 A run folder is ``$TALLER_HOME/runs/<model>/<run_id>/`` with ``config.json``, ``status.json``,
 ``metrics.jsonl`` and the checkpoints ``last.pt`` / ``best.pt``. Every file is written atomically
-(a temporary file, then a rename), so a reader or a crash never sees half a file. Part of the
-training engine (:mod:`taller.trainers.engine` re-exports the public names).
+(a temporary file in the same folder, flushed to disk with ``fsync``, then ``os.replace``), so a
+reader or a crash never sees half a file; a temporary file that a killed process left behind is
+removed when the next run of that model starts (:func:`clean_orphans`). A write that fails (a
+full disk) raises :class:`RunWriteError`, whose message says what was being saved and where.
+
+Two lock files (see :mod:`taller.locks`) say who is training: ``runs/<model>/.model.lock`` (one
+run per model across processes) and ``<run folder>/.run.lock``, both held by the training
+process for the run's life. A run whose ``status.json`` says ``running`` while its run lock is
+free was interrupted (its process died). Part of the training engine
+(:mod:`taller.trainers.engine` re-exports the public names).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import math
 import os
 import secrets
 import stat
 import tempfile
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -22,7 +32,12 @@ from typing import Any
 import torch
 
 from taller.config import get_settings
+from taller.locks import LOCKS_WORK, holder_of, is_locked
 from taller.trainers.device import unwrap_model
+
+# A test hook: seconds to sleep inside a checkpoint save, between writing the temporary file
+# and renaming it over the checkpoint, so that tests can kill a process in the middle of a save.
+SAVE_PAUSE_ENV = "TALLER_TEST_SAVE_PAUSE_S"
 
 
 def now_iso() -> str:
@@ -51,17 +66,85 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
+class RunWriteError(OSError):
+    """A run's file could not be written (a full disk, a quota, a read-only folder).
+
+    ``str()`` is the whole message ("no space left on device while saving the checkpoint to
+    …/last.pt"); ``errno`` is the original error's.
+    """
+
+    def __init__(self, message: str, error_number: int | None = None) -> None:
+        super().__init__(error_number, message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+_ERRNO_WORDS = {errno.ENOSPC: "no space left on device", errno.EDQUOT: "disk quota exceeded",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                errno.EIO: "an input/output error"}
+
+
+def write_error(exc: OSError, what: str, path: Path) -> RunWriteError:
+    """A :class:`RunWriteError` for ``exc`` raised while ``what`` (``"saving the checkpoint"``) to ``path``."""
+    if isinstance(exc, RunWriteError):
+        return exc
+    reason = _ERRNO_WORDS.get(exc.errno) or (exc.strerror or type(exc).__name__).lower()
+    return RunWriteError(f"{reason} while {what} to {path}", exc.errno)
+
+
+def _sync_and_replace(tmp: str, path: Path) -> None:
+    """Rename the flushed temporary file over ``path``; then sync the folder (best effort)."""
+    os.replace(tmp, path)
+    try:
+        folder = os.open(path.parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(folder)
+    except OSError:
+        pass
+    finally:
+        os.close(folder)
+
+
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON so that a reader never sees half a file."""
+    """Write JSON so that a reader never sees half a file (temporary file, fsync, rename)."""
+    write_text_atomic(path, json.dumps(jsonable(data), indent=2, ensure_ascii=False))
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` so that a reader never sees half a file (temporary file, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            json.dump(jsonable(data), out, indent=2, ensure_ascii=False)
-        os.replace(tmp, path)
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        _sync_and_replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def clean_orphans(folder: Path) -> list[Path]:
+    """Remove the temporary files (``.last.pt.*.tmp``, ``.status.json.*.tmp``…) that a killed
+    writer left in ``folder``; call it only while no one writes there (the model lock is held)."""
+    removed = []
+    try:
+        candidates = list(folder.glob(".*.tmp"))
+    except OSError:
+        return removed
+    for path in candidates:
+        try:
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            pass
+    return removed
 
 
 # A status.json is a few KB; a file much larger than this is not one.
@@ -133,7 +216,7 @@ _STATUS_TYPES: dict[str, tuple[type | None, ...]] = {
     "run_id": (str,), "model": (str,), "state": (str,), "created": (str, None), "updated": (str, None),
     "finished": (str, None), "created_ts": (int, float, None), "epoch": (int, None), "epochs": (int, None),
     "metrics": (dict, None), "error": (str, None), "pid": (int, None), "device": (str, None),
-    "resumed": (bool, None), "config": (dict, None),
+    "resumed": (bool, None), "config": (dict, None), "step": (int, None), "checkpoint": (dict, None),
 }
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "an object", bool: "true/false",
                None: "null"}
@@ -183,16 +266,58 @@ def read_status(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
 
 
 def write_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
-    """``torch.save`` to a temporary file in the same folder, then rename: never half a checkpoint."""
+    """``torch.save`` to a temporary file in the same folder, ``fsync``, then rename: never half a
+    checkpoint, and the temporary file is removed when the save fails. A process killed in the
+    middle leaves the old checkpoint whole and a ``.tmp`` that :func:`clean_orphans` removes."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        with os.fdopen(fd, "wb", buffering=0) as raw:
+            out = _WriteAll(raw)
+            try:
+                torch.save(payload, out)
+            except RuntimeError:
+                # torch reports a failed write as "unexpected pos …"; the OSError under it says why.
+                if out.error is not None:
+                    raise out.error from None
+                raise
+            os.fsync(raw.fileno())
+        pause = os.environ.get(SAVE_PAUSE_ENV)
+        if pause:
+            time.sleep(float(pause))
+        _sync_and_replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+class _WriteAll:
+    """A binary file for ``torch.save`` that writes every byte at once and keeps the OSError of a
+    failed write (a full disk), which torch itself would only report as a RuntimeError."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.error: OSError | None = None
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        try:
+            while done < len(view):
+                written = self.raw.write(view[done:])
+                if not written:
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                done += written
+        except OSError as exc:
+            self.error = exc
+            raise
+        return done
+
+    def flush(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -239,6 +364,26 @@ def _model_dirs(model_name: str | None) -> list[Path]:
     return sorted(p for p in root.iterdir() if p.is_dir())
 
 
+def model_lock_path(model_name: str) -> Path:
+    """The lock file held by the process that trains ``model_name`` (one run per model)."""
+    return get_settings().runs_dir / model_name / ".model.lock"
+
+
+def run_lock_path(run_dir: Path) -> Path:
+    """The lock file held by the process that trains the run in ``run_dir``."""
+    return Path(run_dir) / ".run.lock"
+
+
+def run_is_live(run_dir: Path, pid: Any = None) -> bool:
+    """Whether a process is training the run in ``run_dir`` now (its run lock is held).
+
+    A folder written before run locks existed has no lock file: its status's pid decides."""
+    lock = run_lock_path(run_dir)
+    if LOCKS_WORK and lock.is_file():
+        return is_locked(lock)
+    return pid == os.getpid() or _pid_alive(pid)
+
+
 def _pid_alive(pid: Any) -> bool:
     if not isinstance(pid, int) or pid <= 0:
         return False
@@ -254,8 +399,10 @@ def _pid_alive(pid: Any) -> bool:
 def list_runs(model_name: str | None = None, problems: list[dict[str, str]] | None = None) -> list[dict[str, Any]]:
     """Every run on disk (newest first) from its ``status.json``.
 
-    A run whose status says ``running`` but whose process is gone is reported as ``interrupted``
-    (it can be continued with ``resume=True``). A run folder whose ``status.json`` is unusable
+    A run whose status says ``running`` but whose run lock is free (its process is gone) is
+    reported as ``interrupted`` (it can be continued with ``resume=True``), or as the end its
+    process could only leave in the lock file (``failed`` with the error, when a full disk kept
+    it from writing ``status.json``). A run folder whose ``status.json`` is unusable
     (see :func:`read_status`) is skipped; given a ``problems`` list, each is added to it as
     ``{"path": <run folder>, "problem": <what is wrong>}``.
     """
@@ -270,8 +417,14 @@ def list_runs(model_name: str | None = None, problems: list[dict[str, str]] | No
             if not status:
                 continue
             status["path"] = str(run_dir)
-            if status.get("state") == "running" and status.get("pid") != os.getpid() and not _pid_alive(status.get("pid")):
-                status["state"] = "interrupted"
+            if status.get("state") == "running" and not run_is_live(run_dir, status.get("pid")):
+                # A process that could not write its last status (a full disk) left it in the lock file.
+                note = holder_of(run_lock_path(run_dir)) or {}
+                if note.get("state") in ("failed", "cancelled", "finished"):
+                    error = note.get("error")
+                    status.update(state=note["state"], error=error[:2000] if isinstance(error, str) else None)
+                else:
+                    status["state"] = "interrupted"
             status["checkpoints"] = sorted(p.name for p in run_dir.glob("*.pt"))
             runs.append(status)
     runs.sort(key=lambda s: (s.get("created_ts") or 0.0, s.get("created") or "", s.get("run_id") or ""), reverse=True)

@@ -55,6 +55,37 @@ def seed_everything(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
+def rng_state(generator: torch.Generator | None = None) -> dict:
+    """The random number generators' state: torch (CPU and any initialised CUDA devices), Python's
+    ``random``, and ``generator`` (a batch sampler's own) when given. Plain values and CPU
+    tensors, so it can go into a checkpoint that the weights-only loader reads."""
+    version, internal, gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "python": [version, list(internal), gauss]}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    if generator is not None:
+        state["generator"] = generator.get_state()
+    return state
+
+
+def set_rng_state(state: dict | None, generator: torch.Generator | None = None, global_state: bool = True) -> None:
+    """Put back what :func:`rng_state` saved: the global generators (unless ``global_state`` is
+    False) and ``generator``'s state when both it and a saved one are there."""
+    if not state:
+        return
+    if global_state:
+        if state.get("torch") is not None:
+            torch.set_rng_state(state["torch"])
+        if state.get("python") is not None:
+            version, internal, gauss = state["python"]
+            random.setstate((version, tuple(internal), gauss))
+        cuda = state.get("cuda")
+        if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(cuda)
+    if generator is not None and state.get("generator") is not None:
+        generator.set_state(state["generator"])
+
+
 def autocast(device: torch.device | str) -> contextlib.AbstractContextManager:
     """bf16 autocast on CUDA (tensor cores, no loss scaling needed); a no-op elsewhere."""
     device = torch.device(device)

@@ -10,14 +10,17 @@ per concern and every public name is re-exported here:
   on the device as tensors and is batched by indexing with a permutation drawn on the device (no
   DataLoader workers, no host→device copy per batch); :func:`make_batches` falls back to a
   ``DataLoader`` when it does not fit.
-* :mod:`~taller.trainers.checkpoints` — the run folder on disk: atomic JSON and checkpoint files,
-  :func:`load_checkpoint`, :func:`trained_checkpoint`, :func:`list_runs`,
-  :func:`latest_checkpoint`, :func:`cpu_state`.
+* :mod:`~taller.trainers.checkpoints` — the run folder on disk: atomic JSON and checkpoint files
+  (temporary file, fsync, rename; :class:`RunWriteError` says what a full disk stopped),
+  :func:`load_checkpoint`, :func:`trained_checkpoint`, :func:`list_runs` (a ``running`` run whose
+  lock is free is ``interrupted``), :func:`latest_checkpoint`, :func:`cpu_state`.
 * :mod:`~taller.trainers.run` — :class:`Run`: ``$TALLER_HOME/runs/<model>/<run_id>/`` with
   ``config.json``, ``metrics.jsonl`` (one line per epoch), TensorBoard events, ``status.json``,
   ``last.pt`` / ``best.pt``, throttled progress events with an ETA, the cancel flag, and the
   checkpoint / resume / cancel protocol (:meth:`Run.track`, :meth:`Run.restore`,
-  :meth:`Run.steps`, :meth:`Run.end_epoch`, :meth:`Run.load_best`); :class:`EarlyStopping`.
+  :meth:`Run.steps`, :meth:`Run.end_epoch`, :meth:`Run.load_best`) with time-based checkpoints
+  inside epochs and the random generators saved; one run per model across processes
+  (:class:`RunBusyError`); :class:`NothingToResumeError`; :class:`EarlyStopping`.
 * :mod:`~taller.trainers.command_line` — :func:`cli`, one flag per Config field.
 
 The trainer contract (all seven models in :data:`taller.trainers.TRAINERS`)
@@ -52,6 +55,7 @@ from __future__ import annotations
 
 from taller.trainers.batches import DeviceBatches, LoaderBatches, device_budget_bytes, make_batches, tensors_nbytes
 from taller.trainers.checkpoints import (
+    RunWriteError,
     config_from_checkpoint,
     cpu_state,
     latest_checkpoint,
@@ -64,10 +68,12 @@ from taller.trainers.checkpoints import (
 )
 from taller.trainers.command_line import cli
 from taller.trainers.device import autocast, configure_backends, maybe_compile, seed_everything, select_device, unwrap_model
+from taller.trainers.records import NothingToResumeError, RunBusyError
 from taller.trainers.run import CHECKPOINT_INTERVAL_S, PROGRESS_INTERVAL_S, EarlyStopping, Run, start_run
 
 __all__ = [
-    "CHECKPOINT_INTERVAL_S", "PROGRESS_INTERVAL_S", "DeviceBatches", "EarlyStopping", "LoaderBatches", "Run",
+    "CHECKPOINT_INTERVAL_S", "PROGRESS_INTERVAL_S", "DeviceBatches", "EarlyStopping", "LoaderBatches",
+    "NothingToResumeError", "Run", "RunBusyError", "RunWriteError",
     "autocast", "cli", "config_from_checkpoint", "configure_backends", "cpu_state", "device_budget_bytes",
     "latest_checkpoint", "list_runs", "load_checkpoint", "make_batches", "maybe_compile", "new_run_id",
     "outputs_folder", "seed_everything", "select_device", "start_run", "tensors_nbytes", "trained_checkpoint", "unwrap_model",

@@ -12,20 +12,26 @@ A trainer tells its :class:`Run` once what makes up a checkpoint, then trains::
     run.load_best()                        # the weights of the best validation epoch
 
 and the run does the rest: ``end_epoch`` logs the metrics, steps the early stopper, keeps the
-best weights, writes ``last.pt`` when one is due (the last epoch, an early stop, or
-:data:`CHECKPOINT_INTERVAL_S` since the last one) and sends the epoch's progress event; leaving
-``with run:`` with :class:`CancelledError` saves the tracked state with the step reached, so that
-``resume=True`` continues at that step. Side trainings (cross-validation folds, the other models
-of a comparison) call ``track(..., checkpoints=False)``: the same loop, nothing written to disk.
+best weights, writes ``last.pt`` when one is due (the last epoch, an early stop, or the
+``checkpoint_interval_s`` setting — 30 s — since the last one) and sends the epoch's progress
+event; :meth:`Run.steps` writes ``last.pt`` inside an epoch too when that interval has passed
+(between two steps, where the tracked state is consistent), so a process killed at any moment
+loses at most about that much training. Leaving ``with run:`` with :class:`CancelledError`
+saves the tracked state with the step reached. A checkpoint holds the step reached inside the
+epoch and the random generators' state (torch, CUDA, Python, the batch sampler's own generator,
+as they were when the epoch drew its batch order and as they are now), so ``resume=True``
+continues at that step with the same batches and the same random draws an uninterrupted run
+would have had. Side trainings (cross-validation folds, the other models of a comparison) call
+``track(..., checkpoints=False)``: the same loop, nothing written to disk.
 
-Every checkpoint write goes through :meth:`Run.save_last`, so the cadence can later move inside
-an epoch (a time-based save from :meth:`Run.steps`) without touching a trainer. Part of the
-training engine (:mod:`taller.trainers.engine` re-exports :class:`Run` and :class:`EarlyStopping`).
+Every checkpoint write goes through :meth:`Run.save_last`. Part of the training engine
+(:mod:`taller.trainers.engine` re-exports :class:`Run` and :class:`EarlyStopping`).
 """
 
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -33,7 +39,7 @@ import torch
 
 from taller.progress import CancelledError
 from taller.trainers.checkpoints import cpu_state
-from taller.trainers.device import unwrap_model
+from taller.trainers.device import rng_state, set_rng_state, unwrap_model
 from taller.trainers.records import CHECKPOINT_INTERVAL_S, PROGRESS_INTERVAL_S, RunRecord
 
 __all__ = ["CHECKPOINT_INTERVAL_S", "PROGRESS_INTERVAL_S", "EarlyStopping", "Run", "RunRecord"]
@@ -116,10 +122,21 @@ class Run(RunRecord):
         self._restored = False
         self.completed_epochs = 0
         self._best: tuple[int, dict[str, Any], float | None] | None = None
+        # Random generators: as the current epoch found them (before drawing its batch order),
+        # and as a resumed checkpoint saved them (put back by steps()).
+        self._epoch_rng: dict[str, Any] | None = None
+        self._in_epoch = False
+        self._generator: torch.Generator | None = None  # the batch sampler's own generator, if any
+        self._resume_rng: dict[str, Any] | None = None
 
     def __exit__(self, exc_type, exc, tb) -> bool:
         if isinstance(exc, CancelledError) and self._status.get("state") == "running":
-            self.save_last(step=self.epoch_step)  # resume continues at the step reached
+            try:
+                self.save_last(step=self.epoch_step)  # resume continues at the step reached
+            except OSError as write_failed:  # a full disk: the run failed, and says why
+                self.fail(write_failed)
+                self.release_locks()
+                raise write_failed from exc
         return super().__exit__(exc_type, exc, tb)
 
     # the checkpoint / resume protocol ---------------------------------------------------------
@@ -146,13 +163,17 @@ class Run(RunRecord):
         comparison): no resume, no files, the best weights kept in memory only.
         ``log_epochs=False`` also leaves ``metrics.jsonl`` alone.
         """
-        if "step" in state:
-            raise ValueError("'step' is the checkpoint's own field (the step reached); name that state otherwise")
+        for reserved in ("step", "rng"):
+            if reserved in state:
+                raise ValueError(f"{reserved!r} is the checkpoint's own field (the step reached, the random "
+                                 "generators); name that state otherwise")
         self._model, self._optimizer, self._stopper = model, optimizer, stopper
         self._state = {**state, "stopper": stopper} if stopper is not None else dict(state)
         self._checkpoints, self._log_epochs = checkpoints, log_epochs
+        self._status_follows_checkpoint = checkpoints
         self.completed_epochs = 0
         self._best = None
+        self._epoch_rng, self._in_epoch = None, False
 
     def restore(self) -> int:
         """Load the tracked state from the resume checkpoint; returns the first epoch to train.
@@ -183,24 +204,48 @@ class Run(RunRecord):
             raise ValueError(f"cannot resume from {path}: {exc}; start a new run instead (resume=False)") from exc
         self.completed_epochs = int(checkpoint["epoch"])
         self._skip_steps = int(extra.get("step", 0) or 0)
+        rng = extra.get("rng") if isinstance(extra.get("rng"), dict) else None
+        if rng is not None and not self._skip_steps:
+            set_rng_state(rng.get("now"))  # the global generators now; the sampler's in steps()
+        self._resume_rng = rng
         self._status["resumed_from"] = {"epoch": self.completed_epochs, "step": self._skip_steps}
         self._write_status()
-        where = f"epoch {self.completed_epochs}" if not self._skip_steps else \
-            f"step {self._skip_steps} of epoch {self.completed_epochs + 1}"
+        if self._skip_steps:
+            where = f"from epoch {self.completed_epochs + 1}, step {self._skip_steps}"
+        elif self.completed_epochs:
+            where = f"from the end of epoch {self.completed_epochs}"
+        else:
+            where = "from the start of epoch 1"
+        saved = checkpoint.get("saved")
         self._send({"type": "progress", "source": "train_model", "model": self.model_name, "run_id": self.run_id,
-                    "state": "running", "message": f"{self.model_name} resumed run {self.run_id} after {where}"})
+                    "state": "running", "resumed_from": {"epoch": self.completed_epochs, "step": self._skip_steps},
+                    "message": f"{self.model_name} resumed run {self.run_id} {where}"
+                               + (f" (checkpoint saved {saved})" if saved else "")})
         return self.completed_epochs + 1
 
     def steps(self, batches: Any, limit: int | None = None) -> Iterator[tuple[int, Any]]:
         """``enumerate(batches, start=1)`` that checks the cancel flag before every step.
 
-        It keeps :attr:`epoch_step` (steps finished in this epoch, what a cancelled run saves)
-        and, in the first epoch after :meth:`restore`, skips the steps that the interrupted run
-        had already done, so learning-rate schedules stay on their step count. ``limit`` stops
-        after that many steps (dry runs).
+        It keeps :attr:`epoch_step` (steps finished in this epoch, what a cancelled run saves),
+        writes ``last.pt`` between two steps when the checkpoint interval has passed, and, in the
+        first epoch after :meth:`restore`, puts the random generators back as the interrupted
+        epoch had them (so the batches come in the same order) and skips the steps that run had
+        already done, so learning-rate schedules stay on their step count. ``limit`` stops after
+        that many steps (dry runs).
         """
         total = len(batches) if limit is None else min(limit, len(batches))
         skip, self._skip_steps = self._skip_steps, 0
+        resume_rng, self._resume_rng = self._resume_rng, None
+        generator = getattr(batches, "generator", None)
+        self._generator = generator if isinstance(generator, torch.Generator) else None
+        if resume_rng is not None:
+            if skip:  # mid-epoch: the epoch's batch order again, then the draws as they were
+                set_rng_state(resume_rng.get("epoch_start"), self._generator)
+            else:
+                set_rng_state(resume_rng.get("now"), self._generator, global_state=False)
+        if self._checkpoints:
+            self._epoch_rng = rng_state(self._generator)  # what this epoch's batch order comes from
+        self._in_epoch = True
         self._epoch_total = total
         self.epoch_step = skip
         self.epoch_trained = 0
@@ -209,12 +254,18 @@ class Run(RunRecord):
                 break
             if step <= skip:
                 continue
+            if step == skip + 1 and skip and resume_rng is not None:
+                set_rng_state(resume_rng.get("now"))
             self.check_cancelled()
             yield step, batch
             self.epoch_step = step
             self.epoch_trained += 1
-            # A time-based save inside the epoch would go here: save_last(step=step) when
-            # checkpoint_due() (the tracked state is consistent between steps).
+            if self._step_pause:
+                time.sleep(self._step_pause)
+            # The tracked state is consistent between steps: a time-based save goes here. The
+            # last step is left to end_epoch, which follows at once.
+            if self._checkpoints and step < total and self.checkpoint_due():
+                self.save_last(step=step)
 
     def end_epoch(
         self,
@@ -246,6 +297,7 @@ class Run(RunRecord):
                 self.defer_best(*self._best, self._constants())
         self.completed_epochs = epoch
         self.epoch_step = 0
+        self._in_epoch = False
         stop = self._stopper is not None and self._stopper.should_stop
         if self._checkpoints and self.checkpoint_due(final=epoch >= epochs or stop):
             self.save_last()
@@ -261,7 +313,18 @@ class Run(RunRecord):
         extra = {name: cpu_state(value) if hasattr(value, "state_dict") else value for name, value in self._state.items()}
         optimizer = cpu_state(self._optimizer) if self._optimizer is not None else None
         best = self._stopper.best if self._stopper is not None else None
-        return self.save_checkpoint(cpu_state(self._model), optimizer, self.completed_epochs, best, {**extra, "step": step})
+        return self.save_checkpoint(cpu_state(self._model), optimizer, self.completed_epochs, best,
+                                    {**extra, "step": step, "rng": self._rng_to_save(step)})
+
+    def _rng_to_save(self, step: int) -> dict[str, Any]:
+        """The random generators a resume needs: inside an epoch, as the epoch found them (its batch
+        order is drawn again) and as they are now; at an epoch's end, as the next epoch will find
+        them — which is how this epoch found them when it stopped before its first step."""
+        if step > 0 and self._epoch_rng is not None:
+            return {"epoch_start": self._epoch_rng, "now": rng_state(self._generator)}
+        if self._in_epoch and self._epoch_rng is not None:
+            return {"now": self._epoch_rng}
+        return {"now": rng_state(self._generator)}
 
     def load_best(self) -> int | None:
         """Put the best epoch's weights back into the tracked model; returns that epoch.

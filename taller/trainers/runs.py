@@ -4,18 +4,37 @@ The ``train_model`` and ``list_models`` tools use this registry for every model 
 :data:`taller.trainers.TRAINERS`. ``start`` creates the run folder (so the run id exists and
 ``status.json`` says ``running``) and returns at once; the trainer's
 ``train(config, run=run, cancel_event=event)`` runs in a daemon thread and reports progress
-through :func:`taller.progress.emit`. One run per model at a time: a second ``start`` of a model
-that is still training is refused with a clear message.
+through :func:`taller.progress.emit`. One run per model at a time, across processes too: a
+second ``start`` of a model that is still training — here or in another process (the model's
+lock, see :mod:`taller.trainers.checkpoints`) — is refused with a clear message.
+
+A daemon thread dies with its process, which suits the long-lived interfaces (the TUI, the
+server). A short-lived command (``taller tool train_model``, ``taller ask``) starts its runs
+inside :func:`detached_runs` instead: the run trains in a process of its own
+(``python -m taller.trainers.detached``, in a new session, writing ``train.log`` in the run
+folder) that outlives the command; ``start`` returns once that process holds the run's locks
+and has written ``status.json``, or raises with its reason (data missing, model busy…).
+:func:`cancel` reaches such a run too: it sends SIGTERM to the process that holds the run's lock,
+which stops at its next step and saves ``last.pt`` first.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Iterator
 
 from taller.progress import CancelledError
 from taller.errors import ToolError
@@ -37,6 +56,21 @@ class _ActiveRun:
 
 _lock = threading.Lock()
 _active: dict[str, _ActiveRun] = {}
+_detached = False
+# How long start() waits for a detached training process to take its run (it imports torch and
+# reads the data set first).
+DETACHED_START_TIMEOUT_S = 180.0
+
+
+@contextlib.contextmanager
+def detached_runs(enabled: bool = True) -> Iterator[None]:
+    """Within the block, :func:`start` trains in a detached process that outlives this one."""
+    global _detached
+    previous, _detached = _detached, enabled
+    try:
+        yield
+    finally:
+        _detached = previous
 
 
 def trainer_module(model: str) -> Any:
@@ -87,6 +121,9 @@ def start(model: str, epochs: int | None = None, **overrides: Any) -> str:
     """
     from taller.trainers.engine import Run
 
+    from taller.locks import LockBusyError
+    from taller.trainers.records import NothingToResumeError
+
     config = build_config(model, epochs, **overrides)
     module = trainer_module(model)
     # Missing data must be an answer now, not a failed run found later.
@@ -99,8 +136,13 @@ def start(model: str, epochs: int | None = None, **overrides: Any) -> str:
                 raise ToolError(
                     f"{model} is already training (run {active.run_id}); wait for it to finish or cancel it first"
                 )
+        if _detached:
+            return _start_detached(model, {**overrides, **({"epochs": epochs} if epochs is not None else {})})
         event = threading.Event()
-        run = Run.create(model, config, resume=bool(getattr(config, "resume", False)), cancel_event=event)
+        try:
+            run = Run.create(model, config, resume=bool(getattr(config, "resume", False)), cancel_event=event)
+        except (LockBusyError, NothingToResumeError) as exc:
+            raise ToolError(str(exc)) from None
         active = _ActiveRun(run_id=run.run_id, model=model, cancel_event=event, run=run)
         active.thread = threading.Thread(
             target=_worker, args=(active, module, config), name=f"train-{run.run_id}", daemon=True
@@ -110,11 +152,90 @@ def start(model: str, epochs: int | None = None, **overrides: Any) -> str:
     return run.run_id
 
 
+def _start_detached(model: str, overrides: dict[str, Any]) -> str:
+    """Train ``model`` in a process of its own that outlives this one; its run id once it started."""
+    ready_read, ready_write = os.pipe()
+    early_output = tempfile.TemporaryFile()  # what the process says before its run folder exists
+    command = [sys.executable, "-m", "taller.trainers.detached", "--model", model,
+               "--overrides", json.dumps(overrides), "--ready-fd", str(ready_write)]
+    try:
+        process = subprocess.Popen(command, pass_fds=(ready_write,), start_new_session=True,
+                                   stdin=subprocess.DEVNULL, stdout=early_output, stderr=early_output)
+    except OSError as exc:
+        os.close(ready_read)
+        os.close(ready_write)
+        early_output.close()
+        raise ToolError(f"could not start a training process for {model}: {exc.strerror or exc}") from None
+    os.close(ready_write)
+    answer = b""
+    deadline = time.monotonic() + DETACHED_START_TIMEOUT_S
+    try:
+        while b"\n" not in answer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                with contextlib.suppress(OSError):
+                    os.killpg(process.pid, signal.SIGTERM)
+                raise ToolError(f"the training process for {model} did not start within "
+                                f"{DETACHED_START_TIMEOUT_S:g} s; it was stopped")
+            readable, _, _ = select.select([ready_read], [], [], min(left, 1.0))
+            if readable:
+                chunk = os.read(ready_read, 65536)
+                if not chunk:
+                    break
+                answer += chunk
+    finally:
+        os.close(ready_read)
+    try:
+        reply = json.loads(answer.decode("utf-8", errors="replace").splitlines()[0]) if answer.strip() else None
+    except ValueError:
+        reply = None
+    if not isinstance(reply, dict) or not (reply.get("run_id") or reply.get("error")):
+        try:
+            code = process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            code = None
+        early_output.seek(0)
+        lines = [line for line in early_output.read()[-4000:].decode("utf-8", errors="replace").splitlines() if line.strip()]
+        early_output.close()
+        last = f": {lines[-1][:300]}" if lines else ""
+        raise ToolError(f"the training process for {model} exited (code {code}) before it started{last}")
+    early_output.close()
+    if reply.get("error"):
+        raise ToolError(str(reply["error"]))
+    return str(reply["run_id"])
+
+
+def _signal_other_process(run_id: str) -> bool:
+    """SIGTERM to the process that trains ``run_id`` elsewhere, when it holds the run's lock."""
+    from taller.locks import holder_of, is_locked
+    from taller.trainers.checkpoints import list_runs, run_lock_path
+
+    for status in list_runs():
+        if status.get("run_id") != run_id:
+            continue
+        lock = run_lock_path(Path(status["path"]))
+        holder = holder_of(lock) or {}
+        pid = holder.get("pid")
+        if status.get("state") != "running" or not is_locked(lock) or pid != status.get("pid") or pid == os.getpid():
+            return False
+        try:
+            os.kill(pid, signal.SIGTERM)  # the trainer's process turns it into its cancel flag
+        except OSError:
+            return False
+        return True
+    return False
+
+
 def cancel(run_id: str) -> bool:
-    """Ask a running run to stop at its next step (it saves a checkpoint first). False if not running."""
+    """Ask a running run to stop at its next step (it saves a checkpoint first). False if not running.
+
+    A run trained by another process (a detached run, ``python -m taller.trainers.<model>``) is
+    sent SIGTERM, which its process turns into the same cancel flag."""
     with _lock:
         active = _active.get(run_id)
-    if active is None or not active.thread.is_alive():
+    if active is None:
+        return _signal_other_process(run_id)
+    if not active.thread.is_alive():
         return False
     active.cancel_event.set()
     return True
@@ -123,13 +244,16 @@ def cancel(run_id: str) -> bool:
 def _describe(active: _ActiveRun) -> dict[str, Any]:
     status = active.run.status
     state = status.get("state", active.state)
+    epoch = status.get("epoch")
     if active.thread.is_alive():
         state = "cancelling" if active.cancel_event.is_set() else "running"
+        # status.json follows the checkpoints; this process knows the epochs trained since.
+        epoch = max(int(epoch or 0), int(getattr(active.run, "completed_epochs", 0) or 0))
     return {
         "run_id": active.run_id,
         "model": active.model,
         "state": state,
-        "epoch": status.get("epoch"),
+        "epoch": epoch,
         "epochs": status.get("epochs"),
         "metrics": active.result if active.result is not None else status.get("metrics", {}),
         "error": active.error or status.get("error"),
@@ -168,6 +292,8 @@ def _from_disk(status: dict[str, Any]) -> dict[str, Any]:
         "device": status.get("device"),
         "path": status.get("path"),
         "checkpoints": status.get("checkpoints", []),
+        "pid": status.get("pid") if status.get("state") == "running" else None,
+        "checkpoint": status.get("checkpoint"),
     }
 
 

@@ -157,7 +157,7 @@ def test_progress_events_are_throttled_and_carry_eta():
     assert direct == mine
 
 
-def test_cancel_and_resume_the_unfinished_run():
+def test_cancel_and_resume_the_unfinished_run(taller_home):
     event = threading.Event()
     run = engine.Run.create("toy", _config(), cancel_event=event)
     run.check_cancelled()  # not set: nothing happens
@@ -174,8 +174,10 @@ def test_cancel_and_resume_the_unfinished_run():
     again = engine.Run.create("toy", _config(), resume=True)
     assert again.run_id == run.run_id
     assert again.resume_checkpoint is not None and again.resume_checkpoint["epoch"] == 1
-    fresh = engine.Run.create("other", _config(), resume=True)  # nothing to resume: a new run
-    assert fresh.resume_checkpoint is None
+    # Nothing to resume is said, never a silent new run from zero.
+    with pytest.raises(FileNotFoundError, match="nothing to resume: other has no runs yet"):
+        engine.Run.create("other", _config(), resume=True)
+    assert not (taller_home / "runs" / "other").exists() or not any(p.is_dir() for p in (taller_home / "runs" / "other").iterdir())
 
 
 def test_failed_run_records_the_error():

@@ -2,7 +2,8 @@
 
 A run cancelled mid-epoch or between epochs and then resumed must end with exactly the weights
 of a run that was never interrupted: that needs the model, the optimizer's momentum, the
-per-step learning-rate schedule, the early stopper and the step reached all saved and restored.
+per-step learning-rate schedule, the early stopper, the step reached and the random generators
+(the shuffled batch order, dropout) all saved and restored.
 """
 
 from __future__ import annotations
@@ -33,14 +34,17 @@ def toy_data() -> tuple[torch.Tensor, torch.Tensor]:
     return x, x @ torch.tensor([[1.5], [-2.0], [0.5]]) + 0.3
 
 
-def toy_train(run: engine.Run, stop_at: tuple[int, int] | None = None) -> torch.nn.Linear:
-    """Train a linear model; ``stop_at=(epoch, step)`` sets the cancel flag after that step."""
+def toy_train(run: engine.Run, stop_at: tuple[int, int] | None = None, sampler: str = "seeded") -> torch.nn.Module:
+    """Train a linear model with dropout on shuffled batches; ``stop_at=(epoch, step)`` sets the
+    cancel flag after that step. ``sampler``: the batch order comes from the batches' own seeded
+    generator ("seeded") or from torch's global one ("global")."""
     x, y = toy_data()
-    # No shuffling: a resumed run must meet the batches in the same order as an uninterrupted one.
-    batches = engine.DeviceBatches([x, y], batch_size=8, device="cpu", shuffle=False)
+    # Shuffled: a resumed run must meet the batches in the same order as an uninterrupted one.
+    batches = engine.DeviceBatches([x, y], batch_size=8, device="cpu", shuffle=True,
+                                   generator_seed=7 if sampler == "seeded" else None)
     with run:
         torch.manual_seed(0)
-        model = torch.nn.Linear(3, 1)
+        model = torch.nn.Sequential(torch.nn.Dropout(0.2), torch.nn.Linear(3, 1))
         optimizer = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=EPOCHS * len(batches))
         stopper = engine.EarlyStopping(patience=0, mode="min")
@@ -62,29 +66,31 @@ def toy_train(run: engine.Run, stop_at: tuple[int, int] | None = None) -> torch.
     return model
 
 
-def uninterrupted_weights() -> dict[str, torch.Tensor]:
-    toy_train(engine.Run.create("toy", ToyConfig()))
+def uninterrupted_weights(sampler: str = "seeded") -> dict[str, torch.Tensor]:
+    toy_train(engine.Run.create("toy", ToyConfig()), sampler=sampler)
     return engine.load_checkpoint(Path(engine.list_runs("toy")[0]["path"]) / "last.pt")["model"]
 
 
+@pytest.mark.parametrize("sampler", ["seeded", "global"])
 @pytest.mark.parametrize("stop_at,saved", [((2, 3), (1, 3)), ((1, 5), (1, 0))], ids=["mid-epoch", "after-epoch"])
-def test_cancel_then_resume_gives_the_uninterrupted_weights(stop_at, saved):
-    expected = uninterrupted_weights()
+def test_cancel_then_resume_gives_the_uninterrupted_weights(stop_at, saved, sampler):
+    expected = uninterrupted_weights(sampler)
     events = []
     with pytest.raises(CancelledError):
-        toy_train(engine.Run.create("toy", ToyConfig(), on_progress=events.append), stop_at=stop_at)
+        toy_train(engine.Run.create("toy", ToyConfig(), on_progress=events.append), stop_at=stop_at, sampler=sampler)
     stopped = engine.list_runs("toy")[0]
     assert stopped["state"] == "cancelled"
     checkpoint = engine.load_checkpoint(Path(stopped["path"]) / "last.pt")
     # Epochs fully trained, then the steps of the next one: 5 batches of 8 make an epoch.
     assert (checkpoint["epoch"], checkpoint["extra"]["step"]) == saved
-    assert set(checkpoint["extra"]) == {"scheduler", "stopper", "names", "step"}
+    assert set(checkpoint["extra"]) == {"scheduler", "stopper", "names", "step", "rng"}
     assert checkpoint["optimizer"]["state"]  # the momentum buffers travel too
 
     resumed_events = []
     run = engine.Run.create("toy", ToyConfig(resume=True), resume=True, on_progress=resumed_events.append)
     assert run.run_id == stopped["run_id"]
-    toy_train(run)
+    torch.manual_seed(1234)  # a new process: the global generators start elsewhere
+    toy_train(run, sampler=sampler)
     final = engine.load_checkpoint(run.dir / "last.pt")
     assert final["epoch"] == EPOCHS
     for name, tensor in expected.items():
