@@ -2,11 +2,12 @@
 
 * Dense: Chroma's nearest neighbours of the query embedding (cosine), optionally filtered by a
   metadata ``where`` (one video).
-* Hybrid: BM25 (``rank-bm25``'s Okapi BM25) over the same chunks; its top chunks join the
-  dense candidates and every candidate scores ``cosine + LEXICAL_WEIGHT * bm25 / best bm25``,
-  so an exact name or number in the question ("1,200 tractors", "Marshall Plan") can lift its
-  chunk when the embedding is vague. The BM25 index is built once per (collection, filter) and
-  rebuilt when the collection changes.
+* Hybrid: BM25 from the persistent SQLite FTS5 index of the same chunks
+  (:mod:`taller.knowledge.fulltext`, one table per collection name, kept in step by the
+  library's write paths); its top chunks join the dense candidates and every candidate scores
+  ``cosine + LEXICAL_WEIGHT * bm25 / best bm25``, so an exact name or number in the question
+  ("1,200 tractors", "Marshall Plan") can lift its chunk when the embedding is vague. Nothing
+  is rebuilt when a video is added.
 * De-duplication: overlapping time windows of the same video and near-identical texts (the same
   talk added twice) would fill the context with the same words; only the best of them is kept.
 
@@ -17,11 +18,14 @@ across questions while BM25 scores are not.
 
 from __future__ import annotations
 
+import logging
 import re
-import threading
+import sqlite3
 import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+
+log = logging.getLogger(__name__)
 
 # Weight of BM25 (scaled to [0, 1] per query) added to the cosine similarity; measured on the
 # bench question set (docs/benchmarks.md).
@@ -35,17 +39,6 @@ which who why will with would you your do does did been being can could should a
 el la los las un una unos unas y o de del al en con por para que se es son fue lo le les su sus mi
 tu nos como mas pero si no ya muy este esta estos estas ese esa eso hay ha han era ser
 """.split())
-
-_generation = 0
-_generation_lock = threading.Lock()
-
-
-def bump_generation() -> None:
-    """Mark every cached lexical index stale (call after adding or deleting chunks)."""
-    global _generation
-    with _generation_lock:
-        _generation += 1
-
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words without accents or stop words ("Económica" and "economica" match)."""
@@ -77,80 +70,6 @@ class Hit:
     @property
     def end(self) -> float:
         return float(self.metadata.get("end", self.start))
-
-
-class LexicalIndex:
-    """BM25 over every chunk matching one filter, with their ids, texts and metadata."""
-
-    def __init__(self, ids: list[str], documents: list[str], metadatas: list[dict]) -> None:
-        from rank_bm25 import BM25Okapi
-
-        self.ids = ids
-        self.position = {chunk_id: i for i, chunk_id in enumerate(ids)}
-        self.documents = documents
-        self.metadatas = metadatas
-        tokenized = [tokenize(document) or ["_"] for document in documents]
-        self.bm25 = BM25Okapi(tokenized) if tokenized else None
-
-    def top(self, query: str, n: int) -> list[tuple[int, float]]:
-        """Indexes and scores of the ``n`` best chunks that share a word with the query."""
-        return self.top_of(self.scores(query), n)
-
-    def scores(self, query: str) -> "Any":
-        """BM25 score of every chunk for ``query`` (a numpy array; empty without query words)."""
-        import numpy as np
-
-        terms = tokenize(query)
-        if self.bm25 is None or not terms:
-            return np.zeros(0)
-        return self.bm25.get_scores(terms)
-
-    @staticmethod
-    def top_of(scores: "Any", n: int) -> list[tuple[int, float]]:
-        import numpy as np
-
-        if not len(scores) or n <= 0:
-            return []
-        n = min(n, len(scores))
-        best = np.argpartition(-scores, n - 1)[:n]
-        best = best[np.argsort(-scores[best])]
-        return [(int(i), float(scores[i])) for i in best if scores[i] > 0]
-
-
-PAGE = 5000
-_lexical_cache: dict[tuple, tuple[int, LexicalIndex]] = {}
-_lexical_lock = threading.Lock()
-
-
-def lexical_index(collection: Any, where: dict | None) -> LexicalIndex:
-    """The cached BM25 index of the chunks matching ``where`` (rebuilt after any change)."""
-    key = (collection.name, repr(sorted((where or {}).items())))
-    with _lexical_lock:
-        cached = _lexical_cache.get(key)
-        stamp = _generation * 1_000_003 + collection.count()
-        if cached and cached[0] == stamp:
-            return cached[1]
-    ids: list[str] = []
-    documents: list[str] = []
-    metadatas: list[dict] = []
-    # Page through the collection: one get() of ~100k chunks fails in Chroma's SQLite layer
-    # ("too many SQL variables").
-    while True:
-        page = collection.get(where=where, include=["documents", "metadatas"], limit=PAGE, offset=len(ids))
-        ids.extend(page["ids"])
-        documents.extend(page["documents"] or [])
-        metadatas.extend(page["metadatas"] or [])
-        if len(page["ids"]) < PAGE:
-            break
-    index = LexicalIndex(ids, documents, metadatas)
-    with _lexical_lock:
-        _lexical_cache[key] = (stamp, index)
-    return index
-
-
-def clear_cache() -> None:
-    with _lexical_lock:
-        _lexical_cache.clear()
 
 
 def _overlap_fraction(a: Hit, b: Hit) -> float:
@@ -185,13 +104,34 @@ def deduplicate(hits: Sequence[Hit], k: int, max_overlap: float = 0.5,
     return kept
 
 
+def _video_filter(where: dict | None) -> tuple[bool, str | None]:
+    """``(understood, video)`` for a Chroma ``where``: no filter, ``{"video": key}`` or
+    ``{"video": {"$eq": key}}`` are understood by the full-text index; anything else is not."""
+    if not where:
+        return True, None
+    if list(where) == ["video"]:
+        value = where["video"]
+        if isinstance(value, dict) and list(value) == ["$eq"]:
+            value = value["$eq"]
+        if isinstance(value, str):
+            return True, value
+    return False, None
+
+
 def search(collection: Any, query: str, query_embedding: Sequence[float], k: int = 5,
            where: dict | None = None, hybrid: bool = True, candidates: int | None = None,
            max_overlap: float = 0.5, lexical_weight: float = LEXICAL_WEIGHT) -> list[Hit]:
     """The ``k`` best chunks for ``query``: dense (plus BM25 when ``hybrid``), de-duplicated.
 
     ``lexical_weight`` is how much BM25 (divided by this query's best BM25 score) adds to the
-    cosine similarity when ranking; 0 gives the dense order over the same candidates."""
+    cosine similarity when ranking; 0 gives the dense order over the same candidates.
+
+    The BM25 side reads the full-text index table named after the collection
+    (``collection.name``, :mod:`taller.knowledge.fulltext`). Chunks written straight into
+    Chroma should be written there too (:func:`taller.knowledge.fulltext.add`); a collection
+    whose index is missing or whose row count differs is reconciled once, here, from Chroma.
+    A ``where`` other than one video keeps the dense candidates and their BM25 scores but adds
+    no BM25-only chunks (the index filters by video only)."""
     import numpy as np
 
     total = collection.count()
@@ -206,42 +146,52 @@ def search(collection: Any, query: str, query_embedding: Sequence[float], k: int
         kwargs["where"] = where
     found = collection.query(**kwargs)
     hits: dict[str, Hit] = {}
-    dense_order: list[str] = []
     for chunk_id, document, metadata, distance in zip(found["ids"][0], found["documents"][0],
                                                       found["metadatas"][0], found["distances"][0]):
         # Chroma's cosine distance is 1 - cosine similarity.
         hits[chunk_id] = Hit(chunk_id, document or "", dict(metadata or {}), score=1.0 - float(distance))
-        dense_order.append(chunk_id)
 
-    lexical_norm: dict[str, float] = {}
+    lexical: dict[str, float] = {}
+    top: list[tuple[str, float]] = []
     if hybrid:
-        index = lexical_index(collection, where)
-        bm25_scores = index.scores(query)
-        top_bm25 = float(bm25_scores.max()) if len(bm25_scores) else 0.0
-        missing: list[str] = []
-        for position, bm25 in index.top_of(bm25_scores, candidates):
-            chunk_id = index.ids[position]
-            if chunk_id not in hits:
-                hits[chunk_id] = Hit(chunk_id, index.documents[position], dict(index.metadatas[position] or {}),
-                                     score=float("nan"))
-                missing.append(chunk_id)
-        for chunk_id, hit in hits.items():
-            position = index.position.get(chunk_id)
-            hit.lexical = float(bm25_scores[position]) if position is not None and top_bm25 > 0 else 0.0
-            lexical_norm[chunk_id] = hit.lexical / top_bm25 if top_bm25 > 0 else 0.0
+        from taller.knowledge import fulltext
+
+        name = collection.name
+        try:
+            fulltext.sync(collection, total)  # a no-op unless the index is missing or out of step
+            understood, video = _video_filter(where)
+            top = fulltext.search(name, query, candidates, video=video) if understood else []
+            lexical = dict(top)
+            # Dense candidates outside the BM25 top-N keep their real BM25 score (one more
+            # query), as when every chunk was scored in memory: recall does not change.
+            unscored = [chunk_id for chunk_id in hits if chunk_id not in lexical]
+            if unscored:
+                lexical.update(fulltext.scores(name, query, unscored))
+        except sqlite3.Error as exc:
+            # The index is derived data: a damaged or locked file costs the BM25 side of this
+            # question, not the answer (deleting the file rebuilds it from Chroma).
+            log.warning("full-text index %s unusable, dense retrieval only: %s", fulltext.index_path(), exc)
+            top, lexical = [], {}
+        missing = [chunk_id for chunk_id, _ in top if chunk_id not in hits]
         if missing:
-            # BM25-only hits still need their dense similarity for the no-answer threshold.
-            vectors = collection.get(ids=missing, include=["embeddings"])
-            for chunk_id, vector in zip(vectors["ids"], vectors["embeddings"]):
-                hits[chunk_id].score = float(np.dot(np.asarray(vector, dtype=np.float32), query_vector))
+            # BM25-only hits: text and metadata from Chroma, and their dense similarity for the
+            # no-answer threshold. An id Chroma no longer holds (deleted since) is dropped.
+            stored = collection.get(ids=missing, include=["documents", "metadatas", "embeddings"])
+            for chunk_id, document, metadata, vector in zip(stored["ids"], stored["documents"],
+                                                            stored["metadatas"], stored["embeddings"]):
+                score = float(np.dot(np.asarray(vector, dtype=np.float32), query_vector)) \
+                    if vector is not None else -1.0
+                hits[chunk_id] = Hit(chunk_id, document or "", dict(metadata or {}), score=score)
+    # This query's best BM25 score: the index's top hit (with a filter the index does not
+    # understand, the best candidate).
+    best = max(lexical.values(), default=0.0)
     for chunk_id, hit in hits.items():
-        if hit.score != hit.score:  # NaN: an embedding Chroma did not return
-            hit.score = -1.0
+        hit.lexical = lexical.get(chunk_id, 0.0) if best > 0 else 0.0
         # Convex-style fusion: the cosine similarity plus BM25 relative to this query's best
         # BM25 score. Reciprocal-rank fusion was measured first and lost more recall (0.80 vs
         # 0.87, docs/benchmarks.md): it lets any chunk both lists hold outrank a clearly better
         # dense match.
-        hit.fused = hit.score + lexical_weight * lexical_norm.get(chunk_id, 0.0)
+        hit.fused = hit.score + lexical_weight * (hit.lexical / best if best > 0 else 0.0)
     ranked = sorted(hits.values(), key=lambda h: (h.fused, h.score), reverse=True)
     return deduplicate(ranked, k, max_overlap=max_overlap)
 
@@ -269,13 +219,17 @@ def passages(text: str, sentences_per_passage: int = 2, max_words: int = 40) -> 
     return pieces + joined
 
 
-def add_evidence(hits: Sequence[Hit], query_vector: Sequence[float], embed_fn: Any) -> None:
+def add_evidence(hits: Sequence[Hit], query_vector: Sequence[float], embed_fn: Any,
+                 query: str = "", word_weight: float = 0.0) -> None:
     """Score each hit by its best short passage and locate that passage in time.
 
     A fact said in one sentence is diluted in a minute-long chunk's embedding (a planted
     sentence scores ~0.3 as a chunk, ~0.7 as a passage), so the "is it in the transcript"
     decision uses ``evidence = max(chunk score, best passage score)``; ``moment`` is the start of
     that passage, interpolated by character position inside the chunk, for a precise citation.
+    With ``word_weight`` the *choice* of passage also counts the share of ``query``'s words it
+    holds (for text the embedding model does not read well, e.g. Spanish with English MiniLM);
+    ``evidence`` stays the cosine, which the no-answer threshold is calibrated on.
     """
     import numpy as np
 
@@ -290,9 +244,19 @@ def add_evidence(hits: Sequence[Hit], query_vector: Sequence[float], embed_fn: A
         offsets.extend(p[0] for p in found)
     if not texts:
         return
-    scores = embed_fn(texts) @ query_vector
+    vectors = embed_fn(texts)
+    scores = vectors @ query_vector
+    query_words = set(tokenize(query)) if word_weight else set()
     for hit, (begin, end) in zip(hits, spans):
-        best = begin + int(np.argmax(scores[begin:end]))
-        hit.extra["evidence"] = max(hit.score, float(scores[best]))
+        # Kept so the answer can find the passage that says what the model wrote, unembedded.
+        hit.extra["passages"] = (texts[begin:end], offsets[begin:end], vectors[begin:end])
+        choice = scores[begin:end]
+        if word_weight and query_words:
+            choice = choice + word_weight * np.asarray(
+                [len(query_words & set(tokenize(text))) / len(query_words) for text in texts[begin:end]])
+        best = begin + int(np.argmax(choice))
+        hit.extra["evidence"] = max(hit.score, float(np.max(scores[begin:end])))
+        hit.extra["passage"] = texts[best]
+        hit.extra["passage_offset"] = offsets[best]
         share = offsets[best] / max(1, len(hit.text))
         hit.extra["moment"] = hit.start + (hit.end - hit.start) * share

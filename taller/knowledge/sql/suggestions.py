@@ -29,6 +29,7 @@ import logging
 import re
 from typing import Any
 
+from taller.knowledge.language import detect_language
 from taller.knowledge.sql.linking import StoredValue, fold, mentioned_values
 from taller.knowledge.sql.schema import Column, Schema, Table
 
@@ -57,21 +58,9 @@ _TEMPLATES = {
 
 # The language cue: Spanish marks and function words against English ones (the agent has a
 # fuller detector, but the domain layer may not import the agent).
-_SPANISH_MARKS = re.compile(r"[¿¡ñÑáéíóúÁÉÍÓÚ]")
-_SPANISH_WORDS = frozenset(
-    "el la los las del con por para que y en un una es al lo se su sus cuantos cuantas cual cuales como "
-    "donde quien quienes hay mas menos cada muestra dame lista".split())
-_ENGLISH_WORDS = frozenset(
-    "the an of with and for to in is it what how many much which who where show list give most "
-    "least each per are there by".split())
-
-
 def language(question: str) -> str:
     """``"es"`` or ``"en"``: the language the question reads as (English when unsure)."""
-    words = re.findall(r"[a-z]+", fold(question))
-    spanish = sum(word in _SPANISH_WORDS for word in words) + len(_SPANISH_MARKS.findall(question))
-    english = sum(word in _ENGLISH_WORDS for word in words)
-    return "es" if spanish > english else "en"
+    return detect_language(question)
 
 
 def suggest(question: str, columns: list[str], rows: list[list[Any]], schema: Schema,

@@ -28,7 +28,6 @@ names below are the package's API.
 
 from taller.knowledge.videos.answer import (
     MIN_SCORE,
-    NO_ANSWER,
     TOP_K,
     ask,
     citation,
@@ -53,7 +52,7 @@ from taller.knowledge.videos.library import (
 from taller.knowledge.videos.summary import split_sections, summarize, summarize_transcript
 
 __all__ = [
-    "COLLECTION", "MIN_SCORE", "NO_ANSWER", "TOP_K", "Chunk", "add_transcript", "add_video", "ask",
+    "COLLECTION", "MIN_SCORE", "TOP_K", "Chunk", "add_transcript", "add_video", "ask",
     "check_cancelled", "chunk_cues", "chunk_transcript", "citation", "cite_text", "collection_name",
     "context_budget", "ensure_indexed", "get_video_collection", "list_videos", "load_saved",
     "resolve_or_add", "resolve_video", "split_sections", "summarize", "summarize_transcript", "with_added",

@@ -1,7 +1,8 @@
 """Summarising a whole video: map-reduce with a timestamp for every section.
 
 Bounded sections → one summary each (map), consecutive summaries combined in bounded batches
-until they fit (hierarchical reduce), then an overview; every section keeps its timestamp. Each
+until they fit (hierarchical reduce), then an overview; every section keeps a timestamp, the moment
+its summary's main point is said (:func:`point_at_what_they_say`). Each
 prompt stays under a character budget derived from the model's context
 (:func:`~taller.knowledge.videos.answer.context_budget`), so multi-hour videos never overflow it.
 """
@@ -72,6 +73,41 @@ def _llm(model: BaseChatModel | None, system: str, prompt: str) -> str:
 def _render(items: Sequence[dict[str, Any]], limit: int) -> str:
     return "\n\n".join(f"[{format_time(item['start'])}–{format_time(item['end'])}] {item['summary'][:limit]}"
                        for item in items)
+
+
+# Cues per window when looking for where a section's summary is said (~36 words, ~15 s).
+_WINDOW_CUES = 3
+
+
+def point_at_what_they_say(items: list[dict[str, Any]], cues: Sequence[Cue], video_id: str | None) -> None:
+    """Give every summary item the moment its summary is said, not only where its section starts.
+
+    A section spans minutes; its summary's main point may come late in it. Each item's ``moment``
+    (and the ``time``/``url`` shown) becomes the start of the window of its section (a few cues)
+    whose MiniLM embedding is closest to the summary; ``start``/``end`` stay the section's span.
+    """
+    from taller.embeddings import embed
+
+    windows: list[tuple[int, float, str]] = []  # (item index, start, text)
+    for index, item in enumerate(items):
+        inside = [cue for cue in cues if item["start"] <= cue.start < item["end"]]
+        for begin in range(0, len(inside), max(1, _WINDOW_CUES - 1)):
+            group = inside[begin:begin + _WINDOW_CUES]
+            windows.append((index, group[0].start, " ".join(cue.text for cue in group)))
+    if not windows:
+        return
+    summaries = embed([item["summary"] for item in items])
+    vectors = embed([text for _, _, text in windows])
+    best: dict[int, tuple[float, float]] = {}
+    for (index, start, _), vector in zip(windows, vectors):
+        score = float(vector @ summaries[index])
+        if index not in best or score > best[index][0]:
+            best[index] = (score, start)
+    for index, (_, start) in best.items():
+        item = items[index]
+        item["moment"] = round(start, 1)
+        item["time"] = format_time(start)
+        item["url"] = youtube_url(video_id, start) if video_id else None
 
 
 def summarize(video: str | None = None, max_chars: int | None = None, cancel_event: Any = None,
@@ -172,11 +208,12 @@ def summarize_transcript(transcript: Transcript, max_chars: int | None = None,
         overview = _llm(model, OVERVIEW_SYSTEM, f"Summaries of the parts of \"{transcript.name}\" "
                                                 f"({format_time(transcript.duration)}), in order:\n\n"
                                                 + _render(level, item_limit))
+    point_at_what_they_say(level, transcript.cues, transcript.video_id)
     lines = [f"{transcript.name} ({format_time(transcript.duration)}): {overview}", ""]
     for item in level:
         where = f"[{item['time']}]({item['url']})" if item["url"] else f"[{item['time']}]"
         lines.append(f"- {where} {item['summary']}")
-    citations = [{"video": transcript.key, "start": round(item["start"], 1), "time": item["time"],
+    citations = [{"video": transcript.key, "start": round(item.get("moment", item["start"]), 1), "time": item["time"],
                   "url": item["url"], "file": None if transcript.video_id else transcript.source,
                   "text": item["summary"]} for item in level]
     return {"summary": "\n".join(lines).strip(), "overview": overview, "video": transcript.key,
