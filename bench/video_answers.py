@@ -15,8 +15,8 @@ in-process with ``taller.knowledge.videos.ask(question, video=<that file>)`` as 
 tool would, one after the other, timed. Scoring:
 
 * **states the fact**: every fact group of the item has one of its strings in the answer (lower
-  case, accents and punctuation ignored, thousands separators dropped, number words one to
-  twenty and the tens read as digits);
+  case, accents and punctuation ignored, thousands separators dropped, numbers said in words
+  read as digits, English and Spanish: "ninety-nine" is 99);
 * **right moment**: the answer's first citation starts between 30 s before and 10 s after the
   moment the item's quote is said (a viewer who lands there hears it at once);
 * **declined**: an unanswerable item answered with ``answered: false``; an answerable one declined
@@ -74,9 +74,17 @@ def normalize(text: str) -> str:
     return " ".join(str(_NUMBER_WORDS.get(word, word)) for word in words)
 
 
+def said(answer: str) -> str:
+    """The answer, normalised, plus every number it states in words as digits ("ninety-nine"
+    → 99, "ciento treinta millones" → 130000000), for :func:`states_fact`."""
+    from taller.knowledge.language import numbers_in
+
+    return f" {normalize(answer)} {' '.join(sorted(numbers_in(answer)))} "
+
+
 def states_fact(answer: str, facts: list[list[str]]) -> bool:
-    said = f" {normalize(answer)} "
-    return all(any(f" {normalize(option)} " in said for option in group) for group in facts)
+    text = said(answer)
+    return all(any(f" {normalize(option)} " in text for option in group) for group in facts)
 
 
 def right_moment(citations: list[dict[str, Any]], gold: float) -> bool:
@@ -167,21 +175,28 @@ def retrieval_only(questions: list[dict[str, Any]], keys: dict[str, str], folder
 
     collection = videos.get_video_collection()
     cells: dict[str, list[int]] = {}
+    evidence: dict[bool, list[float]] = {True: [], False: []}
     for item in questions:
-        if not item["answerable"]:
-            continue
         question, key = item["question"], keys[item["transcript"]]
         spoken = TRANSCRIPTS[item["transcript"]][0]
         query = question
         if detect_language(question) != spoken and answering.TRANSLATE_QUESTIONS:
             query = answering.translate_question(question, spoken, model)
-        hits = answering._retrieve(query, collection, key, answering.TOP_K, True)[:answering.EXCERPTS]
+        words_first = spoken != "en" and answering.reads_only_english()
+        hits = answering._retrieve(query, collection, key, answering.TOP_K, True,
+                                   words_first=words_first)[:answering.EXCERPTS]
+        best = max((hit.extra.get("evidence", hit.score) for hit in hits), default=-1.0)
+        evidence[item["answerable"]].append(round(best, 3))
+        if not item["answerable"]:
+            continue
         gold = moment(item["transcript"], item["quote"], folder)
         found = any(hit.start - 5 <= gold <= hit.end for hit in hits)
         cell = f"{item['lang']} question, {spoken} video"
         cells.setdefault(cell, []).append(found)
     for cell, found in sorted(cells.items()):
         print(f"{cell}: {sum(found)}/{len(found)} = {100.0 * sum(found) / len(found):.1f} % moment in excerpts")
+    for answerable, values in evidence.items():
+        print(f"best evidence, {'answerable' if answerable else 'unanswerable'}: {sorted(values)}")
     return 0
 
 
@@ -255,17 +270,19 @@ def main(argv: list[str] | None = None) -> int:
             out, error = {"answered": False, "summary": "", "citations": []}, f"{type(exc).__name__}: {exc}"
         seconds = time.perf_counter() - started
         answer = out.get("answer") or ""
-        record = {"id": item["id"], "split": item["split"], "lang": item["lang"],
+        record = {"id": item["id"], "split": item["split"], "lang": item["lang"], "best_score": out.get("best_score"),
                   "transcript": item["transcript"], "answerable": item["answerable"],
                   "answered": bool(out.get("answered")), "method": out.get("method") or "declined",
-                  "seconds": round(seconds, 2), "error": error}
+                  "seconds": round(seconds, 2), "parts": out.get("seconds"), "error": error}
         if item["answerable"]:
             gold = moment(item["transcript"], item["quote"], folder)
             record.update({"states_fact": bool(out.get("answered")) and states_fact(answer, item["facts"]),
                            "right_moment": bool(out.get("answered")) and right_moment(out.get("citations") or [], gold),
                            "gold": gold, "cited": (out.get("citations") or [{}])[0].get("start"),
                            # Retrieval, apart from the model: was the moment in what the model read?
-                           "in_excerpts": any(begin - 5 <= gold <= end for begin, end in out.get("excerpts") or [])})
+                           "in_excerpts": any(begin - 5 <= gold <= end for begin, end in out.get("excerpts") or []),
+                           "gold_rank": next((rank for rank, (begin, end) in enumerate(out.get("excerpts") or [], 1)
+                                              if begin - 5 <= gold <= end), None)})
         else:
             record["declined"] = not out.get("answered")
         record["summary"] = (out.get("summary") or "")[:400]

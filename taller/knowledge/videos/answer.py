@@ -28,6 +28,7 @@ A decline ("the video does not say") always carries the closest passage, whateve
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
@@ -199,6 +200,18 @@ def ask(question: str, video: str | None = None, k: int = TOP_K, hybrid: bool = 
     return with_added(_answer(question, collection, key, k, hybrid, min_score, model), added)
 
 
+def spoken_language(collection: Any, key: str | None, saved: Any, default: str) -> str:
+    """The language the transcripts in scope are spoken in: the saved transcript's (its caption
+    language, else read from its first cues), or read from a sample of stored chunks."""
+    if saved is not None:
+        transcript = saved[0]
+        if transcript.language and transcript.language[:2].lower() in ("en", "es"):
+            return transcript.language[:2].lower()
+        return detect_language(" ".join(cue.text for cue in transcript.cues[:60]), default=default)
+    sample = collection.get(where={"video": key} if key else None, limit=8, include=["documents"])
+    return detect_language(" ".join(sample.get("documents") or []), default=default)
+
+
 def reads_only_english() -> bool:
     """Whether the configured embedding model is the English-only default (MiniLM)."""
     from taller.embeddings import DEFAULT_MODEL
@@ -241,28 +254,34 @@ def _answer(question: str, collection: Any, key: str | None, k: int, hybrid: boo
         raise ToolError("the video knowledge base is empty: add a video first with add_video "
                         "(a YouTube URL or a .vtt/.srt/.json transcript file)")
     scope = "all videos"
+    saved = load_saved(key) if key else None
     if key:
-        saved = load_saved(key)
         scope = saved[0].name if saved else key
+    clock = time.perf_counter()
+    seconds: dict[str, float] = {}
     language = detect_language(question)
-    hits = _retrieve(question, collection, key, k, hybrid)
+    spoken = spoken_language(collection, key, saved, default=language)
     query = question
-    spoken = detect_language(" ".join(h.text for h in hits[:3]), default=language) if hits else language
     if spoken != language and TRANSLATE_QUESTIONS:
         # Embeddings and word search match within one language: search in the transcript's.
         query = translate_question(question, spoken, model)
+        seconds["translate"] = round(time.perf_counter() - clock, 2)
     words_first = spoken != "en" and reads_only_english()
-    if query != question or words_first:
-        hits = _retrieve(query, collection, key, k, hybrid, words_first=words_first)
+    started = time.perf_counter()
+    hits = _retrieve(query, collection, key, k, hybrid, words_first=words_first)
+    seconds["retrieve"] = round(time.perf_counter() - started, 2)
     best = max((h.extra.get("evidence", h.score) for h in hits), default=-1.0)
     if best < min_score:
         return _decline(question, hits, scope, f"best similarity {best:.2f} is below {min_score:.2f}", language)
 
     shown = hits[:EXCERPTS]
     excerpts = [focus(hit.text, int(hit.extra.get("passage_offset", 0))) for hit in shown]
+    started = time.perf_counter()
     reply, method = _grounded_reply(question, shown, excerpts, language, spoken, model)
+    seconds["model"] = round(time.perf_counter() - started, 2)
     result: dict[str, Any] = {"video": key, "best_score": round(best, 3), "language": language,
-                              "excerpts": [[round(h.start, 1), round(h.end, 1)] for h in shown]}
+                              "excerpts": [[round(h.start, 1), round(h.end, 1)] for h in shown],
+                              "seconds": seconds}
     if query != question:
         result["search_query"] = query
     if reply == "decline":
