@@ -498,6 +498,18 @@ def test_an_unusable_reply_is_asked_again_then_replaced_by_the_transcript(plante
     assert abs(out["citations"][0]["start"] - fact_time(planted_cues)) <= 8
 
 
+def test_two_unusable_replies_over_loose_excerpts_are_a_decline(planted_video, monkeypatch):
+    from taller.knowledge.videos import answer
+
+    videos.add_video(str(planted_video))
+    # Above the no-answer threshold but below the one for quoting a passage instead.
+    monkeypatch.setattr(answer, "EXTRACTIVE_MIN_SCORE", 0.99)
+    with use_chat_model(FakeChatModel(responses=[{"excerpt": 1, "answer": "[1]"}, {"excerpt": 1, "answer": ""}])):
+        out = videos.ask(QUESTION)
+    assert not out["answered"] and out["answer"] is None and "below 0.99" in out["reason"]
+    assert "closest passage" in out["summary"] and out["nearest"]
+
+
 def test_the_retry_can_rescue_the_answer(planted_video, planted_cues):
     videos.add_video(str(planted_video))
     fake = FakeChatModel(responses=[{"excerpt": 2, "answer": "[2]"},
