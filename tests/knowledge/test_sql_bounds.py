@@ -10,10 +10,9 @@ from __future__ import annotations
 import csv
 import json
 import sqlite3
-import threading
-import time
 
 import pytest
+from bounded import within
 
 from taller.config import get_settings
 from taller.knowledge import sql as sqlmod
@@ -40,24 +39,7 @@ def tiny_db(tmp_path, monkeypatch):
     return path
 
 
-def _timed(function, *args, limit_s: float = 60.0, **kwargs):
-    """Run ``function`` in a thread; fail (instead of hanging the suite) when it takes too long."""
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = function(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True)
-    started = time.monotonic()
-    worker.start()
-    worker.join(limit_s)
-    assert not worker.is_alive(), f"{function.__name__} did not return within {limit_s} s"
-    if "error" in box:
-        raise box["error"]
-    return box["value"], time.monotonic() - started
+_timed = within
 
 
 def _outputs():

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 
 import pytest
+from bounded import within
 
 from taller.config import get_settings
 from taller.tools import run_tool
@@ -55,22 +55,9 @@ CORRUPT = {
 }
 
 
-def _in_thread(function, *args, limit_s: float = 30.0, **kwargs):
-    box: dict = {}
-
-    def target():
-        try:
-            box["value"] = function(*args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
-            box["error"] = exc
-
-    worker = threading.Thread(target=target, daemon=True)
-    worker.start()
-    worker.join(limit_s)
-    assert not worker.is_alive(), f"{getattr(function, '__name__', function)} blocked (a FIFO opened for reading?)"
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+def _in_thread(function, *args, **kwargs):
+    """What ``function`` returns, failing instead of blocking (a FIFO opened for reading)."""
+    return within(function, *args, limit_s=30.0, **kwargs)[0]
 
 
 def _check_listing(bad_folder, words: str) -> None:
