@@ -21,9 +21,10 @@ from __future__ import annotations
 import logging
 import re
 import sqlite3
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Sequence
+
+from taller.knowledge.language import fold
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,7 @@ tu nos como mas pero si no ya muy este esta estos estas ese esa eso hay ha han e
 
 def tokenize(text: str) -> list[str]:
     """Lower-case words without accents or stop words ("Económica" and "economica" match)."""
-    folded = unicodedata.normalize("NFKD", text.lower())
-    folded = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    return [word for word in re.findall(r"\w+", folded) if word not in _STOPWORDS]
+    return [word for word in re.findall(r"\w+", fold(text)) if word not in _STOPWORDS]
 
 
 @dataclass

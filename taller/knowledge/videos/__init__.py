@@ -10,15 +10,20 @@
   file not added yet add it first (:func:`resolve_or_add`; same progress, cancel and errors as
   :func:`add_video`), and their result carries ``added``: users mean "summarise <URL>" as one
   request. A video already added is never re-added.
-* :func:`ask` — retrieval (dense + BM25, de-duplicated, optionally one video) → the chat model
-  passed in (the tool passes the agent's), told to use only the excerpts and cite each claim as
-  ``[n]``; citations become ``https://youtu.be/<id>?t=<s>`` links and ``mm:ss``. When the best
-  excerpt is below a similarity threshold the LLM is not even asked; when it is asked and
-  answers ``NO_ANSWER``, the reply says the transcript does not contain the answer.
+* :func:`ask` — retrieval (dense + full-text BM25, de-duplicated, optionally one video; a
+  question in the other language than the transcript is translated for the search) → the chat
+  model passed in (the tool passes the agent's) answers in a JSON schema: the excerpt that
+  answers and one or two sentences stating the fact in the question's language. The reply is
+  checked (citations only, empty, cut off, numbers the excerpts do not say), retried once, else
+  replaced by the best passage quoted, or declined when that passage is far from the question.
+  The citation (``https://youtu.be/<id>?t=<s>`` or ``mm:ss`` and the file) follows the answer,
+  at the passage that says it. Below a similarity threshold the LLM is not even asked; a decline
+  always quotes the closest passage.
 * :func:`summarize` — map-reduce over the whole transcript: bounded sections → one summary
   each (map), consecutive summaries combined in bounded batches until they fit (hierarchical
-  reduce), then an overview; every section keeps its timestamp. Each LLM prompt stays under a
-  character budget derived from the model's context, so multi-hour videos never overflow it.
+  reduce), then an overview; every section's timestamp is where its summary is said. Each LLM
+  prompt stays under a character budget derived from the model's context, so multi-hour videos
+  never overflow it.
 
 One module per concern: :mod:`.chunking` (time windows), :mod:`.library` (Chroma, the catalog of
 saved transcripts, adding, finding a video), :mod:`.answer` (questions and citations) and
