@@ -68,3 +68,29 @@ def _no_semantic_router(monkeypatch):
     from taller.config import get_settings
 
     get_settings(reload=True)
+
+
+# --- servers (PostgreSQL, Chroma): from CI's environment, else started here, else skipped ----
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """The URL of a PostgreSQL server the tests may create schemas and roles in (see services)."""
+    import services
+
+    server = services.start("postgres")
+    if server.url is None:
+        pytest.skip(server.reason)
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def chroma_server():
+    """The URL of a Chroma server (``chroma run``) the tests may create databases in."""
+    import services
+
+    server = services.start("chroma")
+    if server.url is None:
+        pytest.skip(server.reason)
+    yield server.url
+    server.stop()

@@ -61,6 +61,9 @@ def test_hostile_sql_is_refused_by_the_parser_under_its_rule(name):
 
 @pytest.mark.parametrize("statement, dialect, rule", [
     ("SELECT pg_sleep(30)", "postgresql", Rule.FORBIDDEN_FUNCTION),
+    ("SELECT lo_get(16384)", "postgresql", Rule.FORBIDDEN_FUNCTION),
+    ("SELECT current_setting('data_directory')", "postgresql", Rule.FORBIDDEN_FUNCTION),
+    ("SELECT name FROM pg_ls_waldir()", "postgresql", Rule.FORBIDDEN_FUNCTION),
     ("COPY album TO '/tmp/x'", "postgresql", Rule.WRITE),
     ("TRUNCATE TABLE album", "postgresql", Rule.WRITE),
     ("SELECT * FROM album FOR UPDATE", "postgresql", Rule.TRANSACTION),

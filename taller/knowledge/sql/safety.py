@@ -45,6 +45,11 @@ FORBIDDEN_FUNCTIONS = frozenset({
     "pg_cancel_backend", "pg_reload_conf", "pg_rotate_logfile", "pg_promote", "nextval", "setval",
     "pg_advisory_lock", "pg_advisory_xact_lock", "query_to_xml", "pg_logical_emit_message",
     "pg_notify", "txid_current", "pg_current_xact_id",
+    # large objects read server files once imported; the pg_ls_* family lists server folders;
+    # settings show paths and secrets (found on a real server: a superuser passes them all)
+    "lo_get", "lo_open", "loread", "lo_truncate", "pg_ls_waldir", "pg_ls_logdir", "pg_ls_tmpdir",
+    "pg_ls_archive_statusdir", "pg_ls_logicalmapdir", "pg_ls_replslotdir", "current_setting",
+    "pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_logdir_ls", "pg_show_all_settings",
     # MySQL
     "sleep", "benchmark", "load_file", "get_lock",
 })
@@ -222,7 +227,8 @@ def check_sql(sql: str, dialect: str = "sqlite") -> CheckedSQL:
         if isinstance(node, exp.Func):
             name = (node.name if isinstance(node, exp.Anonymous) else node.sql_name()).lower()
             if name in FORBIDDEN_FUNCTIONS:
-                raise UnsafeSQLError(f"the function {name}() is not allowed (it has side effects)",
+                raise UnsafeSQLError(f"the function {name}() is not allowed (it reaches beyond "
+                                     "reading the tables: files, settings, sleeps or writes)",
                                      Rule.FORBIDDEN_FUNCTION)
         if isinstance(node, (exp.Select, exp.Subquery)) and _depth(node) > MAX_NESTING_DEPTH:
             raise UnsafeSQLError("the query is nested too deeply, so it was not run", Rule.TOO_DEEP)
