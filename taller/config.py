@@ -50,6 +50,15 @@ class Settings:
     embedded_model_path: str | None = None
     embedded_threads: int = 0  # 0 = number of CPU cores
     embedded_context: int = 4096
+    # An OpenAI-compatible server (vLLM, llama.cpp's server, LM Studio, Ollama's /v1): backend
+    # "openai", or "auto" tries it first when openai_url is set. openai_model None = the first
+    # model the server lists. openai_json_mode: "auto" (json_schema, stepping down to json_object
+    # then the prompt when the server refuses it), or one of those. The API key is read from
+    # TALLER_OPENAI_API_KEY or OPENAI_API_KEY, never from config.toml.
+    openai_url: str | None = None
+    openai_model: str | None = None
+    openai_json_mode: str = "auto"
+    openai_timeout_s: float = 120.0
     temperature: float = 0.0
     # Run tool choice through the MiniLM semantic pre-router before asking the LLM.
     semantic_router: bool = True
@@ -73,6 +82,9 @@ class Settings:
     # last.pt is written at least this often, inside epochs too (seconds): a crash loses at most
     # about this much training.
     checkpoint_interval_s: float = 30.0
+    # train_model launches a run through `torchrun --standalone --nproc_per_node N` when N > 1
+    # (distributed data-parallel: one process per GPU, or gloo processes on the CPU).
+    train_processes: int = 1
 
     # Knowledge.
     embedding_model: str = "all-MiniLM-L6-v2"

@@ -1,7 +1,9 @@
 """``taller doctor``: each component, whether it works, and what to do when it does not.
 
 Every check is cheap and offline except the Ollama probe (a sub-second HTTP request to
-``OLLAMA_HOST``). A check never raises: a failure becomes a row with a fix.
+``OLLAMA_HOST``) and, when ``openai_url`` is set, the OpenAI-compatible server's: its model list,
+a one-token answer and a schema-constrained one (a second or two on a small local model). A
+check never raises: a failure becomes a row with a fix.
 """
 
 from __future__ import annotations
@@ -27,6 +29,73 @@ def check_home(settings: Settings) -> dict:
         return _row("data folder", "ok", str(settings.home))
     except OSError as exc:
         return _row("data folder", "missing", f"{settings.home}: {exc}", "set TALLER_HOME to a writable folder")
+
+
+def check_backend(settings: Settings) -> dict:
+    """Which backend and model a question would go to now (``auto`` resolved)."""
+    from taller.llm import LLMUnavailableError, describe, get_chat_model
+
+    try:
+        info = describe(get_chat_model(settings=settings))
+    except LLMUnavailableError as exc:
+        return _row("llm backend", "missing", f"{settings.backend}: no model can answer", str(exc))
+    chosen = f"{settings.backend} → {info['backend']}" if settings.backend == "auto" else info["backend"]
+    return _row("llm backend", "ok", f"{chosen} ({info['model']})")
+
+
+def check_openai(settings: Settings) -> dict:
+    """The OpenAI-compatible server: URL, model, whether it answers, which constraint it takes."""
+    import time
+
+    from taller.llm.openai_compatible import (OpenAICompatibleChatModel, api_key_from_environment,
+                                              list_models, normalise_url, serves)
+
+    name = "openai server"
+    needed = "missing" if settings.backend == "openai" else "warn"
+    if not settings.openai_url:
+        if settings.backend == "openai":
+            return _row(name, "missing", "backend is openai but openai_url is not set",
+                        "taller config --set openai_url=http://HOST:PORT/v1 (see docs/deployment.md)")
+        return _row(name, "ok", "not configured (optional: set openai_url for a served model, docs/deployment.md)")
+    url = normalise_url(settings.openai_url)
+    key, variable = api_key_from_environment()
+    key_note = f"API key from {variable}" if variable else "no API key"
+    status = list_models(url, key)
+    if status["error"]:
+        fix = ("set TALLER_OPENAI_API_KEY (or OPENAI_API_KEY) to a key the server accepts"
+               if status["status"] in (401, 403) else "start the server or correct openai_url (docs/deployment.md)")
+        return _row(name, needed, status["error"], fix)
+    served = status["models"]
+    model = settings.openai_model or (served[0] if served else None)
+    if model is None:
+        return _row(name, needed, f"{url} answers but lists no model", "set openai_model")
+    listing = ", ".join(served[:5]) + (" …" if len(served) > 5 else "")
+    if settings.openai_model and served and not serves(served, settings.openai_model):
+        # llama-cpp-python's server answers any name with its one model; vLLM and Ollama refuse.
+        note = f"; {model} is not in its list ({listing})"
+    else:
+        note = ""
+    chat = OpenAICompatibleChatModel(base_url=url, model=model, timeout_s=min(settings.openai_timeout_s, 20.0),
+                                     json_mode=settings.openai_json_mode,
+                                     api_key=key)  # type: ignore[arg-type]  # pydantic makes it a SecretStr
+    started = time.monotonic()
+    try:
+        chat.invoke("Reply with the word OK.", max_tokens=2)
+        answered = time.monotonic() - started
+        chat.invoke_json([_human("Is the sky blue? Reply in JSON.")],
+                         {"type": "object", "properties": {"yes": {"type": "boolean"}}, "required": ["yes"]},
+                         max_tokens=16)
+    except Exception as exc:  # down, key refused, model unknown, a reply outside the schema
+        return _row(name, needed, f"{url}, model {model}: {exc}"[:400],
+                    "check the server's log; docs/deployment.md lists what each server accepts")
+    return _row(name, "ok", f"{url}, model {model}{note}: answers ({answered:.1f} s for one token), "
+                             f"constrained output by {chat.current_json_mode()}; {key_note}")
+
+
+def _human(text: str) -> Any:
+    from langchain_core.messages import HumanMessage
+
+    return HumanMessage(content=text)
 
 
 def check_ollama(settings: Settings) -> dict:
@@ -122,7 +191,7 @@ def check_faces(settings: Settings) -> dict:
 
 
 CHECKS: list[Callable[[Settings], Any]] = [
-    check_home, check_ollama, check_embedded, check_gpu, check_embeddings, check_chroma,
+    check_home, check_backend, check_openai, check_ollama, check_embedded, check_gpu, check_embeddings, check_chroma,
     check_databases, check_faces, check_datasets,
 ]
 

@@ -2,6 +2,8 @@
 
 * :mod:`taller.llm.chat` — :func:`get_chat_model` (Ollama, the embedded GGUF model, the scripted
   fake), :func:`invoke_json` for schema-constrained replies, :func:`complete` for plain text;
+* :mod:`taller.llm.openai_compatible` — the ``openai`` backend: any OpenAI-compatible server
+  (vLLM, llama.cpp, LM Studio, Ollama's ``/v1``) over plain HTTP;
 * :mod:`taller.llm.install` — the pinned GGUF packages, their assembly and checksum.
 
 The names of :mod:`taller.llm.chat` are re-exported here lazily (PEP 562), so ``import

@@ -3,7 +3,10 @@
 * ``ollama``   — ``langchain_ollama.ChatOllama`` on ``OLLAMA_HOST`` (default model ``llama3.1``).
 * ``embedded`` — :class:`EmbeddedChatModel`, a GGUF model run in-process by ``llama-cpp-python``.
 * ``fake``     — :class:`FakeChatModel`, a scripted model for tests (no LLM at all).
-* ``auto``     — Ollama when the server answers, else the embedded model.
+* ``openai``   — any OpenAI-compatible server at ``openai_url`` (vLLM, llama.cpp, LM Studio,
+  Ollama's ``/v1``): :mod:`taller.llm.openai_compatible`.
+* ``auto``     — the OpenAI-compatible server when ``openai_url`` is set and it answers, else
+  Ollama when the server answers, else the embedded model.
 
 Small local models need their output constrained to pick a tool reliably, so every backend
 also answers :func:`invoke_json` — a reply forced to match a JSON schema (Ollama's ``format``,
@@ -33,7 +36,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from taller.config import Settings, get_settings
 from taller.errors import LLMUnavailableError, ModelReplyError
 
-BACKENDS = ("auto", "ollama", "embedded", "fake")
+BACKENDS = ("auto", "ollama", "embedded", "fake", "openai")
 
 
 # --- fake ---------------------------------------------------------------------------------------
@@ -288,6 +291,19 @@ def get_chat_model(backend: str | None = None, model: str | None = None,
         raise LLMUnavailableError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     if backend == "fake":
         return _fake_from_env()
+    if backend == "openai" or (backend == "auto" and settings.openai_url):
+        from taller.llm.openai_compatible import openai_chat_model
+
+        try:
+            return openai_chat_model(settings, None if model and model.endswith(".gguf") else model,
+                                     probe_timeout=0.8 if backend == "auto" else None)
+        except LLMUnavailableError as exc:
+            if backend == "openai":
+                raise
+            # "auto" goes on to Ollama and the embedded model, as it does when Ollama is down.
+            import logging
+
+            logging.getLogger(__name__).warning("openai_url is set but unusable, trying the others: %s", exc)
     if backend in ("ollama", "auto"):
         status = ollama_status(settings.ollama_host)
         wanted = model or settings.ollama_model
@@ -317,6 +333,8 @@ def describe(model: BaseChatModel) -> dict[str, str]:
         return {"backend": "fake", "model": model.model_name}
     if isinstance(model, EmbeddedChatModel):
         return {"backend": "embedded", "model": model.model_name}
+    if type(model).__name__ == "OpenAICompatibleChatModel":
+        return {"backend": "openai", "model": model.model_name}
     name = getattr(model, "model", None) or getattr(model, "model_name", None) or type(model).__name__
     kind = "ollama" if type(model).__name__ == "ChatOllama" else type(model).__name__
     return {"backend": kind, "model": str(name)}
