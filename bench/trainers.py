@@ -18,6 +18,14 @@ parsed ``argparse.Namespace`` and returns a dict row (or a list of them) with at
 
     python bench/trainers.py --only autoencoder,dense_classifier --epochs 2
     python bench/trainers.py                      # every trainer, default sizes
+
+``--ddp N`` measures something else: the throughput (training samples per second of the trainer's
+own loop) of ``python -m taller.trainers.<name>`` in 1 process against the same command under
+``torchrun --standalone --nproc_per_node N`` (distributed data-parallel; NCCL on GPUs, gloo on
+CPUs), on the same data and global batch. On a CPU the cores are shared out: 1 process gets all
+of them as torch threads, each of the N processes ``cores / N``.
+
+    python bench/trainers.py --ddp 2 --only autoencoder --epochs 2 --train-limit 12000
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ import argparse
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -252,6 +261,97 @@ BENCHES = {
 }
 
 
+# --- 1 process against N under torchrun -----------------------------------------------------------------
+
+# How each trainer is run for --ddp (command-line flags), its validation metric, and how many
+# training samples an epoch sees.
+DDP_TRAINERS = {
+    "autoencoder": ("val_mse", "best_val_mse"),
+    "vae": ("val_elbo", "best_val_elbo"),
+    "dense_classifier": ("val_accuracy", "best_val_accuracy"),
+}
+
+
+def ddp_train_count(name: str, args: argparse.Namespace, metrics: dict[str, Any]) -> int | None:
+    if "train_count" in metrics:
+        return int(metrics["train_count"])
+    if name in ("autoencoder", "vae"):
+        total = args.train_limit or 60000
+        return total - max(1, int(total * 0.1))  # both hold out the last 10 % for validation
+    return None
+
+
+def ddp_run(name: str, processes: int, args: argparse.Namespace, device: torch.device,
+            threads: int | None = None) -> dict[str, Any]:
+    """One training of ``name`` with ``processes`` processes (torchrun when > 1), each on ``threads``
+    torch threads (default: the cores shared out); its throughput."""
+    flags = ["--epochs", str(args.epochs or 2), "--patience", "0", "--device", device.type]
+    if args.train_limit:
+        flags += ["--train-limit", str(args.train_limit)]
+    if name == "dense_classifier":
+        flags += ["--folds", "0"]
+    if args.batch_size:
+        flags += ["--batch-size", str(args.batch_size)]
+    cores = os.cpu_count() or 1
+    threads = threads or (max(1, cores // processes) if device.type == "cpu" else 1)
+    home = tempfile.TemporaryDirectory(prefix=f"taller-bench-ddp{processes}-")  # its runs go when it is measured
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TALLER_HOME": home.name}
+    if processes == 1:
+        command = [sys.executable, "-m", f"taller.trainers.{name}", *flags]
+    else:
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+                   "-m", f"taller.trainers.{name}", *flags]
+    started = time.perf_counter()
+    with home:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, cwd=ROOT)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{name} with {processes} process(es) failed (code {done.returncode}):\n{done.stderr[-2000:]}")
+    metrics = json.loads(done.stdout)
+    count = ddp_train_count(name, args, metrics)
+    seconds = float(metrics.get("train_seconds") or metrics.get("wall_s") or wall)
+    epochs = int(metrics.get("epochs_run") or args.epochs or 2)
+    metric, best = DDP_TRAINERS[name]
+    return {
+        "trainer": name, "processes": processes, "threads_each": threads,
+        "backend": ("nccl" if device.type == "cuda" else "gloo") if processes > 1 else "-",
+        "train_count": count, "epochs": epochs, "train_s": seconds, "wall_s": wall,
+        "samples_per_s": count * epochs / seconds if count and seconds else None,
+        "metric": metric, "best_val": metrics.get(best),
+    }
+
+
+def ddp_main(args: argparse.Namespace, device: torch.device) -> list[dict[str, Any]]:
+    names = [n for n in args.only.split(",") if n] or ["autoencoder"]
+    rows = []
+    for name in names:
+        if name not in DDP_TRAINERS:
+            raise SystemExit(f"--ddp measures {', '.join(DDP_TRAINERS)}; not {name}")
+        # 1 process on every core, 1 process on one worker's share of them, N processes.
+        cores = os.cpu_count() or 1
+        shares = [(1, None), (1, max(1, cores // args.ddp)), (args.ddp, None)] if device.type == "cpu" else \
+            [(1, None), (args.ddp, None)]
+        if shares[0][1] is None and cores // args.ddp == cores:
+            shares.pop(1)
+        first = len(rows)
+        for processes, threads in shares:
+            print(f"[bench] {name}: {processes} process(es) on {device} ...", file=sys.stderr, flush=True)
+            rows.append(ddp_run(name, processes, args, device, threads))
+            print(json.dumps(rows[-1], default=str), file=sys.stderr, flush=True)
+        single = rows[first]["samples_per_s"]
+        for other in rows[first + 1:]:
+            other["speedup"] = other["samples_per_s"] / single if single and other["samples_per_s"] else None
+    header = ["trainer", "processes", "threads each", "backend", "samples", "epochs", "train s", "samples/s",
+              "vs the first row", "best val"]
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(fmt(v) for v in [
+            r["trainer"], r["processes"], r["threads_each"], r["backend"], r["train_count"], r["epochs"],
+            r["train_s"], r["samples_per_s"], r.get("speedup"), r["best_val"]]) + " |")
+    return rows
+
+
 def extra_benchmarks() -> list[Callable[[argparse.Namespace], Any]]:
     """``BENCHMARKS`` from bench/sequence_trainers.py when that file exists."""
     path = Path(__file__).with_name("sequence_trainers.py")
@@ -283,6 +383,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default="", help="also write the rows to this JSON file")
     parser.add_argument("--no-extra", action="store_true", help="skip bench/sequence_trainers.py")
     parser.add_argument("--plain-first", action="store_true", help="autoencoder: run the plain loop before the engine")
+    parser.add_argument("--ddp", type=int, default=0, metavar="N",
+                        help="throughput of 1 process against N under torchrun (see the module doc)")
+    parser.add_argument("--batch-size", type=int, default=0, help="--ddp: the global batch (default: the trainer's)")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -292,6 +395,13 @@ def main(argv: list[str] | None = None) -> int:
 
     get_settings(reload=True)
     device = engine.select_device(args.device)
+    if args.ddp:
+        if args.ddp < 2:
+            raise SystemExit("--ddp N compares 1 process with N: N must be at least 2")
+        rows = ddp_main(args, device)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=2, default=str))
+        return 0
     names = [n for n in args.only.split(",") if n] or list(BENCHES)
     rows: list[dict[str, Any]] = []
     for name in names:

@@ -95,6 +95,9 @@ def train_model(model: str, epochs: int | None = None) -> dict:
     log = str(Path(state["path"]) / "train.log") if detached and state.get("path") else None
     where = (f"in a process of its own (pid {pid}) that keeps training after this command ends; its log is {log}"
              if detached else "in the background")
+    processes = state.get("world_size") or 1
+    if processes > 1:  # the train_processes setting: launched through torchrun, rank 0's pid above
+        where = f"with {processes} processes (torchrun, distributed data-parallel) " + where
     return result(
         f"Started training {model} ({description}) for {state['epochs']} epochs {where}; "
         f"run id {run_id}. Ask me to list models to see how it goes.",
@@ -105,6 +108,7 @@ def train_model(model: str, epochs: int | None = None) -> dict:
         path=state.get("path"),
         pid=pid if detached else None,
         log=log,
+        processes=processes,
     )
 
 
@@ -120,7 +124,7 @@ def list_models() -> dict:
             "run_id": row["run_id"], "model": row["model"], "state": row["state"], "epoch": row.get("epoch"),
             "epochs": row.get("epochs"), "metrics": _compact(row.get("metrics") or {}), "error": row.get("error"),
             "created": row.get("created"), "finished": row.get("finished"), "checkpoints": row.get("checkpoints", []),
-            "path": row.get("path"),
+            "path": row.get("path"), "processes": row.get("world_size") or 1,
         })
     skipped = ""
     if problems:
@@ -136,7 +140,8 @@ def list_models() -> dict:
     finished = [e for e in entries if e["state"] == "finished"]
     parts = []
     for entry in running:
-        parts.append(f"{entry['model']} training (epoch {entry['epoch']}/{entry['epochs']})")
+        on = f" on {entry['processes']} processes" if entry["processes"] > 1 else ""
+        parts.append(f"{entry['model']} training{on} (epoch {entry['epoch']}/{entry['epochs']})")
     latest: dict[str, dict] = {}
     for entry in finished:  # newest first, so the first per model is the latest
         latest.setdefault(entry["model"], entry)

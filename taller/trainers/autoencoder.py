@@ -165,7 +165,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         )
         stopper = engine.EarlyStopping(config.patience, mode="min")
         run.track(model, optimizer, stopper=stopper, scheduler=scheduler)
-        step_model = engine.maybe_compile(model)
+        step_model = engine.prepare_model(model)
 
         started = time.perf_counter()
         for epoch in range(run.restore(), epochs + 1):

@@ -1,5 +1,8 @@
 """Batches for the training loop: a data set held on the device, or a DataLoader when it does not fit.
 
+Under torchrun each process takes its equal share of every global batch
+(:func:`taller.trainers.distributed.step_share`): all processes draw the same permutation (the
+same seed), so the shares are disjoint and an epoch has as many steps as in a single process.
 Part of the training engine (:mod:`taller.trainers.engine` re-exports every name here).
 """
 
@@ -11,6 +14,8 @@ from typing import Iterator, Sequence
 
 import torch
 
+from taller.trainers import distributed
+
 # A data set bigger than this share of free GPU memory is streamed through a DataLoader instead.
 DEVICE_MEMORY_SHARE = 0.5
 
@@ -19,7 +24,9 @@ class DeviceBatches:
     """Tensors that live on the device, batched by indexing; shuffled with a device permutation.
 
     All tensors share their first dimension. ``len()`` is the number of batches per epoch.
-    Iterating yields tuples of tensors (one per input tensor).
+    Iterating yields tuples of tensors (one per input tensor). ``batch_size`` is the global batch:
+    under torchrun (or with ``rank`` / ``world_size`` given) each process gets its equal share of
+    every batch, ``ceil(batch_size / world_size)`` rows.
     """
 
     def __init__(
@@ -30,6 +37,8 @@ class DeviceBatches:
         shuffle: bool = True,
         drop_last: bool = False,
         generator_seed: int | None = None,
+        rank: int | None = None,
+        world_size: int | None = None,
     ) -> None:
         if not tensors:
             raise ValueError("DeviceBatches needs at least one tensor")
@@ -49,6 +58,8 @@ class DeviceBatches:
         if generator_seed is not None:
             self.generator = torch.Generator(device=self.device)
             self.generator.manual_seed(generator_seed)
+        self.rank = distributed.rank() if rank is None else rank
+        self.world_size = distributed.world_size() if world_size is None else world_size
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -58,6 +69,8 @@ class DeviceBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         if self.shuffle:
             order = torch.randperm(self.count, device=self.device, generator=self.generator)
+        elif self.world_size > 1:
+            order = torch.arange(self.count, device=self.device)
         else:
             order = None
         for index in range(len(self)):
@@ -66,7 +79,7 @@ class DeviceBatches:
             if order is None:
                 yield tuple(t[start:stop] for t in self.tensors)
             else:
-                picked = order[start:stop]
+                picked = distributed.step_share(order[start:stop], self.rank, self.world_size)
                 yield tuple(t.index_select(0, picked) for t in self.tensors)
 
 
@@ -81,16 +94,21 @@ class LoaderBatches:
         shuffle: bool = True,
         drop_last: bool = False,
         num_workers: int = 0,
+        generator_seed: int | None = None,
     ) -> None:
         from torch.utils.data import DataLoader, TensorDataset
 
         self.device = torch.device(device)
         pin = self.device.type == "cuda"
+        # Its own CPU generator, like DeviceBatches': every process draws the same order, and a
+        # checkpoint saves it (Run.steps reads ``generator``).
+        self.generator = torch.Generator()
+        self.generator.manual_seed(generator_seed if generator_seed is not None else torch.initial_seed() % 2**63)
+        self.sampler = _SharedBatchSampler(len(tensors[0]), batch_size, shuffle, drop_last, self.generator,
+                                           distributed.rank(), distributed.world_size())
         self.loader = DataLoader(
             TensorDataset(*tensors),
-            batch_size=batch_size,
-            shuffle=shuffle,
-            drop_last=drop_last,
+            batch_sampler=self.sampler,
             num_workers=num_workers,
             pin_memory=pin,
         )
@@ -102,6 +120,24 @@ class LoaderBatches:
     def __iter__(self) -> Iterator[tuple[torch.Tensor, ...]]:
         for batch in self.loader:
             yield tuple(t.to(self.device, non_blocking=self.non_blocking) for t in batch)
+
+
+class _SharedBatchSampler:
+    """Index lists for a DataLoader: this process's share of each global batch (see DeviceBatches)."""
+
+    def __init__(self, count: int, batch_size: int, shuffle: bool, drop_last: bool, generator: torch.Generator,
+                 rank: int, world_size: int) -> None:
+        self.count, self.batch_size, self.shuffle, self.drop_last = count, batch_size, shuffle, drop_last
+        self.generator, self.rank, self.world_size = generator, rank, world_size
+
+    def __len__(self) -> int:
+        return self.count // self.batch_size if self.drop_last else math.ceil(self.count / self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        order = torch.randperm(self.count, generator=self.generator) if self.shuffle else torch.arange(self.count)
+        for index in range(len(self)):
+            batch = order[index * self.batch_size : (index + 1) * self.batch_size]
+            yield distributed.step_share(batch, self.rank, self.world_size).tolist()
 
 
 def tensors_nbytes(tensors: Sequence[torch.Tensor]) -> int:
@@ -131,4 +167,4 @@ def make_batches(
     budget = device_budget_bytes(device) if memory_budget_bytes is None else memory_budget_bytes
     if tensors_nbytes(tensors) <= budget:
         return DeviceBatches(tensors, batch_size, device, shuffle=shuffle, drop_last=drop_last, generator_seed=seed)
-    return LoaderBatches(tensors, batch_size, device, shuffle=shuffle, drop_last=drop_last)
+    return LoaderBatches(tensors, batch_size, device, shuffle=shuffle, drop_last=drop_last, generator_seed=seed)

@@ -304,9 +304,10 @@ def fit(config: Config, run: engine.Run, vocab: Vocab, data: dict[str, TaggedDat
                                   shuffle=True, seed=config.seed)
     total = min(len(batches), 5) if config.dry_run else len(batches)
     run.track(model, optimizer, stopper=stopper, scheduler=scheduler, vocab=vocab.tokens, checkpoints=checkpoints)
+    step_model = engine.prepare_model(model)  # DDP under torchrun
     history: list[float] = []
     for epoch in range(run.restore(), config.epochs + 1):
-        losses = train_one_epoch(model, batches, optimizer, run, epoch, config.epochs, device, total, label)
+        losses = train_one_epoch(step_model, batches, optimizer, run, epoch, config.epochs, device, total, label)
         scheduler.step()
         history.extend(losses)
         val = evaluate(model, data["val"], device)

@@ -217,6 +217,7 @@ _STATUS_TYPES: dict[str, tuple[type | None, ...]] = {
     "finished": (str, None), "created_ts": (int, float, None), "epoch": (int, None), "epochs": (int, None),
     "metrics": (dict, None), "error": (str, None), "pid": (int, None), "device": (str, None),
     "resumed": (bool, None), "config": (dict, None), "step": (int, None), "checkpoint": (dict, None),
+    "world_size": (int, None),
 }
 _TYPE_WORDS = {str: "text", int: "a whole number", float: "a number", dict: "an object", bool: "true/false",
                None: "null"}

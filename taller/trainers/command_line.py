@@ -21,7 +21,8 @@ def cli(config_class: type, train: Callable[..., dict[str, Any]], argv: list[str
     """``python -m taller.trainers.<name>``: one flag per Config field, progress on stderr.
 
     SIGTERM (what another process's ``cancel`` sends) and a first Ctrl-C stop the run at its next
-    step with a checkpoint. Exit codes: 0 trained, 1 cancelled or failed (a full disk says so in one line),
+    step with a checkpoint. Under ``torchrun`` the same command runs in every process; rank 0 alone
+    prints progress and the final metrics. Exit codes: 0 trained, 1 cancelled or failed (a full disk says so in one line),
     2 bad arguments or nothing to resume, 3 the model is already training elsewhere.
     """
     parser = argparse.ArgumentParser(description=(sys.modules[train.__module__].__doc__ or "").strip().splitlines()[0])
@@ -82,5 +83,8 @@ def cli(config_class: type, train: Callable[..., dict[str, Any]], argv: list[str
         if previous is not None:
             signal.signal(signal.SIGTERM, previous[0])
             signal.signal(signal.SIGINT, previous[1])
-    print(json.dumps(jsonable(metrics), indent=2, ensure_ascii=False))
+    from taller.trainers import distributed
+
+    if distributed.is_writer():  # under torchrun, one answer (rank 0's), not one per process
+        print(json.dumps(jsonable(metrics), indent=2, ensure_ascii=False))
     return 0

@@ -186,7 +186,7 @@ def fit(config: Config, train_x: torch.Tensor, train_y: torch.Tensor, val_x: tor
     stopper = engine.EarlyStopping(config.patience, mode="max")
     run.track(model, optimizer, stopper=stopper, scheduler=scheduler, classes=list(CLASSES),
               checkpoints=checkpoints, log_epochs=checkpoints)
-    step_model = engine.maybe_compile(model)
+    step_model = engine.prepare_model(model)
 
     for epoch in range(run.restore(), epochs + 1):
         train_loss = train_one_epoch(step_model, batches, optimizer, scheduler, run, epoch, epochs, device, config, label)

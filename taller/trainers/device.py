@@ -122,5 +122,23 @@ def maybe_compile(model: torch.nn.Module, enabled: bool | None = None) -> torch.
 
 
 def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
-    """The original module behind a ``torch.compile`` wrapper (itself otherwise)."""
-    return getattr(model, "_orig_mod", model)
+    """The original module behind ``torch.compile`` and ``DistributedDataParallel`` wrappers
+    (itself otherwise): what a checkpoint saves, so it loads with any number of processes."""
+    model = getattr(model, "_orig_mod", model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    if isinstance(model, DistributedDataParallel):
+        model = getattr(model.module, "_orig_mod", model.module)
+    return model
+
+
+def prepare_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model the training steps call: wrapped in ``DistributedDataParallel`` under torchrun
+    (gradients averaged over the processes), then compiled when :func:`maybe_compile` says so.
+
+    Keep the model itself for evaluation, pictures and ``run.track`` (the wrapper only adds the
+    gradient averaging; checkpoints save the unwrapped weights).
+    """
+    from taller.trainers import distributed
+
+    return maybe_compile(distributed.wrap(model))

@@ -22,6 +22,10 @@ per concern and every public name is re-exported here:
   inside epochs and the random generators saved; one run per model across processes
   (:class:`RunBusyError`); :class:`NothingToResumeError`; :class:`EarlyStopping`.
 * :mod:`~taller.trainers.command_line` — :func:`cli`, one flag per Config field.
+* :mod:`~taller.trainers.distributed` — the same trainer under ``torchrun``: the process group
+  (NCCL on GPUs, gloo on CPUs), :func:`prepare_model` (``DistributedDataParallel``), each
+  process's equal share of every global batch, rank-0-only records, the cancel flag and the
+  epoch's metrics agreed by all processes.
 
 The trainer contract (all seven models in :data:`taller.trainers.TRAINERS`)
 ---------------------------------------------------------------------------
@@ -41,7 +45,9 @@ A trainer is one module ``taller/trainers/<name>.py`` with ``# --- data``, ``# -
   Inside ``with run:`` it reads like pytorch/examples — data, model, then
   ``run.track(...)``, ``for epoch in range(run.restore(), epochs + 1)``: a short
   ``train_one_epoch`` over ``run.steps(batches)``, an evaluation, ``run.end_epoch(...)`` — and
-  ``run.load_best()`` before the final scores. On cancellation ``with run:`` saves ``last.pt``
+  ``run.load_best()`` before the final scores. The training steps call the model through
+  ``step_model = engine.prepare_model(model)`` (DDP under torchrun, compiled when asked); the
+  model itself is evaluated and tracked. On cancellation ``with run:`` saves ``last.pt``
   at the step reached and marks the run ``cancelled``; on any other error the run is marked
   ``failed``; the exception propagates in both cases.
 * ``python -m taller.trainers.<name> --epochs N --dry-run`` via :func:`cli`.
@@ -67,7 +73,15 @@ from taller.trainers.checkpoints import (
     write_json_atomic,
 )
 from taller.trainers.command_line import cli
-from taller.trainers.device import autocast, configure_backends, maybe_compile, seed_everything, select_device, unwrap_model
+from taller.trainers.device import (
+    autocast,
+    configure_backends,
+    maybe_compile,
+    prepare_model,
+    seed_everything,
+    select_device,
+    unwrap_model,
+)
 from taller.trainers.records import NothingToResumeError, RunBusyError
 from taller.trainers.run import CHECKPOINT_INTERVAL_S, PROGRESS_INTERVAL_S, EarlyStopping, Run, start_run
 
@@ -75,7 +89,7 @@ __all__ = [
     "CHECKPOINT_INTERVAL_S", "PROGRESS_INTERVAL_S", "DeviceBatches", "EarlyStopping", "LoaderBatches",
     "NothingToResumeError", "Run", "RunBusyError", "RunWriteError",
     "autocast", "cli", "config_from_checkpoint", "configure_backends", "cpu_state", "device_budget_bytes",
-    "latest_checkpoint", "list_runs", "load_checkpoint", "make_batches", "maybe_compile", "new_run_id",
+    "latest_checkpoint", "list_runs", "load_checkpoint", "make_batches", "maybe_compile", "new_run_id", "prepare_model",
     "outputs_folder", "seed_everything", "select_device", "start_run", "tensors_nbytes", "trained_checkpoint", "unwrap_model",
     "write_json_atomic",
 ]

@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import shutil
 import tarfile
 import time
 from dataclasses import dataclass
@@ -153,9 +155,15 @@ def resolve_source(config: Config) -> Path:
     if config.dataset == "cifar10-labels":
         target = get_settings().cache_dir / f"pix2pix-cifar10-labels-{config.synthetic_count}"
         if not (target / "test").is_dir():
-            partial = target.with_name(target.name + ".partial")
+            # One folder per builder: the processes of a torchrun launch build it at the same time.
+            partial = target.with_name(f"{target.name}.partial-{os.getpid()}")
             build_paired_dataset(partial, config.synthetic_count, config.data_path or None)
-            partial.rename(target)
+            try:
+                partial.rename(target)
+            except OSError:  # another process renamed its copy first: keep that one
+                if not (target / "test").is_dir():
+                    raise
+                shutil.rmtree(partial, ignore_errors=True)
         return target
     raise ValueError(f"unknown pix2pix dataset {config.dataset!r}: use facades or cifar10-labels")
 
@@ -368,7 +376,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         stopper = engine.EarlyStopping(config.patience, mode="min")
         run.track(generator, optimizer_g, stopper=stopper, discriminator=discriminator, optimizer_d=optimizer_d,
                   scheduler_g=scheduler_g, scheduler_d=scheduler_d)
-        step_g, step_d = engine.maybe_compile(generator), engine.maybe_compile(discriminator)
+        step_g, step_d = engine.prepare_model(generator), engine.prepare_model(discriminator)
 
         started = time.perf_counter()
         for epoch in range(run.restore(), epochs + 1):

@@ -12,6 +12,11 @@ sees more than that, ``status.json``'s ``epoch``, ``step`` and ``metrics`` of a 
 checkpoints move with ``last.pt`` (``checkpoint`` says when it was saved), not with every epoch;
 ``metrics.jsonl`` may run ahead of it by the epochs since the last save, and a resumed run cuts
 it back to the checkpoint it continues from. Live progress is in the progress events.
+
+Under torchrun (:mod:`taller.trainers.distributed`) only rank 0 writes anything: it takes the
+locks, finds the run to resume and tells the other processes (its run id and checkpoint); theirs
+is a *follower* record that writes nothing, with a scratch folder of its own as ``dir`` for the
+pictures a trainer draws (removed when the run ends). ``status.json`` says ``world_size``.
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -31,6 +38,7 @@ import torch
 from taller.config import get_settings
 from taller.locks import FileLock, LockBusyError, holder_of
 from taller.progress import CancelledError, emit
+from taller.trainers import distributed
 from taller.trainers.checkpoints import (
     RunWriteError,
     clean_orphans,
@@ -128,6 +136,9 @@ class RunRecord:
         self._last_record: dict[str, Any] | None = None
         self._locks: list[FileLock] = []  # the run lock, then the model lock; held until close()
         self._training = False  # inside ``with run:``
+        # Under torchrun only rank 0 writes the records; the others keep this False (see create()).
+        self.writes = True
+        self.record_dir = folder  # where the records are: rank 0's folder (a follower's dir is scratch)
 
     # construction ---------------------------------------------------------------------------
     @classmethod
@@ -153,7 +164,51 @@ class RunRecord:
         :class:`RunBusyError` names the process that holds it. With the lock held, no one else
         writes this model's run folders, so the temporary files a killed save left there are
         removed. A resumed run's ``metrics.jsonl`` is cut back to the checkpoint's epoch.
+
+        Under torchrun it first joins the process group; rank 0 does all of the above and sends
+        the others its answer (the run id and the checkpoint to resume, or the error to raise).
         """
+        context = distributed.setup(getattr(config, "device", "auto"))
+        if context is None:
+            return cls._create_here(model_name, config, run_id, resume, cancel_event, on_progress)
+        if context.rank != 0:
+            return cls._follow(model_name, config, cancel_event, distributed.broadcast())
+        try:
+            run = cls._create_here(model_name, config, run_id, resume, cancel_event, on_progress)
+        except BaseException as exc:
+            family = next((kind for kind in (RunBusyError, NothingToResumeError, FileNotFoundError, ValueError, OSError)
+                           if isinstance(exc, kind)), RuntimeError)
+            distributed.broadcast({"error": str(exc), "family": family.__name__})
+            raise
+        distributed.broadcast({"run_id": run.run_id, "dir": str(run.dir), "checkpoint": run.resume_checkpoint})
+        return run
+
+    @classmethod
+    def _follow(cls, model_name: str, config: Any, cancel_event: threading.Event | None,
+                reply: dict[str, Any]) -> Self:
+        """A process other than rank 0: the run rank 0 created, as a record that writes nothing."""
+        if "error" in reply:
+            families = {kind.__name__: kind for kind in (RunBusyError, NothingToResumeError, FileNotFoundError,
+                                                         ValueError, OSError, RuntimeError)}
+            family = families.get(reply.get("family"), RuntimeError)
+            raise family(f"rank 0 could not start the run: {reply['error']}")
+        rank = distributed.rank()
+        prefix = f"taller-{reply['run_id']}-rank{rank}-"
+        for stale in Path(tempfile.gettempdir()).glob(prefix + "*"):  # left by a launch that was killed
+            shutil.rmtree(stale, ignore_errors=True)
+        scratch = Path(tempfile.mkdtemp(prefix=prefix))
+        run = cls(model_name, config, reply["run_id"], scratch, cancel_event=cancel_event)
+        run.writes = False
+        run.record_dir = Path(reply["dir"])
+        run.resume_checkpoint = reply.get("checkpoint")
+        run._status = {"run_id": run.run_id, "model": model_name, "state": "running", "rank": rank,
+                       "world_size": distributed.world_size()}
+        return run
+
+    @classmethod
+    def _create_here(cls, model_name: str, config: Any, run_id: str | None, resume: bool | None,
+                     cancel_event: threading.Event | None, on_progress: ProgressCallback | None) -> Self:
+        """:meth:`create` in this process alone (a plain run, or rank 0)."""
         if resume is None:
             resume = bool(getattr(config, "resume", False))
         root = get_settings().runs_dir / model_name
@@ -206,6 +261,7 @@ class RunRecord:
                 if checkpoint else None,
                 "error": None,
                 "pid": os.getpid(),
+                "world_size": distributed.world_size(),
                 "config": dataclasses.asdict(config) if dataclasses.is_dataclass(config) else {},
             }
             if dataclasses.is_dataclass(config):
@@ -287,6 +343,8 @@ class RunRecord:
 
     # status ---------------------------------------------------------------------------------
     def _write_status(self) -> None:
+        if not self.writes:
+            return
         self._status["updated"] = now_iso()
         if self.device:
             self._status["device"] = self.device
@@ -300,6 +358,8 @@ class RunRecord:
         """Write the final status however full the disk is: atomically; else in place over the
         old status.json (its blocks are already there); else as a note in the run's lock file,
         which :func:`list_runs` reads when the lock is free and the status still says running."""
+        if not self.writes:
+            return
         try:
             self._write_status()
             return
@@ -335,7 +395,7 @@ class RunRecord:
 
     def use_device(self, preference: str = "auto") -> torch.device:
         """Pick the device (CUDA → MPS → CPU unless overridden), set its backends, announce the run."""
-        device = select_device(preference)
+        device = distributed.local_device(select_device(preference))  # cuda:LOCAL_RANK under torchrun
         configure_backends(device)
         self.set_device(device)
         return device
@@ -347,6 +407,8 @@ class RunRecord:
         import costs (seconds on a busy CPU) do not land inside the first epoch.
         """
         self.device = str(device)
+        if not self.writes:
+            return
         self._write_status()
         self._tensorboard()
         self._send({"type": "progress", "source": "train_model", "model": self.model_name, "run_id": self.run_id,
@@ -366,6 +428,8 @@ class RunRecord:
         self._status.update(state="cancelled", finished=now_iso())
         self._record_end()
         self.close()
+        if not self.writes:
+            return
         emit({"type": "progress", "source": "train_model", "model": self.model_name, "run_id": self.run_id,
               "message": "cancelled; last checkpoint kept", "state": "cancelled"})
 
@@ -395,6 +459,8 @@ class RunRecord:
         finally:
             self._training = False
             self.release_locks()
+            if exc is None or isinstance(exc, CancelledError):
+                distributed.wait_for_all()  # the others wait for rank 0's last writes
 
     # cancellation ----------------------------------------------------------------------------
     @property
@@ -425,6 +491,8 @@ class RunRecord:
         calling this every step costs nothing on the hot path. Returns the event, or None when
         throttled.
         """
+        if not self.writes:
+            return None
         self._status["epochs"] = epochs  # a dry run trains fewer epochs than its config says
         now = time.monotonic()
         end_of_epoch = step >= total
@@ -459,6 +527,8 @@ class RunRecord:
         return event
 
     def _send(self, event: dict[str, Any]) -> None:
+        if not self.writes:
+            return
         emit(event)
         if self.on_progress is not None:
             try:
@@ -467,6 +537,8 @@ class RunRecord:
                 pass
 
     def _tensorboard(self) -> Any:
+        if not self.writes:
+            return None
         if not self._writer_tried:
             self._writer_tried = True
             try:
@@ -484,6 +556,9 @@ class RunRecord:
         the next ``last.pt``. A line that a full disk cut short is removed again.
         """
         record = {"epoch": epoch, "time": now_iso(), **jsonable(dict(metrics))}
+        if not self.writes:
+            self._last_record = record
+            return
         path = self.dir / "metrics.jsonl"
         data = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         try:
@@ -553,8 +628,11 @@ class RunRecord:
         """Write a checkpoint atomically (temp file + rename): a crash never leaves half a file.
 
         Writing ``last.pt`` first writes the best weights handed to :meth:`defer_best`, if any,
-        so a new best costs a memory copy, not a disk write.
+        so a new best costs a memory copy, not a disk write. A follower (not rank 0) writes nothing.
         """
+        if not self.writes:
+            self._last_checkpoint = time.monotonic()
+            return self.dir / name
         if name == "last.pt" and self._best_pending is not None:
             best_epoch, best_state, best_value, constants = self._best_pending
             self._best_pending = None
@@ -569,6 +647,7 @@ class RunRecord:
             "model_name": self.model_name,
             "run_id": self.run_id,
             "saved": now_iso(),
+            "world_size": distributed.world_size(),  # what a resume with another number of processes reports
             "extra": extra or {},
         }
         path = self.dir / name
@@ -590,6 +669,8 @@ class RunRecord:
     def defer_best(self, epoch: int, model_state: dict[str, Any], metric: float | None,
                    extra: dict[str, Any] | None = None) -> None:
         """Keep the best weights so far (a CPU state dict) to write as ``best.pt`` with the next ``last.pt``."""
+        if not self.writes:
+            return
         self._best_pending = (epoch, model_state, metric, extra or {})
 
     def load_checkpoint(self, name: str = "last.pt", map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -604,6 +685,9 @@ class RunRecord:
             self._writer = None
 
     def close(self) -> None:
-        """Close TensorBoard's writer and let go of the run's locks (the run is over)."""
+        """Close TensorBoard's writer and let go of the run's locks (the run is over); a follower's
+        scratch folder is removed."""
         self._close_writer()
         self.release_locks()
+        if not self.writes and self.dir != self.record_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)

@@ -202,9 +202,10 @@ def fit(model: nn.Module, loss_fn, tensors: Sequence[torch.Tensor], config: Conf
     batches = engine.make_batches(tensors, config.batch_size, device, shuffle=True, seed=config.seed)
     total = min(len(batches), 3) if config.dry_run else len(batches)
     run.track(model, optimizer, checkpoints=checkpoints)
+    step_model = engine.prepare_model(model)  # DDP under torchrun
     history: list[float] = []
     for epoch in range(run.restore(), config.epochs + 1):
-        losses = train_one_epoch(model, loss_fn, batches, optimizer, run, epoch, config.epochs, device, total, label)
+        losses = train_one_epoch(step_model, loss_fn, batches, optimizer, run, epoch, config.epochs, device, total, label)
         history.extend(losses)
         run.end_epoch(epoch, config.epochs, {"model": label, "train_loss": sum(losses) / max(len(losses), 1)},
                       message=f"{label} epoch {epoch}/{config.epochs}")

@@ -26,6 +26,12 @@ would have had. Side trainings (cross-validation folds, the other models of a co
 
 Every checkpoint write goes through :meth:`Run.save_last`. Part of the training engine
 (:mod:`taller.trainers.engine` re-exports :class:`Run` and :class:`EarlyStopping`).
+
+Under torchrun (:mod:`taller.trainers.distributed`) every process runs this same protocol on the
+same global steps: before each step they agree on the cancel flag (one process cancelled stops them
+all at the same step), at each epoch's end on the metrics (averaged, so the early stopper decides
+the same everywhere), and rank 0 alone writes. A checkpoint holds the unwrapped weights, the global
+step and rank 0's random generators, so any number of processes can resume it (docs/trainers.md).
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ from typing import Any, Iterator
 import torch
 
 from taller.progress import CancelledError
+from taller.trainers import distributed
 from taller.trainers.checkpoints import cpu_state
 from taller.trainers.device import rng_state, set_rng_state, unwrap_model
 from taller.trainers.records import CHECKPOINT_INTERVAL_S, PROGRESS_INTERVAL_S, RunRecord
@@ -217,10 +224,15 @@ class Run(RunRecord):
         else:
             where = "from the start of epoch 1"
         saved = checkpoint.get("saved")
+        # Steps count global batches, so the same (epoch, step) holds for any number of processes.
+        saved_world, world = int(checkpoint.get("world_size") or 1), distributed.world_size()
+        processes = (f"; saved by {saved_world} process{'es' if saved_world > 1 else ''}, continued by {world}"
+                     if saved_world != world else "")
         self._send({"type": "progress", "source": "train_model", "model": self.model_name, "run_id": self.run_id,
                     "state": "running", "resumed_from": {"epoch": self.completed_epochs, "step": self._skip_steps},
                     "message": f"{self.model_name} resumed run {self.run_id} {where}"
-                               + (f" (checkpoint saved {saved})" if saved else "")})
+                               + (f" (checkpoint saved {saved}{processes})" if saved else
+                                  (f" ({processes[2:]})" if processes else ""))})
         return self.completed_epochs + 1
 
     def steps(self, batches: Any, limit: int | None = None) -> Iterator[tuple[int, Any]]:
@@ -256,7 +268,7 @@ class Run(RunRecord):
                 continue
             if step == skip + 1 and skip and resume_rng is not None:
                 set_rng_state(resume_rng.get("now"))
-            self.check_cancelled()
+            self._agree_on_cancel()
             yield step, batch
             self.epoch_step = step
             self.epoch_trained += 1
@@ -266,6 +278,26 @@ class Run(RunRecord):
             # last step is left to end_epoch, which follows at once.
             if self._checkpoints and step < total and self.checkpoint_due():
                 self.save_last(step=step)
+
+    def _agree_on_cancel(self) -> None:
+        """:meth:`check_cancelled`, agreed by every process under torchrun: one cancelled process
+        (``cancel`` sends SIGTERM to rank 0) stops them all before the same step. A process that
+        finds a peer gone stops too, as cancelled, so rank 0 saves ``last.pt`` at the step reached
+        (the state is consistent between steps)."""
+        if distributed.context() is None:
+            self.check_cancelled()
+            return
+        try:
+            agreed = distributed.any_rank(self.cancel_event.is_set())
+        except RuntimeError as lost:  # gloo: the connection to a dead peer closed
+            self.cancel_event.set()
+            raise CancelledError(f"training run {self.run_id} stopped: another process of the run is gone "
+                                 f"({str(lost).splitlines()[0][:200] if str(lost) else type(lost).__name__})") from lost
+        # Only the vote decides: a signal that sets the flag just after it is seen at the next
+        # step's vote, never by this process alone (the others would wait for it in this step).
+        if agreed:
+            self.cancel_event.set()
+            self.check_cancelled()
 
     def end_epoch(
         self,
@@ -285,6 +317,7 @@ class Run(RunRecord):
         """
         if monitor is not None and monitor not in metrics:
             raise KeyError(f"end_epoch: no {monitor!r} among this epoch's metrics ({', '.join(metrics)})")
+        metrics = distributed.average_metrics(metrics)  # the same numbers, so the same decisions, in every process
         value = metrics[monitor] if monitor else None
         improved = self._stopper is not None and value is not None and self._stopper.step(value)
         if self._log_epochs:
@@ -306,7 +339,7 @@ class Run(RunRecord):
     def save_last(self, step: int = 0) -> Path | None:
         """Write ``last.pt`` with the tracked state after :attr:`completed_epochs` and ``step``
         steps of the next epoch (with any pending ``best.pt``). None for a side training."""
-        if not self._checkpoints or self._model is None:
+        if not self._checkpoints or self._model is None or not self.writes:
             return None
         if self.resume_checkpoint is not None and not self._restored:
             return None  # fresh weights must never overwrite the checkpoint still to be resumed
@@ -336,6 +369,13 @@ class Run(RunRecord):
             return None
         if self._best is not None:
             epoch, state, _ = self._best
+        elif self._checkpoints and distributed.context() is not None:
+            # Every process has no best in memory alike (the same metrics): rank 0 reads best.pt.
+            best = self.load_checkpoint("best.pt") if self.writes and (self.dir / "best.pt").is_file() else None
+            best = distributed.broadcast(None if best is None else (int(best["epoch"]), best["model"]))
+            if best is None:
+                return None
+            epoch, state = best
         elif self._checkpoints and (self.dir / "best.pt").is_file():
             best = self.load_checkpoint("best.pt")
             epoch, state = int(best["epoch"]), best["model"]

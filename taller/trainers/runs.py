@@ -16,6 +16,13 @@ folder) that outlives the command; ``start`` returns once that process holds the
 and has written ``status.json``, or raises with its reason (data missing, model busy…).
 :func:`cancel` reaches such a run too: it sends SIGTERM to the process that holds the run's lock,
 which stops at its next step and saves ``last.pt`` first.
+
+When the ``train_processes`` setting is above 1, every run is launched that way through
+``torchrun --standalone --nproc_per_node N`` (distributed data-parallel, see
+:mod:`taller.trainers.distributed`): rank 0 holds the run and answers the starter; ``cancel``
+reaches rank 0, and all the processes stop at the same step. Started from a long-lived process
+(the TUI, the server), rank 0 sends its progress events back through a FIFO and a thread here
+publishes them on :data:`taller.progress.bus`, so the run's progress streams as a thread's would.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import importlib
 import json
 import os
 import select
+import shutil
 import signal
 import subprocess
 import sys
@@ -136,8 +144,10 @@ def start(model: str, epochs: int | None = None, **overrides: Any) -> str:
                 raise ToolError(
                     f"{model} is already training (run {active.run_id}); wait for it to finish or cancel it first"
                 )
-        if _detached:
-            return _start_detached(model, {**overrides, **({"epochs": epochs} if epochs is not None else {})})
+        processes = _train_processes()
+        if _detached or processes > 1:  # several processes never fit in a thread of this one
+            return _start_detached(model, {**overrides, **({"epochs": epochs} if epochs is not None else {})},
+                                   processes)
         event = threading.Event()
         try:
             run = Run.create(model, config, resume=bool(getattr(config, "resume", False)), cancel_event=event)
@@ -152,12 +162,37 @@ def start(model: str, epochs: int | None = None, **overrides: Any) -> str:
     return run.run_id
 
 
-def _start_detached(model: str, overrides: dict[str, Any]) -> str:
-    """Train ``model`` in a process of its own that outlives this one; its run id once it started."""
+def _train_processes() -> int:
+    """The ``train_processes`` setting (1 when unset or below 1)."""
+    from taller.config import get_settings
+
+    value = getattr(get_settings(), "train_processes", 1)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 1 else 1
+
+
+def _start_detached(model: str, overrides: dict[str, Any], processes: int = 1) -> str:
+    """Train ``model`` in a process of its own that outlives this one; its run id once it started.
+
+    With ``processes`` > 1 that process is ``torchrun --standalone --nproc_per_node N`` running
+    ``taller.trainers.detached`` in each worker; torchrun does not pass file descriptors on to its
+    workers, so rank 0 answers in a file instead of the pipe.
+    """
     ready_read, ready_write = os.pipe()
     early_output = tempfile.TemporaryFile()  # what the process says before its run folder exists
-    command = [sys.executable, "-m", "taller.trainers.detached", "--model", model,
-               "--overrides", json.dumps(overrides), "--ready-fd", str(ready_write)]
+    ready_folder = tempfile.TemporaryDirectory(prefix="taller-ready-") if processes > 1 else None
+    arguments = ["-m", "taller.trainers.detached", "--model", model, "--overrides", json.dumps(overrides)]
+    events: tuple[int, str] | None = None  # the FIFO rank 0's progress comes back through, and its folder
+    if ready_folder is not None:
+        ready_file = Path(ready_folder.name) / "ready.json"
+        command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
+                   *arguments, "--ready-file", str(ready_file)]
+        if not _detached:  # this process stays up (the TUI, the server): stream the run's progress here
+            events = _progress_fifo()
+            if events is not None:
+                command += ["--events-fifo", str(Path(events[1]) / "events")]
+    else:
+        ready_file = None
+        command = [sys.executable, *arguments, "--ready-fd", str(ready_write)]
     try:
         process = subprocess.Popen(command, pass_fds=(ready_write,), start_new_session=True,
                                    stdin=subprocess.DEVNULL, stdout=early_output, stderr=early_output)
@@ -165,6 +200,9 @@ def _start_detached(model: str, overrides: dict[str, Any]) -> str:
         os.close(ready_read)
         os.close(ready_write)
         early_output.close()
+        if ready_folder is not None:
+            ready_folder.cleanup()
+        _close_fifo(events)
         raise ToolError(f"could not start a training process for {model}: {exc.strerror or exc}") from None
     os.close(ready_write)
     answer = b""
@@ -177,6 +215,14 @@ def _start_detached(model: str, overrides: dict[str, Any]) -> str:
                     os.killpg(process.pid, signal.SIGTERM)
                 raise ToolError(f"the training process for {model} did not start within "
                                 f"{DETACHED_START_TIMEOUT_S:g} s; it was stopped")
+            if ready_file is not None:
+                if ready_file.is_file():  # written whole (temporary file, then renamed)
+                    answer = ready_file.read_bytes()
+                    break
+                if process.poll() is not None:
+                    break
+                time.sleep(min(left, 0.1))
+                continue
             readable, _, _ = select.select([ready_read], [], [], min(left, 1.0))
             if readable:
                 chunk = os.read(ready_read, 65536)
@@ -185,6 +231,8 @@ def _start_detached(model: str, overrides: dict[str, Any]) -> str:
                 answer += chunk
     finally:
         os.close(ready_read)
+        if ready_folder is not None:
+            ready_folder.cleanup()
     try:
         reply = json.loads(answer.decode("utf-8", errors="replace").splitlines()[0]) if answer.strip() else None
     except ValueError:
@@ -198,11 +246,67 @@ def _start_detached(model: str, overrides: dict[str, Any]) -> str:
         lines = [line for line in early_output.read()[-4000:].decode("utf-8", errors="replace").splitlines() if line.strip()]
         early_output.close()
         last = f": {lines[-1][:300]}" if lines else ""
+        _close_fifo(events)
         raise ToolError(f"the training process for {model} exited (code {code}) before it started{last}")
     early_output.close()
     if reply.get("error"):
+        _close_fifo(events)
         raise ToolError(str(reply["error"]))
+    if events is not None:
+        threading.Thread(target=_relay_progress, args=(process, events), name=f"progress-{reply['run_id']}",
+                         daemon=True).start()
     return str(reply["run_id"])
+
+
+def _progress_fifo() -> tuple[int, str] | None:
+    """A FIFO in a private folder, opened for reading without waiting for a writer; None where
+    there are no FIFOs (the run then trains without streaming its progress here)."""
+    folder = tempfile.mkdtemp(prefix="taller-events-")
+    try:
+        os.mkfifo(Path(folder) / "events", 0o600)
+        return os.open(Path(folder) / "events", os.O_RDONLY | os.O_NONBLOCK), folder
+    except (OSError, AttributeError):
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+
+
+def _close_fifo(events: tuple[int, str] | None) -> None:
+    if events is not None:
+        with contextlib.suppress(OSError):
+            os.close(events[0])
+        shutil.rmtree(events[1], ignore_errors=True)
+
+
+def _relay_progress(process: subprocess.Popen, events: tuple[int, str]) -> None:
+    """Publish the JSON lines rank 0 writes into the FIFO on this process's bus until the launch
+    ends (then reap it). Before rank 0 opens the FIFO, and after it closes it, a read says end
+    of file at once, hence the pause."""
+    from taller.progress import bus
+
+    fd, pending = events[0], b""
+    try:
+        while True:
+            readable, _, _ = select.select([fd], [], [], 0.5)
+            chunk = os.read(fd, 65536) if readable else b""
+            if chunk:
+                pending += chunk
+                *lines, pending = pending.split(b"\n")
+                for line in lines:
+                    try:
+                        event = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(event, dict):
+                        bus.publish(event)
+                continue
+            if process.poll() is not None:
+                break
+            if readable:
+                time.sleep(0.2)
+    except OSError:
+        pass
+    finally:
+        _close_fifo(events)
 
 
 def _signal_other_process(run_id: str) -> bool:
@@ -261,6 +365,7 @@ def _describe(active: _ActiveRun) -> dict[str, Any]:
         "finished": status.get("finished"),
         "device": status.get("device"),
         "path": status.get("path"),
+        "world_size": status.get("world_size") or 1,
     }
 
 
@@ -294,6 +399,7 @@ def _from_disk(status: dict[str, Any]) -> dict[str, Any]:
         "checkpoints": status.get("checkpoints", []),
         "pid": status.get("pid") if status.get("state") == "running" else None,
         "checkpoint": status.get("checkpoint"),
+        "world_size": status.get("world_size") or 1,  # processes that trained it (torchrun)
     }
 
 

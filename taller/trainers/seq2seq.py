@@ -463,9 +463,10 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         stopper = engine.EarlyStopping(config.patience, mode="max")
         run.track(model, optimizer, stopper=stopper, scheduler=scheduler, src_vocab=src_vocab.tokens,
                   tgt_vocab=tgt_vocab.tokens)
+        step_model = engine.prepare_model(model)  # DDP under torchrun
         history: list[float] = []
         for epoch in range(run.restore(), config.epochs + 1):
-            losses = train_one_epoch(model, batches, optimizer, criterion, run, epoch, config.epochs, device, total,
+            losses = train_one_epoch(step_model, batches, optimizer, criterion, run, epoch, config.epochs, device, total,
                                      config.teacher_forcing)
             history.extend(losses)
             val_loss = validation_loss(model, data["val_tensors"], criterion, device)

@@ -179,7 +179,7 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * len(batches), eta_min=config.lr / 20)
         stopper = engine.EarlyStopping(config.patience, mode="max")  # on the validation ELBO
         run.track(model, optimizer, stopper=stopper, scheduler=scheduler)
-        step_model = engine.maybe_compile(model)
+        step_model = engine.prepare_model(model)
 
         started = time.perf_counter()
         for epoch in range(run.restore(), epochs + 1):
