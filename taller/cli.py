@@ -9,6 +9,9 @@ Sub-commands import what they need when they run, so ``taller --help`` answers a
     taller chat | serve            the terminal UI | the local websocket server
     taller doctor | config         check the installation | print the effective settings
     taller model install           install the embedded LLM (GGUF) for offline use
+    taller export THREAD --format md|json|py|ipynb [-o FILE]   a thread as a file
+    taller import FILE             a JSON export back as a new thread
+    taller search QUERY            search the messages of every thread
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ def _apply_overrides(args: argparse.Namespace) -> None:
     if getattr(args, "model", None):
         if args.model.endswith(".gguf"):
             os.environ["TALLER_EMBEDDED_MODEL_PATH"] = args.model
+        elif (getattr(args, "backend", None) or os.environ.get("TALLER_BACKEND")) == "openai":
+            os.environ["TALLER_OPENAI_MODEL"] = args.model
         else:
             os.environ["TALLER_OLLAMA_MODEL"] = args.model
     from taller.config import get_settings
@@ -303,6 +308,83 @@ def cmd_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _thread_agent():
+    """An agent for thread files and search: no LLM is resolved (none is needed)."""
+    from taller.agent.session import Agent
+
+    return Agent()
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from taller.agent.export import ExportError, default_path, export_thread, write_export
+    from taller.config import get_settings
+
+    agent = _thread_agent()
+    try:
+        text = export_thread(agent, args.thread, args.format)
+        path = Path(args.output).expanduser() if args.output else default_path(get_settings().home, args.thread, args.format)
+        write_export(text, path)
+    except ExportError as exc:
+        print(f"taller export: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"taller export: cannot write {exc.filename or args.output}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    finally:
+        agent.close()
+    print(path)
+    return 0
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from taller.agent.export import ExportError, import_thread, load_export
+
+    path = Path(args.file).expanduser()
+    try:
+        if path.stat().st_size > 64 * 1024 * 1024:
+            print(f"taller import: {path} is larger than 64 MiB; a thread export is far smaller", file=sys.stderr)
+            return 1
+        data = load_export(path.read_text(encoding="utf-8"), str(path))
+    except UnicodeDecodeError:
+        print(f"taller import: {path} is not UTF-8 text", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"taller import: cannot read {path}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except ExportError as exc:
+        print(f"taller import: {exc}", file=sys.stderr)
+        return 1
+    agent = _thread_agent()
+    try:
+        thread_id = import_thread(agent, data)
+    finally:
+        agent.close()
+    print(thread_id)
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    query = " ".join(args.query).strip()
+    agent = _thread_agent()
+    try:
+        hits = agent.search(query, limit=args.limit)
+    finally:
+        agent.close()
+    if args.json:
+        _print_json(hits)
+        return 0
+    if not hits:
+        print(f"no messages match {query[:80]!r}", file=sys.stderr)
+        return 1
+    for hit in hits:
+        print(f"{hit['thread_id']}  #{hit['message_index']:<3} {hit['role']:<9} {hit['title'][:40]}: {hit['snippet']}")
+    return 0
+
+
 def _ensure_llm() -> int:
     """Make sure some LLM can answer: Ollama with the model, or the embedded model installed."""
     import importlib.util
@@ -312,6 +394,23 @@ def _ensure_llm() -> int:
     from taller.config import get_settings
 
     settings = get_settings()
+    if settings.backend == "openai" or settings.openai_url:
+        # A configured server comes first: never build llama.cpp (15 minutes) for a machine
+        # whose team serves the model.
+        from taller.errors import LLMUnavailableError
+        from taller.llm.openai_compatible import openai_chat_model
+
+        try:
+            model = openai_chat_model(settings, probe_timeout=2.0)
+        except LLMUnavailableError as exc:
+            print(f"taller: {exc}", file=sys.stderr)
+            if settings.backend == "openai":
+                return 1
+        else:
+            print(f"taller: using the OpenAI-compatible server at {settings.openai_url} "
+                  f"({getattr(model, 'model_name', '') or settings.openai_model or 'its first model'})",
+                  file=sys.stderr)
+            return 0
     status = ollama_status(settings.ollama_host)
     if status["reachable"] and ollama_has(status["models"], settings.ollama_model):
         print(f"taller: using Ollama at {settings.ollama_host} ({settings.ollama_model})", file=sys.stderr)
@@ -341,8 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def llm_flags(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--backend", choices=["auto", "ollama", "embedded", "fake"], help="LLM backend (default: config)")
-        p.add_argument("--model", help="Ollama model tag, or a .gguf path for the embedded backend")
+        p.add_argument("--backend", choices=["auto", "ollama", "embedded", "openai", "fake"],
+                       help="LLM backend (default: config)")
+        p.add_argument("--model", help="Ollama model tag, a .gguf path for the embedded backend, or the "
+                                       "served model's name for the openai backend")
 
     p = sub.add_parser("ask", help="answer one request, streaming to stdout")
     p.add_argument("text", nargs="*", help="the request")
@@ -393,6 +494,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ensure: use Ollama if it answers, else install the embedded model (exit 3: llama-cpp-python missing)")
     p.add_argument("name", nargs="?", default=None, help="qwen2.5-1.5b (default) or qwen2.5-0.5b (smaller, weaker)")
     p.set_defaults(func=cmd_model)
+
+    p = sub.add_parser("export", help="write a thread as Markdown, JSON, a Python script or a notebook")
+    p.add_argument("thread", help="the thread id (see the chat's thread list or `taller search`)")
+    p.add_argument("--format", "-f", choices=["md", "json", "py", "ipynb"], default="md")
+    p.add_argument("-o", "--output", help="the file to write (default: $TALLER_HOME/exports/…)")
+    p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("import", help="add a thread from a JSON export (prints the new thread id)")
+    p.add_argument("file", help="a file written by `taller export THREAD --format json`")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("search", help="search the messages, tool calls and SQL of every thread")
+    p.add_argument("query", nargs="+", help="words to find (all of them, as typed)")
+    p.add_argument("--limit", type=int, default=20)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_search)
     return parser
 
 

@@ -36,7 +36,8 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 
 DEFAULT_URL = "ws://127.0.0.1:8765/"
 TERMINAL = {"final", "error", "interrupt"}
-_REPLY_TYPES = {"pong", "runs", "threads", "history", "subscribed"}
+_REPLY_TYPES = {"pong", "runs", "threads", "history", "subscribed", "renamed", "deleted", "search_results",
+                "branches", "branch_switched", "export", "imported"}
 
 EventCallback = Callable[[dict[str, Any]], Any]
 Approval = bool | Callable[[dict[str, Any]], bool] | None
@@ -257,6 +258,56 @@ class TallerClient:
 
     async def history(self, thread_id: str) -> dict[str, Any]:
         return await self._call({"type": "history", "thread_id": thread_id})
+
+    async def _reply(self, frame: dict[str, Any], kind: str) -> dict[str, Any]:
+        """The reply of type ``kind`` to ``frame``; an ``error`` reply raises :class:`ClientError`."""
+        reply = await self._call(frame)
+        if reply.get("type") != kind:
+            raise ClientError(f"{frame['type']}: {reply.get('code', 'error')}: {reply.get('message', reply)}")
+        return reply
+
+    async def rename(self, thread_id: str, title: str) -> dict[str, Any]:
+        return await self._reply({"type": "rename", "thread_id": thread_id, "title": title}, "renamed")
+
+    async def delete(self, thread_id: str) -> dict[str, Any]:
+        return await self._reply({"type": "delete", "thread_id": thread_id}, "deleted")
+
+    async def search(self, query: str, limit: int = 50) -> list[dict[str, Any]]:
+        """Messages of every thread that match ``query``: ``{thread_id, title, message_index, role, snippet}``."""
+        return (await self._reply({"type": "search", "query": query, "limit": limit}, "search_results"))["results"]
+
+    async def branches(self, thread_id: str) -> list[dict[str, Any]]:
+        return (await self._reply({"type": "branches", "thread_id": thread_id}, "branches"))["branches"]
+
+    async def switch_branch(self, thread_id: str, branch_id: str) -> list[dict[str, Any]]:
+        """Make ``branch_id`` current; returns the thread's branches after the switch."""
+        frame = {"type": "switch_branch", "thread_id": thread_id, "branch_id": branch_id}
+        return (await self._reply(frame, "branch_switched"))["branches"]
+
+    async def export(self, thread_id: str, fmt: str = "md") -> dict[str, Any]:
+        """``{format, filename, media_type, text}`` of the thread as md, json, py or ipynb."""
+        return await self._reply({"type": "export", "thread_id": thread_id, "format": fmt}, "export")
+
+    async def import_thread(self, data: dict[str, Any] | str) -> str:
+        """A JSON export (object or text) as a new thread; returns its id."""
+        return (await self._reply({"type": "import", "data": data}, "imported"))["thread_id"]
+
+    async def regenerate(self, thread_id: str, timeout: float | None = None) -> dict[str, Any]:
+        """Answer the thread's last message again; returns the request's last event."""
+        return await self._last_event({"type": "regenerate", "thread_id": thread_id}, timeout)
+
+    async def edit(self, thread_id: str, message_index: int, text: str,
+                   timeout: float | None = None) -> dict[str, Any]:
+        """Replace the user message at ``message_index`` and answer again; returns the last event."""
+        frame = {"type": "edit", "thread_id": thread_id, "message_index": message_index, "text": text}
+        return await self._last_event(frame, timeout)
+
+    async def _last_event(self, frame: dict[str, Any], timeout: float | None) -> dict[str, Any]:
+        request_id = await self.send(frame)
+        last: dict[str, Any] = {}
+        async for event in self.events(request_id, timeout=timeout):
+            last = event
+        return last
 
     async def progress(self, timeout: float | None = None) -> dict[str, Any]:
         """The next event that belongs to no request (background training progress)."""

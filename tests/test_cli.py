@@ -136,3 +136,25 @@ def test_ask_json_shows_the_rewritten_follow_up_in_tool_start(tmp_path, taller_h
     events = [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
     start = next(event for event in events if event["type"] == "tool_start")
     assert start["tool"] == "list_models" and start["request"] == "list my trained models again"
+
+
+def test_ensure_llm_with_an_unreachable_openai_server_fails_fast_and_names_it(capsys, monkeypatch):
+    """`taller model ensure` on the openai backend checks the server and never builds llama.cpp."""
+    import socket
+
+    from taller.config import get_settings
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("TALLER_BACKEND", "openai")
+    monkeypatch.setenv("TALLER_OPENAI_URL", f"http://127.0.0.1:{port}/v1")
+    get_settings(reload=True)
+    try:
+        started = time.monotonic()
+        assert cli._ensure_llm() == 1
+        assert time.monotonic() - started < 10
+        assert f"127.0.0.1:{port}" in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+        get_settings(reload=True)

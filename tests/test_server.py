@@ -379,7 +379,7 @@ def test_every_message_type_has_a_handler_and_a_documented_row():
     for kind, handler in HANDLERS.items():
         assert handler_for(HANDLERS, {"type": kind}) is handler
         assert f"`{kind}`" in client_table, f"{kind} is missing from docs/protocol.md"
-    with pytest.raises(ProtocolError, match="expected one of approve, cancel, history, message, ping") as refused:
+    with pytest.raises(ProtocolError, match="expected one of approve, branches, cancel, delete, edit, export, history, import, message, ping") as refused:
         handler_for(HANDLERS, {"type": "dance"})
     assert refused.value.code == "unknown_type"
 
@@ -636,7 +636,7 @@ async def test_reconnecting_client_finds_and_answers_a_pending_interrupt(make_se
     # A new message on a thread paused at an interrupt drops the question and is answered.
     await again.send(json.dumps({"type": "message", "text": "train a vae", "thread_id": "t-re", "request_id": "q2"}))
     assert (await collect(again, "q2"))[-1]["type"] == "interrupt"
-    await again.send(json.dumps({"type": "message", "text": "no, something else", "thread_id": "t-re", "request_id": "q3"}))
+    await again.send(json.dumps({"type": "message", "text": "let us do something else", "thread_id": "t-re", "request_id": "q3"}))
     final = (await collect(again, "q3"))[-1]
     assert final["type"] == "final" and final["text"] == "Something else then."
     await again.send(json.dumps({"type": "approve", "thread_id": "t-re", "request_id": "q4"}))

@@ -41,12 +41,20 @@ SQL_SCRIPT = [{"tool": "query_database", "args": {"question": "top 3 artists by 
               "**Iron Maiden** leads with $138.60, then U2 and Metallica."]
 
 
+async def idle(pilot) -> None:
+    """Wait until no worker runs (a turn's end starts the one that reads the thread's branches)."""
+    for _ in range(50):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+        if not any(worker.is_running for worker in pilot.app.workers):
+            return
+
+
 async def ask(pilot, text: str) -> None:
     pilot.app.prompt.cursor_blink = False  # a blinking cursor would differ between screenshots
     pilot.app.prompt.value = text
     await pilot.press("enter")
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await idle(pilot)
 
 
 def test_chat_with_sql_table_80x24(snap_compare):
@@ -79,3 +87,33 @@ def test_threads_and_training_progress_120x40(snap_compare):
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=run_before)
+
+
+def test_branch_mark_and_next_steps_80x24(snap_compare, monkeypatch):
+    """A regenerated SQL answer: ◀ 2/2 ▶ on the question, the next steps as /1 /2 buttons."""
+    result = {"summary": "The three best-selling artists by revenue.", "sql": "SELECT ar.Name … LIMIT 3",
+              "question": "top 3 artists by revenue", "columns": ["Artist", "Revenue"],
+              "rows": [["Iron Maiden", 138.6], ["U2", 105.93], ["Metallica", 90.09]],
+              "suggestions": ["Which genres sell most?", "Which customers spent most?"]}
+    monkeypatch.setattr(get_tool("query_database"), "func", lambda question, database=None: result)
+    app = make_app([*SQL_SCRIPT, *SQL_SCRIPT])
+
+    async def run_before(pilot) -> None:
+        await ask(pilot, "Which 3 artists sell most?")
+        await pilot.press("ctrl+r")
+        await idle(pilot)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)
+
+
+def test_copy_menu_80x24(snap_compare):
+    answer = "Count the rows:\n\n```sql\nSELECT COUNT(*) FROM Invoice;\n```\n\n| a | b |\n|---|---|\n| 1 | 2 |\n"
+    app = make_app([{"tool": "none", "args": {}}, answer])
+
+    async def run_before(pilot) -> None:
+        await ask(pilot, "How do I count invoices?")
+        await pilot.press("ctrl+y")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=run_before)

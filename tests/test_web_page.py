@@ -106,7 +106,7 @@ def test_chat_page_streams_tools_images_approval_and_cancel(browser_page, monkey
         page.reload()
         page.wait_for_selector("#status[data-state=open]")
         page.wait_for_selector(".msg.user")
-        users = page.locator(".msg.user").all_inner_texts()
+        users = page.locator(".msg.user .body").all_inner_texts()
         assert users[:3] == ["show my models", "train a vae for 2 epochs", "tell me everything"]
     agent.close()
     assert problems == [], problems
@@ -182,13 +182,24 @@ def test_database_answer_chart_suggestions_and_thumbs_up(browser_page, monkeypat
         assert stored == [("Which 3 countries buy the most?", sql, "sales")]
         assert card.locator("button.confirm").is_disabled()
 
-        chips = card.locator(".suggestions button.chip")
+        # The follow-ups become the answer's suggested next steps: a button puts its text in the
+        # input and sends nothing; Enter sends it.
+        page.wait_for_function("() => document.querySelector('.msg.assistant .suggestions')"
+                               " && !document.querySelector('.msg.assistant.streaming')")
+        assert card.locator(".suggestions").count() == 0, "shown once, under the answer"
+        chips = page.locator(".msg.assistant .suggestions button.chip")
         assert chips.all_inner_texts() == ["Which genres sell most?", "And the top 5 Invoice by Total?"]
         chips.first.click()
+        assert page.input_value("#input") == "Which genres sell most?"
+        assert page.evaluate("document.activeElement.id") == "input"
+        page.wait_for_timeout(300)
+        assert asked == ["Which 3 countries buy the most?"], "a suggestion never sends by itself"
+        page.press("#input", "Enter")
         page.wait_for_selector(".card.tool >> nth=1")
         page.wait_for_function("() => [...document.querySelectorAll('.msg.assistant')]"
                                ".some(m => m.textContent.startsWith('Rock.') && !m.classList.contains('streaming'))")
-        assert page.locator(".msg.user").all_inner_texts() == ["Which 3 countries buy the most?", "Which genres sell most?"]
+        assert page.locator(".msg.user .body").all_inner_texts() == ["Which 3 countries buy the most?",
+                                                                     "Which genres sell most?"]
         assert asked == ["Which 3 countries buy the most?", "Which genres sell most?"]
     agent.close()
     assert problems == [], problems

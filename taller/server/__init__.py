@@ -4,9 +4,12 @@ One process, one port (default ``127.0.0.1:8765``):
 
 * ``ws://host:port/`` (or ``/ws``): the JSON protocol of ``docs/protocol.md``. A client sends
   ``message`` / ``approve`` / ``reject`` / ``cancel`` / ``ping`` (and ``runs`` / ``threads`` /
-  ``history`` / ``subscribe``); the server streams the agent's events back, each tagged with the
-  ``thread_id`` and ``request_id`` it belongs to.
-* ``http://host:port/``: a single static chat page (``taller/static/``), plain JavaScript.
+  ``history`` / ``subscribe``, the thread messages ``rename`` / ``delete`` / ``search`` /
+  ``regenerate`` / ``edit`` / ``branches`` / ``switch_branch`` / ``export`` / ``import``); the
+  server streams the agent's events back, each tagged with the ``thread_id`` and ``request_id`` it
+  belongs to.
+* ``http://host:port/``: a single static chat page (``taller/static/``), plain JavaScript: a full
+  client (thread list, search, branches, copy, export/import, runs).
 * ``http://host:port/files?path=...``: image files tools wrote, only from ``outputs_dir`` and
   ``runs_dir`` and only with the token.
 
@@ -30,7 +33,8 @@ The modules, one concern each (bottom to top):
   Origin checks, the rate limit; :mod:`.attachments`: decoding and checking uploaded images;
 * :mod:`.connection`: one client's send queue and read loop; :mod:`.requests`: agent requests in
   flight and the pump; :mod:`.broadcast`: background progress; :mod:`.handlers`: the table of
-  message types;
+  message types, with the thread list, branches, export and import in :mod:`.threads`;
+  :mod:`.results`: the ``/files`` URLs of the images a tool result names (pure);
 * :mod:`.app`: :class:`TallerServer`, which wires them; :mod:`.run`: :class:`BackgroundServer`
   and :func:`serve`.
 """

@@ -5,25 +5,37 @@ A handler is ``async def handler(server, connection, frame)``: ``frame`` is a ch
 (agent, settings, limits, requests, progress). A handler answers with ``connection.send(...)`` or
 starts an agent request with ``server.requests.begin(...)``, whose events the pump streams back;
 it raises :class:`~taller.server.protocol.ProtocolError` for a frame it cannot act on. A new
-message type is a new function here and a new entry in :data:`HANDLERS` (and a row in
+message type is a new function here (or, for the thread list, branches, export and import, in
+:mod:`taller.server.threads`) and a new entry in :data:`HANDLERS` (and a row in
 ``docs/protocol.md``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from taller.server.attachments import attachment_paths
 from taller.server.connection import Connection
 from taller.server.protocol import ProtocolError, new_request_id, optional_id
+from taller.server.results import image_urls
+from taller.server.threads import (on_branches, on_delete, on_edit, on_export, on_import, on_regenerate, on_rename,
+                                   on_search, on_switch_branch)
 
 if TYPE_CHECKING:
     from taller.server.app import TallerServer
 
 log = logging.getLogger(__name__)
+
+# The runs reply carries each run's per-epoch metrics for the newest runs only, the last epochs of
+# each, from a metrics file of bounded size (a run folder is the user's, it could hold anything).
+HISTORY_RUNS = 50
+HISTORY_EPOCHS = 200
+MAX_METRICS_BYTES = 8 * 1024 * 1024
 
 MessageHandler = Callable[["TallerServer", Connection, dict[str, Any]], Awaitable[None]]
 
@@ -121,15 +133,42 @@ async def on_runs(server: TallerServer, connection: Connection, frame: dict) -> 
         try:
             from taller.trainers import runs
 
-            return runs.list_all(problems=problems)
+            listed = runs.list_all(problems=problems)
         except Exception as exc:  # the run registry is optional for the protocol
             log.warning("cannot list runs: %s", exc)
             return []
+        for row in listed[:HISTORY_RUNS]:
+            row["history"] = metrics_history(row.get("path"))
+        return listed
 
     listed = await asyncio.to_thread(collect)
     connection.send({"type": "runs", "runs": listed, "bad_runs": problems,
                      "latest_progress": list(server.progress.latest.values()),
                      "request_id": frame.get("request_id"), "thread_id": None})
+
+
+def metrics_history(run_folder: str | None) -> list[dict[str, float]]:
+    """The last :data:`HISTORY_EPOCHS` lines of a run's ``metrics.jsonl``, numbers only (the
+    runs panel draws the loss curve from them); empty when the file is missing or unreadable."""
+    if not run_folder:
+        return []
+    path = Path(run_folder) / "metrics.jsonl"
+    try:
+        if not path.is_file() or path.stat().st_size > MAX_METRICS_BYTES:
+            return []
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()[-HISTORY_EPOCHS:]
+    except OSError:
+        return []
+    history = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue  # a line cut by a crash mid-write
+        if isinstance(record, dict):
+            history.append({key: value for key, value in record.items()
+                            if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "time"})
+    return history
 
 
 async def on_threads(server: TallerServer, connection: Connection, frame: dict) -> None:
@@ -139,14 +178,27 @@ async def on_threads(server: TallerServer, connection: Connection, frame: dict) 
 
 
 async def on_history(server: TallerServer, connection: Connection, frame: dict) -> None:
-    """A thread's messages, its pending interrupt and whether it is answering now."""
+    """A thread's messages (its current branch), its branches, its pending interrupt and whether
+    it is answering now. Tool entries carry ``image_urls`` for the images their result names."""
     thread_id = optional_id(frame, "thread_id")
     if not thread_id:
         raise ProtocolError("missing_field", "history needs a \"thread_id\"")
-    messages = await asyncio.to_thread(server.agent.history, thread_id)
-    pending = await asyncio.to_thread(server.agent.pending_interrupt, thread_id)
+    agent = server.agent
+
+    def read() -> tuple[list[dict], Any, list[dict]]:
+        messages = [dict(message) for message in agent.history(thread_id)]
+        for message in messages:
+            if message.get("role") == "tool" and message.get("result") is not None:
+                message["image_urls"] = image_urls(message["result"], server.http.file_url)
+        # A thread nobody has written to yet (a new page's thread) has no branches to list.
+        known = agent.thread_store.title(thread_id) is not None
+        branches = agent.branches(thread_id) if known and hasattr(agent, "branches") else []
+        return messages, agent.pending_interrupt(thread_id), branches
+
+    messages, pending, branches = await asyncio.to_thread(read)
     connection.send({"type": "history", "thread_id": thread_id, "messages": messages, "pending_interrupt": pending,
-                     "busy": thread_id in server.requests.busy, "request_id": frame.get("request_id")})
+                     "branches": branches, "busy": thread_id in server.requests.busy,
+                     "request_id": frame.get("request_id")})
 
 
 async def on_remember(server: TallerServer, connection: Connection, frame: dict) -> None:
@@ -186,4 +238,7 @@ HANDLERS: dict[str, MessageHandler] = {
     "message": on_message, "approve": on_approve, "reject": on_reject, "cancel": on_cancel,
     "ping": on_ping, "subscribe": on_subscribe, "runs": on_runs, "threads": on_threads,
     "history": on_history, "remember": on_remember,
+    "rename": on_rename, "delete": on_delete, "search": on_search, "branches": on_branches,
+    "switch_branch": on_switch_branch, "regenerate": on_regenerate, "edit": on_edit, "export": on_export,
+    "import": on_import,
 }

@@ -8,7 +8,7 @@ no state and does no I/O.
 Error codes (the ``code`` of an ``error`` frame): ``bad_json``, ``missing_field``, ``bad_field``,
 ``unknown_type``, ``binary_not_supported``, ``too_large``, ``bad_attachment``, ``rate_limited``,
 ``thread_busy``, ``duplicate_request``, ``too_many_requests``, ``not_running``, ``not_remembered``,
-``internal``;
+``unknown_thread``, ``unknown_branch``, ``bad_import``, ``internal``;
 ``/files`` uses ``forbidden`` and ``not_found`` for its HTTP answers.
 """
 
@@ -45,6 +45,7 @@ class Limits:
     max_active_requests: int = 8                 # agent requests one connection may run at once
     send_queue: int = 4096                       # events waiting for a slow reader before it is dropped
     max_file_bytes: int = 32 * 1024 * 1024       # largest image served by /files
+    max_import_bytes: int = 4 * 1024 * 1024      # a thread exported as JSON, sent back with "import"
 
 
 class ProtocolError(Exception):

@@ -7,10 +7,20 @@
  * Authorization header and shown from blob: URLs, so the token never appears in a URL.
  * All text from the server is inserted with textContent, never as HTML.
  *
- * A database answer (query_database) also gets: its chart, drawn here as inline SVG from the
- * declarative spec in the result (built by the server's code from the rows, never by the model);
- * its suggested follow-up questions as buttons that send them as the next message; and a thumbs-up
- * that sends a "remember" frame, so the server stores the question and SQL as a confirmed example.
+ * The page is a full client of the protocol (docs/protocol.md):
+ * - a thread sidebar: the thread list (open, rename, delete) and a search over every thread whose
+ *   results open their thread at the message;
+ * - the conversation: streamed answers (code blocks set apart), a card per tool call rendering its
+ *   whole result (tables as HTML tables, images inline, SQL, charts as inline SVG), copy buttons on
+ *   answers, code blocks, SQL and tables, regenerate on the last answer, edit on user messages, a
+ *   branch switcher ("◀ 2/3 ▶") where the thread forked, and suggested next steps as buttons that
+ *   put their text in the input (never send it);
+ * - export (Markdown, JSON, Python, notebook) as downloads and import of a JSON export;
+ * - the training runs panel: every run with its state and loss curve, and live progress.
+ *
+ * The thread's message indexes (what "edit" and the branch switcher need) come from the server's
+ * history: after each answer the page asks for it and numbers the messages it shows; a thread with
+ * branches is drawn again from that history so the switchers sit where the thread forked.
  */
 "use strict";
 
@@ -21,14 +31,24 @@
     ws: null,
     token: null,
     threadId: null,
-    requests: new Map(),   // request_id -> {bubble, text, cards, done}
+    requests: new Map(),   // request_id -> {bubble, text, cards, done, kind}
     running: [],           // request ids started by this page and not finished, newest last
     attempts: 0,
     opened: false,
     attachment: null,      // {name, media_type, data}
     runs: new Map(),       // run_id -> <li>
     remembering: new Map(), // request_id of a "remember" frame -> its thumbs-up button
+    threads: [],           // the last thread list from the server
+    branches: [],          // the current thread's branches, from the last history
+    pendingJump: null,     // message index to show once the thread's history is drawn
+    historyWanted: null,   // request_id of the history reply that redraws the log
+    threadsPending: false, // a thread list arrived while a title was being typed
+    pendingError: null,    // why a regenerate or edit failed, shown under the redrawn thread
+    carrySuggestions: null, // the next steps of a regenerated or edited answer, kept across its redraw
   };
+  const MAX_TABLE_ROWS = 200;   // rows drawn per table (all rows are copied)
+  const MAX_TABLE_COLUMNS = 24;
+  const MAX_JSON_CHARS = 20000; // of a result shown raw under "Result"
 
   // --- token and thread ----------------------------------------------------------------------
   function readToken() {
@@ -49,14 +69,31 @@
   function setThread(threadId) {
     state.threadId = threadId;
     localStorage.setItem("taller.thread", threadId);
-    $("thread-label").textContent = "thread " + threadId;
+    const known = state.threads.find((t) => t.thread_id === threadId);
+    $("thread-label").textContent = known ? known.title : "thread " + threadId;
+    for (const item of $("threads").children) item.classList.toggle("current", item.dataset.thread === threadId);
+  }
+
+  // Show another thread (or a new one): the log is drawn again from the server's history.
+  function openThread(threadId, jumpIndex) {
+    setThread(threadId);
+    state.pendingJump = typeof jumpIndex === "number" ? jumpIndex : null;
+    state.branches = [];
+    logBox.replaceChildren();
+    askHistory(true);
+  }
+
+  function askHistory(redraw) {
+    const requestId = newId("h-");
+    if (redraw) state.historyWanted = requestId;
+    send({ type: "history", thread_id: state.threadId, request_id: requestId });
   }
 
   // --- connection ----------------------------------------------------------------------------
   function setStatus(kind, text) {
-    const el = $("status");
-    el.dataset.state = kind;
-    el.textContent = text;
+    const node = $("status");
+    node.dataset.state = kind;
+    node.textContent = text;
   }
 
   function connect() {
@@ -75,7 +112,8 @@
       $("token-box").hidden = true;
       setStatus("open", "connected");
       send({ type: "runs" });
-      if (!logBox.childElementCount) send({ type: "history", thread_id: state.threadId });
+      send({ type: "threads" });
+      askHistory(!logBox.childElementCount);
     };
     ws.onmessage = (message) => {
       let event;
@@ -108,7 +146,7 @@
     return true;
   }
 
-  // --- rendering -----------------------------------------------------------------------------
+  // --- small helpers -------------------------------------------------------------------------
   function add(element) {
     const nearBottom = logBox.scrollHeight - logBox.scrollTop - logBox.clientHeight < 80;
     logBox.appendChild(element);
@@ -123,9 +161,327 @@
     return node;
   }
 
+  function button(className, text, title) {
+    const node = el("button", className, text);
+    node.type = "button";
+    if (title) { node.title = title; node.setAttribute("aria-label", title); }
+    return node;
+  }
+
+  function clip(text, limit) {
+    return text.length <= limit ? text : text.slice(0, limit) + `… [${text.length.toLocaleString("en-US")} characters in all]`;
+  }
+
+  function cellText(value) {
+    if (value === null || value === undefined) return "";
+    if (typeof value === "object") return clip(JSON.stringify(value), 200);
+    return String(value);
+  }
+
+  // --- copy: the clipboard, or a selection the user copies when the browser refuses ----------
+  function selectContents(node) {
+    const range = document.createRange();
+    range.selectNodeContents(node);
+    const selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+
+  function flash(control, text) {
+    const before = control.dataset.label || control.textContent;
+    control.dataset.label = before;
+    control.textContent = text;
+    clearTimeout(control.flashTimer);
+    control.flashTimer = setTimeout(() => { control.textContent = before; }, 2500);
+  }
+
+  // A copy button for `getText()`; `source` is the node selected when the clipboard is refused.
+  function copyButton(what, getText, source) {
+    const control = button("copy", "Copy", "Copy " + what);
+    control.dataset.copy = what;
+    control.onclick = async () => {
+      const text = getText();
+      try {
+        if (!navigator.clipboard || !navigator.clipboard.writeText) throw new Error("no clipboard API");
+        await navigator.clipboard.writeText(text);
+        control.dataset.copied = "true";
+        flash(control, "Copied");
+      } catch (err) {
+        // Permission refused or an insecure page: select the text so Ctrl+C copies it.
+        selectContents(source);
+        control.dataset.copied = "selected";
+        flash(control, "Selected: press Ctrl+C");
+      }
+    };
+    return control;
+  }
+
+  // --- answers -------------------------------------------------------------------------------
+  // An answer's text with its ``` code blocks set apart (each with a copy button); plain text
+  // elsewhere (white-space is kept by the style).
+  function renderAnswer(node, text) {
+    const body = el("div", "body");
+    const fence = /```([A-Za-z0-9_+.-]*)[ \t]*\n?([\s\S]*?)(?:```|$)/g;
+    let last = 0;
+    let match;
+    while ((match = fence.exec(text)) !== null) {
+      if (match.index > last) body.appendChild(document.createTextNode(text.slice(last, match.index)));
+      const block = body.appendChild(el("div", "code-block"));
+      if (match[1]) block.dataset.language = match[1];
+      const pre = block.appendChild(el("pre"));
+      const code = pre.appendChild(el("code", null, match[2].replace(/\n$/, "")));
+      block.appendChild(copyButton("code", () => code.textContent, code));
+      last = fence.lastIndex;
+      if (text[last] === "\n") last += 1;  // the block ends its line; no empty line after it
+      if (match[0].length === 0) break;
+    }
+    if (last < text.length) body.appendChild(document.createTextNode(text.slice(last)));
+    node.replaceChildren(body);
+    const tools = node.appendChild(el("div", "actions"));
+    tools.appendChild(copyButton("answer", () => text, body));
+    node.dataset.text = text;
+    return tools;
+  }
+
+  // Suggested next steps ({label, text} or plain strings): buttons that put the text in the input.
+  function suggestionRow(items) {
+    const row = el("div", "suggestions");
+    row.setAttribute("role", "group");
+    row.setAttribute("aria-label", "Suggested next messages");
+    for (const item of items) {
+      const text = typeof item === "string" ? item : item && item.text;
+      if (typeof text !== "string" || !text) continue;
+      const label = typeof item === "object" && item.label ? item.label : text;
+      const chip = row.appendChild(button("chip", label, "Put in the message box: " + text));
+      chip.dataset.text = text;
+      chip.onclick = () => {
+        const input = $("input");
+        input.value = text;
+        input.focus();
+        input.setSelectionRange(text.length, text.length);
+      };
+    }
+    return row.childElementCount ? row : null;
+  }
+
+  // Only the last answer of the thread can be regenerated; the button moves with it.
+  function placeRegenerate() {
+    for (const old of logBox.querySelectorAll("button.regenerate")) old.remove();
+    if (state.running.length) return;
+    const answers = logBox.querySelectorAll(".msg.assistant:not(.streaming)");
+    const lastAnswer = answers[answers.length - 1];
+    const users = logBox.querySelectorAll(".msg.user");
+    if (!lastAnswer || !users.length) return;
+    const actions = lastAnswer.querySelector(".actions") || lastAnswer.appendChild(el("div", "actions"));
+    const control = actions.appendChild(button("regenerate", "↻ Regenerate", "Answer the last message again (the old answer is kept as a branch)"));
+    control.onclick = regenerate;
+  }
+
+  // --- user messages: edit and rerun ---------------------------------------------------------
+  function showUser(text, attachmentName, index) {
+    const node = add(el("div", "msg user"));
+    node.appendChild(el("div", "body", text));
+    node.dataset.text = text;
+    if (attachmentName) node.appendChild(el("span", "meta", "attached: " + attachmentName));
+    if (typeof index === "number") setUserIndex(node, index);
+    return node;
+  }
+
+  function setUserIndex(node, index) {
+    node.dataset.index = String(index);
+    if (node.querySelector("button.edit")) return;
+    const actions = node.appendChild(el("div", "actions"));
+    const control = actions.appendChild(button("edit", "✎ Edit", "Edit this message and answer again from here"));
+    control.onclick = () => startEdit(node);
+  }
+
+  function startEdit(node) {
+    if (node.querySelector(".editor")) return;
+    const editor = node.appendChild(el("div", "editor"));
+    const area = editor.appendChild(el("textarea"));
+    area.value = node.dataset.text || "";
+    area.rows = Math.min(10, Math.max(2, area.value.split("\n").length));
+    area.setAttribute("aria-label", "Edited message");
+    const save = editor.appendChild(button("save", "Save and rerun", "Send the edited message; the old continuation is kept as a branch"));
+    const cancelEdit = editor.appendChild(button("cancel-edit", "Cancel"));
+    const close = () => editor.remove();
+    cancelEdit.onclick = close;
+    save.onclick = () => {
+      const text = area.value.trim();
+      if (!text) return;
+      if (sendEdit(node, text)) close();
+    };
+    area.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" && !event.shiftKey) { event.preventDefault(); save.click(); }
+      else if (event.key === "Escape") { event.preventDefault(); close(); node.querySelector("button.edit").focus(); }
+    });
+    area.focus();
+  }
+
+  function sendEdit(node, text) {
+    if (state.running.length) { showError(null, "wait for the running answer to end (or cancel it) before editing"); return false; }
+    const requestId = newId("e-");
+    const frame = { type: "edit", thread_id: state.threadId, message_index: Number(node.dataset.index), text,
+                    request_id: requestId };
+    if (!send(frame)) return false;
+    // From the edited message on, the log shows the new branch as it streams.
+    while (node.nextSibling) node.nextSibling.remove();
+    node.remove();
+    showUser(text);
+    startRequest(requestId, "edit");
+    return true;
+  }
+
+  function regenerate() {
+    if (state.running.length) return;
+    const requestId = newId("g-");
+    if (!send({ type: "regenerate", thread_id: state.threadId, request_id: requestId })) return;
+    const users = logBox.querySelectorAll(".msg.user");
+    const lastUser = users[users.length - 1];
+    // The old answer (with its tool cards) leaves the log; it stays in the thread as a branch.
+    while (lastUser && lastUser.nextSibling) lastUser.nextSibling.remove();
+    startRequest(requestId, "regenerate");
+  }
+
+  // --- branches ------------------------------------------------------------------------------
+  // A thread with branches shows "◀ k/n ▶" on the current branch's first message of its own (the
+  // edited message, or the regenerated answer): branches are listed oldest first, and the arrows
+  // show the one before or after.
+  function placeBranchSwitchers(branches) {
+    for (const old of logBox.querySelectorAll(".branch-switch")) old.remove();
+    if (!Array.isArray(branches) || branches.length < 2) return;
+    const position = branches.findIndex((b) => b.current);
+    if (position < 0) return;
+    const fork = Number(branches[position].fork_index) || 0;
+    const nodes = [...logBox.querySelectorAll("[data-index]")];
+    const target = nodes.find((node) => Number(node.dataset.index) >= fork) || nodes[nodes.length - 1];
+    if (!target) return;
+    const box = el("div", "branch-switch");
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-label", "Branches of this conversation");
+    const previous = box.appendChild(button("branch-previous", "◀", "Previous branch"));
+    box.appendChild(el("span", "branch-position", `${position + 1}/${branches.length}`));
+    const next = box.appendChild(button("branch-next", "▶", "Next branch"));
+    previous.disabled = position <= 0;
+    next.disabled = position >= branches.length - 1;
+    previous.onclick = () => switchBranch(branches[position - 1]);
+    next.onclick = () => switchBranch(branches[position + 1]);
+    target.insertBefore(box, target.firstChild);
+  }
+
+  function switchBranch(branch) {
+    if (!branch || state.running.length) return;
+    send({ type: "switch_branch", thread_id: state.threadId, branch_id: branch.branch_id, request_id: newId("b-") });
+  }
+
+  // --- tool results --------------------------------------------------------------------------
+  function tableFrom(columns, rows) {
+    const shown = rows.slice(0, MAX_TABLE_ROWS);
+    const wrap = el("div", "table-wrap");
+    const table = wrap.appendChild(el("table", "result"));
+    const head = table.appendChild(el("thead")).appendChild(el("tr"));
+    for (const column of columns) head.appendChild(el("th", null, cellText(column)));
+    const body = table.appendChild(el("tbody"));
+    for (const row of shown) {
+      const tr = body.appendChild(el("tr"));
+      for (const value of row) tr.appendChild(el("td", null, cellText(value)));
+    }
+    const tsv = () => [columns, ...rows].map((row) => row.map((v) => cellText(v).replace(/[\t\n]/g, " ")).join("\t")).join("\n");
+    const actions = wrap.appendChild(el("div", "actions"));
+    actions.appendChild(copyButton("table", tsv, table));
+    if (rows.length > shown.length) actions.appendChild(el("span", "meta", `${shown.length} of ${rows.length} rows shown; Copy copies them all`));
+    return wrap;
+  }
+
+  function isPlain(value) {
+    return value !== null && typeof value === "object" && !Array.isArray(value);
+  }
+
+  // Every table a result holds: its columns/rows, or any list of objects (runs, faces, …).
+  function resultTables(result) {
+    const tables = [];
+    if (Array.isArray(result.columns) && Array.isArray(result.rows)) {
+      const rows = result.rows.filter(Array.isArray);
+      tables.push(tableFrom(result.columns.slice(0, MAX_TABLE_COLUMNS), rows.map((r) => r.slice(0, MAX_TABLE_COLUMNS))));
+    }
+    for (const [key, value] of Object.entries(result)) {
+      if (key === "rows" || !Array.isArray(value) || !value.length || !value.every(isPlain)) continue;
+      const columns = [];
+      for (const item of value.slice(0, MAX_TABLE_ROWS)) {
+        for (const name of Object.keys(item)) if (!columns.includes(name) && columns.length < MAX_TABLE_COLUMNS) columns.push(name);
+      }
+      const table = tableFrom(columns, value.map((item) => columns.map((name) => item[name])));
+      table.insertBefore(el("div", "table-title", key), table.firstChild);
+      tables.push(table);
+    }
+    return tables;
+  }
+
+  function renderResult(card, tool, result, args, imageUrls) {
+    card.appendChild(el("div", "summary", result.error || result.summary || ""));
+    if (typeof result.sql === "string" && result.sql) {
+      const box = card.appendChild(el("div", "sql"));
+      const pre = box.appendChild(el("pre", "sql"));
+      pre.appendChild(el("code", null, result.sql));
+      box.appendChild(copyButton("SQL", () => result.sql, pre));
+    }
+    for (const table of resultTables(result)) card.appendChild(table);
+    for (const [path, url] of Object.entries(imageUrls || {})) card.appendChild(imageFigure({ path, url, tool }));
+    showAnswerExtras(card, tool, result, args);
+    const raw = card.appendChild(el("details", "raw"));
+    raw.appendChild(el("summary", null, "Result"));
+    raw.appendChild(el("pre", null, clip(JSON.stringify(result, null, 1), MAX_JSON_CHARS)));
+  }
+
+  function toolCard(tool, args) {
+    const card = el("div", "card tool");
+    card.dataset.state = "running";
+    card.dataset.tool = tool || "";
+    card.appendChild(el("div", "title", "Tool " + (tool || "") + ": running…"));
+    if (args && Object.keys(args).length) card.appendChild(el("pre", "args", JSON.stringify(args, null, 1)));
+    card.toolArgs = args || null;
+    return card;
+  }
+
+  function finishCard(card, tool, ok, result, imageUrls) {
+    card.dataset.state = ok ? "done" : "failed";
+    let title = card.querySelector(".title");
+    if (!title) title = card.appendChild(el("div", "title"));
+    title.textContent = "Tool " + tool + (ok ? ": done" : ": failed");
+    renderResult(card, tool, result || {}, card.toolArgs, imageUrls);
+  }
+
+  // --- images --------------------------------------------------------------------------------
+  function imageFigure(event) {
+    const figure = el("figure");
+    const img = el("img");
+    img.alt = event.caption || "image from " + (event.tool || "a tool");
+    figure.appendChild(img);
+    figure.appendChild(el("figcaption", null, event.caption || event.path));
+    if (!event.url) {
+      figure.appendChild(el("span", "meta", "(this image is outside the served folders)"));
+      return figure;
+    }
+    fetch(event.url, { headers: { Authorization: "Bearer " + state.token } })
+      .then((response) => {
+        if (!response.ok) throw new Error("HTTP " + response.status);
+        return response.blob();
+      })
+      .then((blob) => { img.src = URL.createObjectURL(blob); })
+      .catch((err) => figure.appendChild(el("span", "meta", "could not load the image: " + err.message)));
+    return figure;
+  }
+
+  // --- requests in flight --------------------------------------------------------------------
   function request(id) {
-    if (!state.requests.has(id)) state.requests.set(id, { bubble: null, text: "", cards: new Map(), done: false });
+    if (!state.requests.has(id)) state.requests.set(id, { bubble: null, text: "", cards: new Map(), done: false, kind: "message" });
     return state.requests.get(id);
+  }
+
+  function startRequest(requestId, kind) {
+    request(requestId).kind = kind;
+    state.running.push(requestId);
+    updateButtons();
   }
 
   function bubble(id) {
@@ -135,11 +491,6 @@
       req.bubble.dataset.request = id;
     }
     return req.bubble;
-  }
-
-  function showUser(text, attachmentName) {
-    const node = add(el("div", "msg user", text));
-    if (attachmentName) node.appendChild(el("span", "meta", "attached: " + attachmentName));
   }
 
   function showError(requestId, message) {
@@ -157,76 +508,97 @@
 
   function updateButtons() {
     $("cancel").disabled = state.running.length === 0;
+    if (!state.running.length) placeRegenerate();
+    else for (const old of logBox.querySelectorAll("button.regenerate")) old.remove();
   }
 
-  async function showImage(event) {
-    const figure = add(el("figure"));
-    const img = el("img");
-    img.alt = event.caption || "image from " + (event.tool || "a tool");
-    figure.appendChild(img);
-    figure.appendChild(el("figcaption", null, event.caption || event.path));
-    if (!event.url) {
-      figure.appendChild(el("span", "meta", "(this image is outside the served folders)"));
-      return;
+  // --- history: the thread as the server keeps it ----------------------------------------------
+  function drawHistory(event) {
+    logBox.replaceChildren();
+    for (const message of event.messages || []) {
+      const index = typeof message.index === "number" ? message.index : null;
+      let node = null;
+      if (message.role === "user") {
+        node = showUser(message.content || "", null, index);
+      } else if (message.role === "assistant") {
+        node = add(el("div", "msg assistant"));
+        renderAnswer(node, message.content || "");
+      } else if (message.role === "tool") {
+        node = add(toolCard(message.name, message.args));
+        let result = message.result;
+        if (!isPlain(result)) {
+          try { result = JSON.parse(message.content); } catch (err) { result = null; }
+        }
+        if (!isPlain(result)) result = { summary: message.content || "" };
+        finishCard(node, message.name || "", !result.error, result, message.image_urls);
+      }
+      if (node && index !== null) node.dataset.index = String(index);
     }
-    try {
-      const response = await fetch(event.url, { headers: { Authorization: "Bearer " + state.token } });
-      if (!response.ok) throw new Error("HTTP " + response.status);
-      img.src = URL.createObjectURL(await response.blob());
-    } catch (err) {
-      figure.appendChild(el("span", "meta", "could not load the image: " + err.message));
+    if (event.pending_interrupt) showInterrupt({ ...event.pending_interrupt, thread_id: event.thread_id, request_id: null });
+    placeBranchSwitchers(event.branches);
+    placeRegenerate();
+    const answers = logBox.querySelectorAll(".msg.assistant");
+    const row = state.carrySuggestions && answers.length ? suggestionRow(state.carrySuggestions) : null;
+    if (row) {
+      // As when it streamed: the answer's next steps replace its tool cards' follow-up buttons.
+      const users = logBox.querySelectorAll(".msg.user");
+      for (let node = users.length ? users[users.length - 1] : null; node; node = node.nextElementSibling) {
+        if (node.classList.contains("tool")) for (const old of node.querySelectorAll(".suggestions")) old.remove();
+      }
+      answers[answers.length - 1].appendChild(row);
+    }
+    state.carrySuggestions = null;
+    if (state.pendingError) {
+      showError(null, state.pendingError);
+      state.pendingError = null;
     }
   }
 
-  function showProgress(event) {
-    const key = event.run_id || event.source || "progress";
-    let item = state.runs.get(key);
-    if (!item) {
-      item = el("li");
-      item.dataset.run = key;
-      item.appendChild(el("div", "name", key));
-      item.appendChild(el("progress"));
-      item.appendChild(el("div", "meta"));
-      $("runs").prepend(item);
-      state.runs.set(key, item);
+  // Number the user messages the page streamed itself (their indexes come from the history).
+  function numberMessages(event) {
+    const entries = (event.messages || []).filter((m) => m.role === "user" && typeof m.index === "number");
+    let at = 0;
+    for (const node of logBox.querySelectorAll(".msg.user")) {
+      const text = node.dataset.text || "";
+      while (at < entries.length && !(entries[at].content || "").startsWith(text)) at += 1;
+      if (at >= entries.length) break;
+      setUserIndex(node, entries[at].index);
+      at += 1;
     }
-    const bar = item.querySelector("progress");
-    const done = event.epochs ? (event.epoch || 0) / event.epochs : event.total ? (event.step || 0) / event.total : null;
-    if (done === null) bar.removeAttribute("value"); else bar.value = Math.max(0, Math.min(1, done));
-    const parts = [];
-    if (event.message) parts.push(event.message);
-    if (typeof event.loss === "number") parts.push("loss " + event.loss.toFixed(4));
-    if (typeof event.metric === "number") parts.push((event.metric_name || "metric") + " " + event.metric.toFixed(4));
-    if (typeof event.eta_s === "number") parts.push("eta " + Math.round(event.eta_s) + " s");
-    if (event.status) parts.push(event.status);
-    item.querySelector(".meta").textContent = parts.join(" · ");
-  }
-
-  function showRuns(event) {
-    for (const run of event.runs || []) {
-      showProgress({ run_id: run.run_id, message: [run.model, run.status].filter(Boolean).join(" "),
-                     epoch: run.epoch, epochs: run.epochs });
-    }
-    for (const progress of event.latest_progress || []) showProgress(progress);
   }
 
   function showHistory(event) {
-    if (event.thread_id !== state.threadId || logBox.childElementCount) return;
-    for (const message of event.messages || []) {
-      if (message.role === "user") add(el("div", "msg user", message.content));
-      else if (message.role === "assistant") add(el("div", "msg assistant", message.content));
-      else if (message.role === "tool") add(el("div", "card tool", "Tool " + (message.name || ""))).dataset.state = "done";
+    if (event.thread_id !== state.threadId) return;
+    state.branches = event.branches || [];
+    const redraw = event.request_id && event.request_id === state.historyWanted;
+    if (redraw) state.historyWanted = null;
+    if (redraw) drawHistory(event);
+    else if (state.running.length) return;  // an answer is streaming: its final asks again
+    else if (state.branches.length > 1) drawHistory(event);
+    else numberMessages(event);
+    if (state.pendingJump !== null) {
+      jumpTo(state.pendingJump);
+      state.pendingJump = null;
     }
-    if (event.pending_interrupt) showInterrupt({ ...event.pending_interrupt, thread_id: event.thread_id, request_id: null });
   }
 
+  function jumpTo(index) {
+    const node = logBox.querySelector(`[data-index="${index}"]`);
+    if (!node) return;
+    for (const old of logBox.querySelectorAll(".hit")) old.classList.remove("hit");
+    node.classList.add("hit");
+    node.scrollIntoView({ block: "center" });
+    node.tabIndex = -1;
+    node.focus({ preventScroll: true });
+  }
+
+  // --- approvals -----------------------------------------------------------------------------
   function showInterrupt(event) {
     const card = add(el("div", "card interrupt"));
     card.appendChild(el("div", "title", "Approval needed: " + (event.tool || "")));
     card.appendChild(el("div", null, event.message || ""));
-    const approve = el("button", "approve", "Approve");
-    const reject = el("button", "reject", "Reject");
-    approve.type = reject.type = "button";
+    const approve = button("approve", "Approve");
+    const reject = button("reject", "Reject");
     const answer = (yes) => {
       const requestId = event.request_id || newId("p-");
       const frame = { type: yes ? "approve" : "reject", thread_id: event.thread_id, request_id: requestId };
@@ -235,14 +607,14 @@
         card.appendChild(el("div", "meta", yes ? "approved" : "rejected"));
         const req = request(requestId);
         req.done = false;
-        state.running.push(requestId);
-        updateButtons();
+        startRequest(requestId, "resume");
       }
     };
     approve.onclick = () => answer(true);
     reject.onclick = () => answer(false);
     card.appendChild(approve);
     card.appendChild(reject);
+    approve.focus({ preventScroll: true });
   }
 
   // --- a database answer: chart, suggested follow-ups, thumbs-up ------------------------------
@@ -332,9 +704,8 @@
       figure.appendChild(el("figcaption", null, `${result.chart.y} by ${result.chart.x}`));
     }
     if (tool === "query_database" && typeof result.question === "string" && typeof result.sql === "string" && result.sql) {
-      const thumb = card.appendChild(el("button", "confirm", "👍 Correct — remember this query"));
-      thumb.type = "button";
-      thumb.title = "Store this question and its SQL as an example for similar questions";
+      const thumb = card.appendChild(button("confirm", "👍 Correct — remember this query",
+                                            "Store this question and its SQL as an example for similar questions"));
       // The database as the tool was called (a URL stays a URL); else the name the result gives.
       const database = (args && typeof args.database === "string" && args.database) || result.database || null;
       thumb.onclick = () => {
@@ -348,14 +719,9 @@
         }
       };
     }
-    const suggestions = Array.isArray(result.suggestions) ? result.suggestions.filter((t) => typeof t === "string" && t) : [];
-    if (suggestions.length) {
-      const row = card.appendChild(el("div", "suggestions"));
-      for (const text of suggestions) {
-        const chip = row.appendChild(el("button", "chip", text));
-        chip.type = "button";
-        chip.onclick = () => sendText(text);
-      }
+    if (Array.isArray(result.suggestions)) {
+      const row = suggestionRow(result.suggestions);
+      if (row) card.appendChild(row);
     }
   }
 
@@ -373,21 +739,250 @@
     return true;
   }
 
+  // --- the thread list and search --------------------------------------------------------------
+  function drawThreads(threads) {
+    state.threads = Array.isArray(threads) ? threads : [];
+    const list = $("threads");
+    // A title being typed is not swept away by a list that arrived meanwhile; drawn after it.
+    if (list.querySelector(".rename-input")) { state.threadsPending = true; return; }
+    state.threadsPending = false;
+    const focused = document.activeElement && list.contains(document.activeElement)
+      ? [document.activeElement.closest("li") && document.activeElement.closest("li").dataset.thread, document.activeElement.className] : null;
+    list.replaceChildren();
+    for (const thread of state.threads) {
+      const item = list.appendChild(el("li"));
+      item.dataset.thread = thread.thread_id;
+      item.classList.toggle("current", thread.thread_id === state.threadId);
+      const open = item.appendChild(button("open", thread.title || thread.thread_id));
+      open.title = "Open: " + (thread.title || thread.thread_id);
+      if (thread.thread_id === state.threadId) open.setAttribute("aria-current", "true");
+      open.onclick = () => openThread(thread.thread_id);
+      const rename = item.appendChild(button("rename", "✎", "Rename " + (thread.title || "this thread")));
+      rename.onclick = () => startRename(item, thread);
+      const remove = item.appendChild(button("delete", "✕", "Delete " + (thread.title || "this thread")));
+      remove.onclick = () => {
+        if (remove.dataset.confirm !== "true") {
+          remove.dataset.confirm = "true";
+          remove.textContent = "Delete?";
+          remove.title = "Press again to delete this thread for good";
+          return;
+        }
+        send({ type: "delete", thread_id: thread.thread_id, request_id: newId("d-") });
+      };
+      remove.onblur = () => { remove.dataset.confirm = "false"; remove.textContent = "✕"; };
+      if (focused && focused[0] === thread.thread_id) {
+        const again = item.querySelector("button." + focused[1].split(" ")[0]);
+        if (again) again.focus();
+      }
+    }
+    const current = state.threads.find((t) => t.thread_id === state.threadId);
+    if (current) $("thread-label").textContent = current.title;
+  }
+
+  function startRename(item, thread) {
+    if (item.querySelector("input")) return;
+    const input = el("input", "rename-input");
+    input.value = thread.title || "";
+    input.maxLength = 120;
+    input.setAttribute("aria-label", "New title");
+    item.insertBefore(input, item.firstChild);
+    item.querySelector("button.open").hidden = true;
+    input.focus();
+    input.select();
+    let finished = false;
+    const done = (save) => {
+      // Removing the focused input fires its blur, which must not finish the rename twice.
+      if (finished) return;
+      finished = true;
+      const title = input.value.trim();
+      if (save && title && title !== thread.title) send({ type: "rename", thread_id: thread.thread_id, title, request_id: newId("n-") });
+      input.remove();
+      item.querySelector("button.open").hidden = false;
+      if (!save) item.querySelector("button.rename").focus();
+      if (state.threadsPending) drawThreads(state.threads);
+    };
+    input.addEventListener("keydown", (event) => {
+      if (event.key === "Enter") { event.preventDefault(); done(true); }
+      else if (event.key === "Escape") { event.preventDefault(); done(false); }
+    });
+    input.addEventListener("blur", () => done(false));
+  }
+
+  function search(event) {
+    event.preventDefault();
+    const query = $("search").value.trim();
+    if (!query) { $("search-box").hidden = true; return; }
+    send({ type: "search", query, limit: 50, request_id: newId("s-") });
+  }
+
+  function showSearchResults(event) {
+    const list = $("search-results");
+    list.replaceChildren();
+    $("search-box").hidden = false;
+    if (!(event.results || []).length) {
+      list.appendChild(el("li", "meta", "Nothing found for “" + event.query + "”"));
+      return;
+    }
+    for (const hit of event.results) {
+      const item = list.appendChild(el("li"));
+      const open = item.appendChild(button("search-hit"));
+      open.dataset.thread = hit.thread_id;
+      open.dataset.index = String(hit.message_index);
+      open.appendChild(el("span", "title", hit.title || hit.thread_id));
+      open.appendChild(el("span", "snippet", (hit.role ? hit.role + ": " : "") + (hit.snippet || "")));
+      open.onclick = () => openThread(hit.thread_id, hit.message_index);
+    }
+  }
+
+  // --- export and import -----------------------------------------------------------------------
+  function exportThread(format) {
+    send({ type: "export", thread_id: state.threadId, format, request_id: newId("x-") });
+  }
+
+  function offerDownload(event) {
+    const blob = new Blob([event.text], { type: event.media_type || "text/plain" });
+    const link = el("a", "download", "⬇ " + event.filename);
+    link.href = URL.createObjectURL(blob);
+    link.download = event.filename;
+    $("downloads").replaceChildren(link);
+    link.click();
+  }
+
+  function importFile() {
+    const file = $("import-file").files[0];
+    if (!file) return;
+    const limit = 4 * 1024 * 1024;
+    if (file.size > limit) {
+      showError(null, `${file.name} is larger than 4 MB; import it with \`taller import\``);
+      $("import-file").value = "";
+      return;
+    }
+    const reader = new FileReader();
+    reader.onload = () => {
+      send({ type: "import", data: String(reader.result), request_id: newId("i-") });
+      $("import-file").value = "";
+    };
+    reader.readAsText(file);
+  }
+
+  // --- training runs -------------------------------------------------------------------------
+  function runItem(key) {
+    let item = state.runs.get(key);
+    if (!item) {
+      item = el("li");
+      item.dataset.run = key;
+      item.appendChild(el("div", "name", key));
+      item.appendChild(el("progress"));
+      item.appendChild(el("div", "meta"));
+      $("runs").prepend(item);
+      state.runs.set(key, item);
+    }
+    return item;
+  }
+
+  function showProgress(event) {
+    const item = runItem(event.run_id || event.source || "progress");
+    const bar = item.querySelector("progress");
+    const done = event.epochs ? (event.epoch || 0) / event.epochs : event.total ? (event.step || 0) / event.total : null;
+    if (done === null) bar.removeAttribute("value"); else bar.value = Math.max(0, Math.min(1, done));
+    const parts = [];
+    if (event.message) parts.push(event.message);
+    if (typeof event.loss === "number") parts.push("loss " + event.loss.toFixed(4));
+    if (typeof event.metric === "number") parts.push((event.metric_name || "metric") + " " + event.metric.toFixed(4));
+    if (typeof event.eta_s === "number") parts.push("eta " + Math.round(event.eta_s) + " s");
+    if (event.status) parts.push(event.status);
+    item.querySelector(".meta").textContent = parts.join(" · ");
+  }
+
+  // The loss curve of a run's past epochs (the first loss-like metric its records carry).
+  function lossCurve(history) {
+    if (!Array.isArray(history) || history.length < 2) return null;
+    const key = Object.keys(history[0]).find((name) => /loss|mse|l1/i.test(name) && name !== "epoch");
+    if (!key) return null;
+    const values = history.map((record) => record[key]).filter((v) => typeof v === "number" && Number.isFinite(v));
+    if (values.length < 2) return null;
+    const low = Math.min(...values);
+    const high = Math.max(...values) === low ? low + 1 : Math.max(...values);
+    const width = 200, height = 36;
+    const points = values.map((v, i) => `${((i / (values.length - 1)) * width).toFixed(1)},${(height - 2 - ((v - low) / (high - low)) * (height - 4)).toFixed(1)}`);
+    const root = svg("svg", { viewBox: `0 0 ${width} ${height}`, class: "loss-curve", role: "img",
+                              "aria-label": `${key} over ${values.length} epochs: ${shortNumber(values[0])} to ${shortNumber(values[values.length - 1])}` });
+    root.appendChild(svg("title", {}, `${key}: ${values.map(shortNumber).join(", ")}`));
+    root.appendChild(svg("polyline", { points: points.join(" "), class: "series" }));
+    return root;
+  }
+
+  function showRuns(event) {
+    for (const run of (event.runs || []).slice().reverse()) {
+      const item = runItem(run.run_id);
+      item.dataset.state = run.state || "";
+      showProgress({ run_id: run.run_id, message: [run.model, run.state].filter(Boolean).join(" "),
+                     epoch: run.epoch, epochs: run.epochs });
+      const metrics = isPlain(run.metrics) ? Object.entries(run.metrics).filter(([, v]) => typeof v === "number") : [];
+      const facts = [];
+      if (run.epochs) facts.push(`epoch ${run.epoch || 0}/${run.epochs}`);
+      for (const [name, value] of metrics.slice(0, 3)) if (name !== "epoch") facts.push(`${name} ${shortNumber(value)}`);
+      if (run.created) facts.push(new Date(run.created * 1000 || run.created).toLocaleString());
+      let detail = item.querySelector(".facts");
+      if (!detail) detail = item.appendChild(el("div", "facts"));
+      detail.textContent = facts.join(" · ");
+      const old = item.querySelector("svg.loss-curve");
+      if (old) old.remove();
+      const curve = lossCurve(run.history);
+      if (curve) item.appendChild(curve);
+    }
+    for (const problem of event.bad_runs || []) {
+      const item = runItem(problem.path);
+      item.dataset.state = "unreadable";
+      item.querySelector(".meta").textContent = problem.problem;
+    }
+    for (const progress of event.latest_progress || []) showProgress(progress);
+  }
+
+  // --- events --------------------------------------------------------------------------------
   function handle(event) {
     const id = event.request_id;
     if ((event.type === "remembered" || event.type === "error") && remembered(event)) return;
     switch (event.type) {
-      case "hello": case "pong": case "subscribed": case "threads": case "remembered":
+      case "hello": case "pong": case "subscribed": case "remembered":
         return;
+      case "threads":
+        return drawThreads(event.threads);
       case "runs":
         return showRuns(event);
       case "history":
         return showHistory(event);
       case "progress":
         return showProgress(event);
+      case "search_results":
+        return showSearchResults(event);
+      case "renamed":
+        send({ type: "threads" });
+        if (event.thread_id === state.threadId) $("thread-label").textContent = event.title;
+        return;
+      case "deleted":
+        send({ type: "threads" });
+        if (event.thread_id === state.threadId) openThread(newId("t-"));
+        return;
+      case "imported":
+        send({ type: "threads" });
+        openThread(event.thread_id);
+        return;
+      case "export":
+        return offerDownload(event);
+      case "branch_switched":
+        if (event.thread_id === state.threadId) askHistory(true);
+        return;
+      case "branches":
+        if (event.thread_id === state.threadId) placeBranchSwitchers(event.branches);
+        return;
     }
-    // Request events of another thread (another tab) are not this page's business.
-    if (event.thread_id && event.thread_id !== state.threadId && event.type !== "error") return;
+    // Request events of another thread (another tab, or the thread this page left) are not shown;
+    // the end of a request this page started still frees the Cancel button.
+    if (event.thread_id && event.thread_id !== state.threadId && event.type !== "error") {
+      if (["final", "interrupt"].includes(event.type) && state.running.includes(id)) finish(id);
+      return;
+    }
     switch (event.type) {
       case "token": {
         const node = bubble(id);
@@ -396,29 +991,19 @@
         break;
       }
       case "tool_start": {
-        const card = add(el("div", "card tool"));
-        card.dataset.state = "running";
-        card.dataset.tool = event.tool;
-        card.appendChild(el("div", "title", "Tool " + event.tool + ": running…"));
-        if (event.args && Object.keys(event.args).length) card.appendChild(el("pre", null, JSON.stringify(event.args, null, 1)));
-        card.toolArgs = event.args || null;
+        const card = add(toolCard(event.tool, event.args));
         request(id).cards.set(event.call_id, card);
         break;
       }
       case "tool_end": {
         let card = request(id).cards.get(event.call_id);
-        if (!card) card = add(el("div", "card tool"));
-        card.dataset.state = event.ok ? "done" : "failed";
-        let title = card.querySelector(".title");
-        if (!title) title = card.appendChild(el("div", "title"));
-        title.textContent = "Tool " + event.tool + (event.ok ? ": done" : ": failed");
-        const result = event.result || {};
-        card.appendChild(el("div", "summary", result.error || result.summary || ""));
-        showAnswerExtras(card, event.tool, result, card.toolArgs);
+        if (!card) card = add(toolCard(event.tool, null));
+        // Images arrive as their own events, right after this one.
+        finishCard(card, event.tool, event.ok, event.result || {}, null);
         break;
       }
       case "image":
-        showImage(event);
+        add(imageFigure(event));
         break;
       case "interrupt":
         finish(id);
@@ -426,36 +1011,57 @@
         break;
       case "final": {
         const req = request(id);
-        if (!req.text && event.text) bubble(id).textContent = event.text;
-        if (req.bubble || event.cancelled) {
+        const text = req.text || event.text || "";
+        if (req.bubble || text || event.cancelled) {
           const node = bubble(id);
+          const actions = renderAnswer(node, text);
           const meta = [event.cancelled ? "cancelled" : null, event.backend && `${event.backend}/${event.model}`,
                         typeof event.elapsed_s === "number" ? event.elapsed_s.toFixed(1) + " s" : null];
-          node.appendChild(el("span", "meta", meta.filter(Boolean).join(" · ")));
+          node.insertBefore(el("span", "meta", meta.filter(Boolean).join(" · ")), actions);
           if (event.cancelled) node.classList.add("cancelled");
+          if (Array.isArray(event.suggestions) && event.suggestions.length && !event.cancelled) {
+            // The next steps of the whole answer replace the card's own follow-up buttons.
+            for (const card of req.cards.values()) for (const row of card.querySelectorAll(".suggestions")) row.remove();
+            const row = suggestionRow(event.suggestions);
+            if (row) node.appendChild(row);
+          }
         }
         finish(id);
         send({ type: "runs" });
+        send({ type: "threads" });
+        // Number the messages (edit, branches); a regenerated or edited answer is drawn again
+        // from the history, with its branch switcher (and the suggestions it came with).
+        if (!event.cancelled) {
+          const redraw = req.kind === "regenerate" || req.kind === "edit";
+          if (redraw && Array.isArray(event.suggestions)) state.carrySuggestions = event.suggestions;
+          askHistory(redraw);
+        }
         break;
       }
-      case "error":
-        showError(id, "Error: " + event.message);
+      case "error": {
+        const kind = id && state.requests.has(id) ? request(id).kind : null;
         if (id) finish(id);
+        // A failed regenerate or edit left the thread as it was: show it again as the server has it.
+        if (kind === "regenerate" || kind === "edit") {
+          state.pendingError = "Error: " + event.message;
+          askHistory(true);
+        } else {
+          showError(id, "Error: " + event.message);
+        }
         break;
+      }
     }
   }
 
   // --- composer ------------------------------------------------------------------------------
-  // Send a user message (typed, or a suggestion pressed); false when it could not be sent.
+  // Send a user message; false when it could not be sent.
   function sendText(text, attachment) {
     const requestId = newId("p-");
     const frame = { type: "message", text, thread_id: state.threadId, request_id: requestId };
     if (attachment) frame.attachments = [attachment];
     if (!send(frame)) return false;
     showUser(text, attachment && attachment.name);
-    request(requestId);
-    state.running.push(requestId);
-    updateButtons();
+    startRequest(requestId, "message");
     return true;
   }
 
@@ -499,10 +1105,26 @@
       if (event.key === "Enter" && !event.shiftKey) submit(event);
     });
     $("cancel").addEventListener("click", cancel);
+    $("attach").addEventListener("click", () => $("file").click());
     $("file").addEventListener("change", attach);
+    $("import-button").addEventListener("click", () => $("import-file").click());
+    $("import-file").addEventListener("change", importFile);
+    for (const control of document.querySelectorAll(".export-button")) {
+      control.addEventListener("click", () => exportThread(control.dataset.format));
+    }
+    $("search-form").addEventListener("submit", search);
+    $("search").addEventListener("keydown", (event) => {
+      if (event.key === "Escape") { $("search").value = ""; $("search-box").hidden = true; }
+    });
+    document.addEventListener("keydown", (event) => {
+      if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "k") {
+        event.preventDefault();
+        $("search").focus();
+      }
+    });
     $("new-thread").addEventListener("click", () => {
-      setThread(newId("t-"));
-      logBox.replaceChildren();
+      openThread(newId("t-"));
+      $("input").focus();
     });
     $("token-save").addEventListener("click", () => {
       const value = $("token-input").value.trim();

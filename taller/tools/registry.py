@@ -72,6 +72,10 @@ class ToolSpec:
     # had it, unless the request names its own ("describe the hr database" → "how many employees?").
     sticky_fields: frozenset[str] = frozenset()
     argument_hints: Mapping[str, str] = field(default_factory=dict)
+    # What the user may send next after this tool's result (offered, never run by itself):
+    # language → ((button label, message), ...), each formatted with the call's arguments and the
+    # result's fields and left out when one is missing (see taller/agent/suggestions.py).
+    next_steps: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         written = EXAMPLES.get(self.name, {})
@@ -166,6 +170,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         "classify_pet", "taller.tools.training", "say if a photo shows a cat or a dog",
         details="Gives the probability, from the trained dense classifier (an MLP that sees 32×32 pixels).",
         carry_over_fields=frozenset({"image_path"}),
+        next_steps={"en": (("The classifier's metrics", "list my models"),),
+                    "es": (("Métricas del clasificador", "lista mis modelos"),)},
     ),
     ToolSpec(
         "generate_images", "taller.tools.training", "generate images with " + "|".join(model_names(generative=True)),
@@ -174,6 +180,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         carry_over_fields=frozenset({"model", "image_path"}),
         # The description already lists the models; the catalog has always said "str" here.
         argument_hints={"model": "str"},
+        next_steps={"en": (("More samples", "generate {count} more samples with the {model}"),),
+                    "es": (("Más muestras", "genera {count} muestras más con el {model}"),)},
     ),
     ToolSpec(
         "forecast", "taller.tools.sequences", "predict the next values of a number series",
@@ -182,6 +190,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                  "series' last values against simply repeating the last value."),
         carry_over_fields=frozenset({"values"}),
         argument_hints={"values": "[numbers] or a CSV path"},
+        next_steps={"en": (("Forecast further", "forecast the next 10 values"),),
+                    "es": (("Pronosticar más", "pronostica los 10 próximos valores"),)},
     ),
     ToolSpec(
         "punctuate", "taller.tools.sequences", "add punctuation and capitals to text",
@@ -197,6 +207,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                                       "decodificación voraz", "sin beam search", "without beam search",
                                       "no beam search", "sin búsqueda en haz")}},
         carry_over_fields=frozenset({"text"}),
+        next_steps={"en": (("Greedy decoding", "translate '{source}' with greedy decoding"),),
+                    "es": (("Decodificación voraz", "traduce '{source}' con decodificación voraz"),)},
     ),
     ToolSpec(
         "analyze_face", "taller.tools.faces", "emotion and age of the faces in a photo",
@@ -214,6 +226,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                  "transcript files adds every video in it, reporting each; asked again, it continues where it "
                  "stopped. Adding the same video again changes nothing."),
         carry_over_fields=frozenset({"url_or_path"}),
+        next_steps={"en": (("Summarise it", "summarize the video"),),
+                    "es": (("Resumirlo", "resume el vídeo"),)},
     ),
     ToolSpec(
         "ask_video", "taller.tools.videos", "answer a question about added videos",
@@ -222,6 +236,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         free_text_fields=frozenset({"question"}),
         carry_over_fields=frozenset({"video"}),
         sticky_fields=frozenset({"video"}),
+        next_steps={"en": (("Summarise the video", "summarize the video"),),
+                    "es": (("Resumir el vídeo", "resume el vídeo"),)},
     ),
     ToolSpec(
         "summarize_video", "taller.tools.videos", "summarise an added video",

@@ -7,7 +7,7 @@ citations as links, and the raw JSON under a fold. It collapses with Enter, like
 ``Collapsible``.
 
 A database answer also gets buttons: its suggested follow-up questions (pressing one posts
-:class:`ToolCard.SuggestionChosen`, which the App sends as the next message) and a thumbs-up
+:class:`ToolCard.SuggestionChosen`: the App puts it in the prompt, and Enter sends it) and a thumbs-up
 (:class:`ToolCard.AnswerConfirmed`: the App stores the question and SQL as a confirmed example).
 The card only asks; doing it is the App's job, off the UI thread.
 """
@@ -57,7 +57,7 @@ class ToolCard(Collapsible):
     """One tool call: the tool, its arguments and status, then its result; collapses with Enter."""
 
     class SuggestionChosen(Message):
-        """A suggested follow-up question was pressed: the App sends ``text`` as the next message."""
+        """A suggested follow-up question was pressed: the App puts ``text`` in the prompt (Enter sends it)."""
 
         def __init__(self, card: ToolCard, text: str) -> None:
             super().__init__()
@@ -84,6 +84,7 @@ class ToolCard(Collapsible):
         self.result: dict[str, Any] | None = None
         self.ok: bool | None = None
         self._initial_result = result  # a card rebuilt from a thread's history
+        self.index: int | None = None  # its place in the thread's history, when rebuilt from it
 
     def on_mount(self) -> None:
         if self._initial_result is not None:
@@ -159,6 +160,12 @@ class ToolCard(Collapsible):
                 # The button's name holds the question as written (its label has an arrow).
                 buttons.append(Button(f"→ {text}", name=text, classes="suggestion", compact=True))
         return Vertical(*buttons, classes="tool-actions") if buttons else None
+
+    def drop_suggestions(self, texts: set[str]) -> None:
+        """Remove the follow-up buttons whose question the answer's own next steps already offer."""
+        for button in list(self.query(".suggestion").results(Button)):
+            if (button.name or "") in texts:
+                button.remove()
 
     @property
     def database(self) -> str | None:

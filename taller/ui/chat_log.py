@@ -3,7 +3,10 @@
 It turns the agent's events into widgets, on the UI thread: ``token`` pieces stream into one
 Markdown answer, ``tool_start``/``tool_end`` become a tool card and its result, ``image`` an
 inline picture, ``final`` closes the answer with its footer (backend · model · time), ``error`` a
-red line. A saved thread's history (``agent.history``) becomes the same widgets, cards folded.
+red line. A saved thread's history (``agent.history``) becomes the same widgets, cards folded,
+each knowing its ``index`` in the history (messages streamed live get theirs with
+:meth:`ChatLog.assign_indexes` once the agent has saved them): editing, branch indicators and a
+search's jump find messages by it.
 Events that concern the whole App (``progress`` of a run, ``interrupt`` for a confirmation) are
 the App's to handle. A tool run by a slash command also gets its card here, run in a worker.
 """
@@ -21,7 +24,7 @@ from textual.widget import Widget
 
 from taller.ui.cards import ToolCard
 from taller.ui.formatting import escape
-from taller.ui.widgets import AssistantMessage, ErrorMessage, ImageBlock, Notice, UserMessage
+from taller.ui.widgets import AssistantMessage, ErrorMessage, ImageBlock, Notice, SuggestionsBar, UserMessage
 
 
 class ChatLog(VerticalScroll):
@@ -54,23 +57,96 @@ class ChatLog(VerticalScroll):
 
     def _history_widgets(self, entry: dict[str, Any]) -> list[Widget]:
         role, content = entry.get("role"), entry.get("content") or ""
+        index = entry.get("index") if isinstance(entry.get("index"), int) else None
         if role == "user":
-            return [UserMessage(content)]
+            return [UserMessage(content, index=index)]
         if role == "assistant":
-            return [AssistantMessage(content)]
+            return [AssistantMessage(content, index=index)]
         if role == "tool":
-            try:
-                result = json.loads(content)
-            except (TypeError, ValueError):
-                result = {"summary": content}
+            result = entry.get("result")
+            if not isinstance(result, dict):
+                try:
+                    result = json.loads(content)
+                except (TypeError, ValueError):
+                    result = {"summary": content}
             if not isinstance(result, dict):
                 result = {"summary": str(result)}
-            out: list[Widget] = [ToolCard(entry.get("name") or "tool", None, collapsed=True, result=result)]
+            args = entry.get("args") if isinstance(entry.get("args"), dict) else None
+            card = ToolCard(entry.get("name") or "tool", args, collapsed=True, result=result)
+            card.index = index
+            out: list[Widget] = [card]
             for path in result.get("images") or []:
                 if Path(str(path)).is_file():
                     out.append(ImageBlock(str(path), renderer=self.image_renderer))
             return out
         return []
+
+    # --- messages by place ----------------------------------------------------------------------
+    def selectables(self) -> list[Widget]:
+        """The messages and tool cards that can be selected, top to bottom."""
+        return [child for child in self.children if isinstance(child, (UserMessage, AssistantMessage, ToolCard))]
+
+    def message_at(self, index: int) -> Widget | None:
+        """The message or tool card shown for history entry ``index``, if it is on screen."""
+        return next((widget for widget in self.selectables() if getattr(widget, "index", None) == index), None)
+
+    def last_of(self, kind: type[Widget]) -> Widget | None:
+        found = [child for child in self.children if isinstance(child, kind)]
+        return found[-1] if found else None
+
+    async def remove_from(self, widget: Widget) -> None:
+        """Remove ``widget`` and everything after it (an edit or a regeneration replaces them)."""
+        children = list(self.children)
+        if widget not in children:
+            return
+        doomed = children[children.index(widget):]
+        for card in [w for w in doomed if isinstance(w, ToolCard)]:
+            self._cards.pop(str(card.call_id), None)
+        self._assistant = None
+        await self.remove_children(doomed)
+
+    def assign_indexes(self, history: list[dict[str, Any]]) -> None:
+        """Give the messages streamed live their place in the saved history, for editing.
+
+        Matched from the end, by role and text: a message the agent did not keep (a refused
+        request, a cancelled answer) stays without an index instead of shifting the others.
+        """
+        for kind, role in ((UserMessage, "user"), (AssistantMessage, "assistant")):
+            entries = [e for e in history if e.get("role") == role and isinstance(e.get("index"), int)]
+            widgets = [w for w in self.children if isinstance(w, kind)]
+            position = len(entries) - 1
+            for widget in reversed(widgets):
+                if position < 0:
+                    widget.index = None
+                    continue
+                saved = str(entries[position].get("content") or "").strip()
+                shown = widget.text.strip()
+                # A message sent with attachments is saved with "(attached file: …)" lines after it.
+                if saved == shown or (role == "user" and shown and saved.startswith(shown)):
+                    widget.index = entries[position]["index"]
+                    position -= 1
+                else:
+                    widget.index = None
+
+    def show_branches(self, labels: dict[int, str]) -> None:
+        """Put each ``◀ 2/3 ▶`` label on the message of that history index; clear the others."""
+        for widget in self.children:
+            if isinstance(widget, (UserMessage, AssistantMessage)):
+                label = labels.get(widget.index, "") if widget.index is not None else ""
+                if label or widget.branch:
+                    widget.show_branch(label)
+
+    async def add_suggestions(self, suggestions: list[dict[str, str]]) -> SuggestionsBar | None:
+        """Numbered next steps under the answer; the last tool card drops the same buttons."""
+        if not suggestions:
+            return None
+        texts = {s["text"] for s in suggestions}
+        card = self.last_of(ToolCard)
+        if isinstance(card, ToolCard):
+            card.drop_suggestions(texts)
+        bar = SuggestionsBar(suggestions)
+        await self.mount(bar)
+        return bar
 
     # --- lines from the app ---------------------------------------------------------------------
     def add_user(self, text: str, attachments: list[str] | None = None) -> None:

@@ -43,6 +43,13 @@ class CommandHost(Protocol):
     def run_tool_card(self, tool: str, args: dict[str, Any]) -> None: ...
     def confirm_tool(self, tool: str, args: dict[str, Any], message: str,
                      on_answer: Callable[[bool | None], None]) -> None: ...
+    def action_copy(self) -> None: ...
+    def action_regenerate(self) -> None: ...
+    def action_edit_selected(self) -> None: ...
+    def action_branch(self, step: int) -> None: ...
+    def action_search(self, query: str = "") -> None: ...
+    def action_export(self, fmt: str | None = None) -> None: ...
+    def use_suggestion(self, number: int) -> None: ...
     def exit(self) -> None: ...
 
 
@@ -146,15 +153,45 @@ def _attach(host: CommandHost, args: tuple[str, ...]) -> None:
         host.action_attach()
 
 
+EXPORT_FORMATS = ("md", "json", "py", "ipynb")
+
+
+def _export(host: CommandHost, args: tuple[str, ...]) -> None:
+    if not args:
+        host.action_export()
+        return
+    fmt = args[0].lower().lstrip(".")
+    if fmt not in EXPORT_FORMATS or len(args) > 1:
+        raise CommandError("Usage: /export [md|json|py|ipynb] (no format: asks).")
+    host.action_export(fmt)
+
+
+def _branch(host: CommandHost, args: tuple[str, ...]) -> None:
+    steps = {"next": 1, "prev": -1, "previous": -1}
+    if len(args) > 1 or (args and args[0].lower() not in steps):
+        raise CommandError("Usage: /branch [next|prev].")
+    host.action_branch(steps[args[0].lower()] if args else 1)
+
+
+def _suggestion(host: CommandHost, args: tuple[str, ...]) -> None:
+    # Called as /1, /2 or /3: the command's name (first in args, see Command.takes_name) is the number.
+    host.use_suggestion(int(args[0]))
+
+
 @dataclass(frozen=True)
 class Command:
-    """One slash command: its name, how it is written and what it does (for the help)."""
+    """One slash command: its name, how it is written and what it does (for the help).
+
+    A command with ``takes_name`` gets the name it was called by as its first argument (``/2``
+    is ``/1``'s alias and needs to know it was 2).
+    """
 
     name: str
     usage: str
     does: str
     run: Callable[[CommandHost, tuple[str, ...]], None]
     aliases: tuple[str, ...] = ()
+    takes_name: bool = False
 
 
 _COMMAND_LIST = [
@@ -169,6 +206,18 @@ _COMMAND_LIST = [
             lambda host, args: host.rename_current_thread(" ".join(args) or None)),
     Command("delete", "/delete", "delete this thread (asks first)", lambda host, args: host.delete_current_thread()),
     Command("clear", "/clear", "clear the screen (the thread is kept)", lambda host, args: host.action_clear()),
+    Command("copy", "/copy", "copy from the selected message or the last answer (a menu)",
+            lambda host, args: host.action_copy()),
+    Command("regenerate", "/regenerate", "answer the last message again (the old answer stays as a branch)",
+            lambda host, args: host.action_regenerate(), aliases=("regen",)),
+    Command("edit", "/edit", "edit your last (or selected) message; Enter reruns from it",
+            lambda host, args: host.action_edit_selected()),
+    Command("branch", "/branch [next|prev]", "switch to another branch at the latest fork", _branch),
+    Command("search", "/search [WORDS]", "search every thread, jump to a message",
+            lambda host, args: host.action_search(" ".join(args))),
+    Command("export", "/export [md|json|py|ipynb]", "export this thread under $TALLER_HOME/exports", _export),
+    Command("1", "/1 /2 /3", "put the last answer's suggested next step in the prompt (Enter sends it)",
+            _suggestion, aliases=("2", "3"), takes_name=True),
     Command("help", "/help", "this help", lambda host, args: host.action_help()),
     Command("quit", "/quit", "leave", lambda host, args: host.exit(), aliases=("exit",)),
 ]
@@ -188,8 +237,9 @@ def run_command(host: CommandHost, line: str) -> None:
     if command is None:
         host.notice(f"Unknown command /{escape(command_line.name)}. Try /help.")
         return
+    arguments = (command_line.name, *command_line.args) if command.takes_name else command_line.args
     try:
-        command.run(host, command_line.args)
+        command.run(host, arguments)
     except CommandError as problem:
         host.notice(str(problem))
 

@@ -1,4 +1,4 @@
-"""Modal screens of the chat: confirmation, text prompt, image picker, help, training runs.
+"""Modal screens of the chat: confirmation, text prompt, image picker, help, copy, export, runs.
 
 Each one is keyboard-first (a letter or Enter/Esc answers it) and returns its answer through
 ``dismiss`` so the App decides what happens next.
@@ -15,10 +15,11 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, DataTable, DirectoryTree, Input, Label, Markdown, Static
+from textual.widgets import Button, DataTable, DirectoryTree, Input, Label, Markdown, OptionList, Static
+from textual.widgets.option_list import Option
 
 from taller.paths import IMAGE_SUFFIXES
-from taller.ui.commands import help_table
+from taller.ui.clipboard import CopyChoice
 from taller.ui.formatting import compact_args, escape, format_number
 
 
@@ -26,8 +27,8 @@ class ConfirmScreen(ModalScreen[bool]):
     """Ask before a costly action (training): ``y``/Enter runs it, ``n``/Esc does not."""
 
     BINDINGS = [
-        Binding("y", "answer(True)", "Yes"),
-        Binding("n,escape", "answer(False)", "No"),
+        Binding("y", "answer(True)", "Yes", tooltip="yes: run it"),
+        Binding("n,escape", "answer(False)", "No", tooltip="no: do not run it"),
     ]
 
     def __init__(self, message: str, detail: str | None = None, yes: str = "Run it", no: str = "Cancel") -> None:
@@ -64,7 +65,7 @@ class ConfirmScreen(ModalScreen[bool]):
 class TextPromptScreen(ModalScreen[str | None]):
     """One line of text (a thread's new title): Enter accepts, Esc cancels."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="close without saving")]
 
     def __init__(self, title: str, value: str = "", placeholder: str = "") -> None:
         super().__init__(classes="modal")
@@ -101,7 +102,7 @@ class ImageTree(DirectoryTree):
 class FilePickerScreen(ModalScreen[str | None]):
     """Pick an image to attach: browse with the arrow keys, or type a path and press Enter."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    BINDINGS = [Binding("escape", "cancel", "Cancel", tooltip="close without attaching")]
 
     def __init__(self, start: str | Path | None = None) -> None:
         super().__init__(classes="modal")
@@ -141,52 +142,134 @@ class FilePickerScreen(ModalScreen[str | None]):
         self.dismiss(None)
 
 
-HELP = """\
+HELP_INTRO = """\
 # Taller chat
 
 Ask in plain words: *train the autoencoder for 3 epochs*, *what is a VAE?*,
-*which artist sold most?*, *summarise the video*.
-
-| Key | Does |
-|---|---|
-| Enter | send the message |
-| Esc | cancel the running answer or tool |
-| Ctrl+O | attach an image (file picker) |
-| Ctrl+B | show/hide the threads |
-| Ctrl+N | new thread |
-| Ctrl+T | training runs (cancel with `c`) |
-| Ctrl+L | clear the screen |
-| F1 | this help |
-| Ctrl+Q | quit |
-
-In the threads list: Enter opens, `r` renames, `d` deletes.
-
+*which artist sold most?*, *summarise the video*. Everything below works from the keyboard.
 """
-# The commands' table comes from the interpreter's own list, so the two always agree.
-HELP += help_table()
+
+HELP_MESSAGES = """\
+Alt+↑ / Alt+↓ select a message in the log (Esc goes back to the prompt); Ctrl+Y, F2,
+Alt+← / Alt+→ then act on the selected one. Nothing selected: they act on the last answer, the
+last message you sent and the latest fork. A forked message shows `◀ 2/3 ▶`: the thread keeps
+every earlier answer and edit as a branch.
+"""
 
 
 class HelpScreen(ModalScreen[None]):
-    """Keys and slash commands."""
+    """Every key of the chat and every slash command (the App writes the text from its bindings)."""
 
-    BINDINGS = [Binding("escape,q,f1", "close", "Close")]
+    BINDINGS = [Binding("escape,q,f1", "close", "Close", tooltip="close this help")]
+
+    def __init__(self, markdown: str) -> None:
+        super().__init__(classes="modal")
+        self.markdown = markdown
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="help-dialog"):
-            yield Markdown(HELP)
-            yield Static("[dim]Esc closes[/dim]")
+            yield Markdown(self.markdown)
+            yield Static("[dim]↑ ↓ PgUp PgDn scroll · Esc closes[/dim]")
+
+    def on_mount(self) -> None:
+        self.query_one(Markdown).focus()
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+class CopyScreen(ModalScreen[CopyChoice | None]):
+    """What the selected message offers to copy: ↑ ↓ and Enter, or its number; Esc closes."""
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Close", tooltip="close without copying"),
+        # One binding a digit (an action gets its number from its binding); the help shows them
+        # as one row because they share the tooltip.
+        *(Binding(str(number), f"pick({number})", f"Copy {number}", show=False,
+                  tooltip="copy the entry with that number") for number in range(1, 10)),
+    ]
+
+    def __init__(self, title: str, choices: list[CopyChoice]) -> None:
+        super().__init__(classes="modal")
+        self.copy_title = title
+        self.choices = choices
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="copy-dialog"):
+            yield Static(escape(self.copy_title), classes="dialog-title")
+            yield OptionList(*(Option(Text(f"{number}  {choice.label}"), id=str(number - 1))
+                               for number, choice in enumerate(self.choices, start=1)), id="copy-options")
+            yield Static("[dim]Enter or a number copies · Esc closes[/dim]")
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(self.choices[int(event.option.id or 0)])
+
+    def action_pick(self, number: int) -> None:
+        if 1 <= number <= len(self.choices):
+            self.dismiss(self.choices[number - 1])
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+EXPORT_FORMATS = (
+    ("md", "m", "Markdown: the conversation, tool calls, tables and images"),
+    ("json", "j", "JSON: every message, to import again (taller import FILE)"),
+    ("py", "p", "Python script that repeats the thread's tool calls"),
+    ("ipynb", "n", "Jupyter notebook that repeats the thread's tool calls"),
+)
+
+
+class ExportScreen(ModalScreen[str | None]):
+    """Choose the format of the current thread's export: m, j, p, n, or ↑ ↓ and Enter."""
+
+    BINDINGS = [
+        Binding("m", "choose('md')", "Markdown", tooltip="export as Markdown (.md)"),
+        Binding("j", "choose('json')", "JSON", tooltip="export as JSON (.json, importable)"),
+        Binding("p", "choose('py')", "Python", tooltip="export as a runnable Python script (.py)"),
+        Binding("n", "choose('ipynb')", "Notebook", tooltip="export as a Jupyter notebook (.ipynb)"),
+        Binding("escape", "choose(None)", "Close", tooltip="close without exporting"),
+    ]
+
+    def __init__(self, folder: str) -> None:
+        super().__init__(classes="modal")
+        self.folder = folder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog", id="export-dialog"):
+            yield Static("Export this thread", classes="dialog-title")
+            yield OptionList(*(Option(Text(f"{key}  {label}"), id=fmt) for fmt, key, label in EXPORT_FORMATS),
+                             id="export-options")
+            yield Static(f"[dim]written under {escape(self.folder)} · Esc closes[/dim]")
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        options.highlighted = 0
+        options.focus()
+
+    @on(OptionList.OptionSelected)
+    def _selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(event.option.id)
+
+    def action_choose(self, fmt: str | None) -> None:
+        self.dismiss(fmt)
 
 
 class RunsScreen(ModalScreen[None]):
     """Every training run (this session's and those on disk); ``c`` cancels the selected one."""
 
     BINDINGS = [
-        Binding("escape,q", "close", "Close"),
-        Binding("c", "cancel_run", "Cancel run"),
-        Binding("r", "refresh", "Refresh"),
+        Binding("escape,q", "close", "Close", tooltip="close the window"),
+        Binding("c", "cancel_run", "Cancel run", tooltip="cancel the selected run (it keeps its last checkpoint)"),
+        Binding("r", "refresh", "Refresh", tooltip="read the runs again"),
     ]
 
     def compose(self) -> ComposeResult:

@@ -117,8 +117,8 @@ class ThreadList(ListView):
     """The threads list: Enter opens, ``r`` renames, ``d`` deletes."""
 
     BINDINGS = [
-        Binding("r", "rename_selected", "Rename"),
-        Binding("d,delete", "delete_selected", "Delete"),
+        Binding("r", "rename_selected", "Rename", tooltip="rename the highlighted thread"),
+        Binding("d,delete", "delete_selected", "Delete", tooltip="delete the highlighted thread (asks first)"),
     ]
 
     @property

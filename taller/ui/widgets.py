@@ -13,6 +13,7 @@ from pathlib import Path
 
 from textual import work
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.widget import Widget
@@ -52,26 +53,70 @@ def image_widget_class(kind: str = "auto") -> type[Widget] | None:
 # --- messages ---------------------------------------------------------------------------------------
 
 class UserMessage(Static):
-    """What the user typed (shown verbatim, never parsed as markup)."""
+    """What the user typed (shown verbatim, never parsed as markup).
 
-    def __init__(self, text: str, attachments: list[str] | None = None) -> None:
-        body = escape(text)
-        if attachments:
-            body += "\n" + "\n".join(f"[dim]attached[/dim] {file_link(path)}" for path in attachments)
-        super().__init__(body, classes="message user")
+    It can be selected (focused) from the keyboard: Enter then edits it. ``index`` is its place
+    in the thread's history (``None`` until the agent has saved it), which editing needs;
+    ``branch`` is the ``◀ 2/3 ▶`` shown when the thread forks at this message.
+    """
+
+    can_focus = True
+    BINDINGS = [Binding("enter", "app.edit_selected", "Edit", tooltip="on a selected message of yours: "
+                        "put it in the prompt to edit; Enter there reruns from it")]
+
+    def __init__(self, text: str, attachments: list[str] | None = None, index: int | None = None) -> None:
+        self.text = text
+        self.attachments = list(attachments or [])
+        self.index = index
+        self.branch = ""
+        super().__init__(self._body(), classes="message user")
+
+    def _body(self) -> str:
+        body = escape(self.text)
+        if self.attachments:
+            body += "\n" + "\n".join(f"[dim]attached[/dim] {file_link(path)}" for path in self.attachments)
+        if self.branch:
+            body += f"\n[dim]{escape(self.branch)}[/dim]"
+        return body
+
+    def show_branch(self, label: str) -> None:
+        """Show (or, with ``""``, hide) the branch indicator under the message."""
+        if label != self.branch:
+            self.branch = label
+            self.update(self._body())
 
 
 class AssistantMessage(Vertical):
-    """The agent's answer: Markdown, streamed token by token, then a one-line footer."""
+    """The agent's answer: Markdown, streamed token by token, then a one-line footer.
 
-    def __init__(self, text: str = "") -> None:
+    Selectable like a user message (for copying); ``index`` is its place in the history and
+    ``branch`` the indicator shown when regenerating made several answers here.
+    """
+
+    can_focus = True
+
+    def __init__(self, text: str = "", index: int | None = None) -> None:
         super().__init__(classes="message assistant")
         self._initial = text
         self._stream = None
         self.text = text
+        self.index = index
+        self.branch = ""
 
     def compose(self) -> ComposeResult:
         yield Markdown(self._initial, classes="answer")
+
+    def show_branch(self, label: str) -> None:
+        """Show (or, with ``""``, hide) the branch indicator above the answer's footer."""
+        self.branch = label
+        shown = list(self.query(".branch"))
+        if not label:
+            for old in shown:
+                old.remove()
+        elif shown:
+            shown[0].update(f"[dim]{escape(label)}[/dim]")
+        else:
+            self.mount(Static(f"[dim]{escape(label)}[/dim]", classes="branch"), after=self.markdown)
 
     @property
     def markdown(self) -> Markdown:
@@ -94,6 +139,64 @@ class AssistantMessage(Vertical):
             await self.markdown.update(text)
         if footer:
             await self.mount(Static(footer, classes="footer"))
+
+
+class SuggestionsBar(Vertical):
+    """Suggested next steps under an answer: numbered buttons (``/1`` … ``/3`` do the same).
+
+    Pressing one puts its text in the prompt; nothing runs until the user presses Enter there.
+    """
+
+    class Chosen(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    def __init__(self, suggestions: list[dict[str, str]]) -> None:
+        super().__init__(classes="suggestions")
+        self.suggestions = suggestions
+
+    def compose(self) -> ComposeResult:
+        for number, suggestion in enumerate(self.suggestions, start=1):
+            yield Button(f"/{number} → {suggestion['label']}", name=str(number - 1), compact=True,
+                         classes="next-step", tooltip=suggestion["text"])
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.post_message(self.Chosen(self.suggestions[int(event.button.name or 0)]["text"]))
+
+
+def clean_suggestions(raw: object, limit: int = 3) -> list[dict[str, str]]:
+    """The ``final`` event's suggestions that can be shown: ``{"label", "text"}`` with text, at most
+    ``limit``; a plain string is its own label."""
+    out: list[dict[str, str]] = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, str):
+            item = {"label": item, "text": item}
+        if not isinstance(item, dict):
+            continue
+        text = str(item.get("text") or "").strip()
+        label = " ".join(str(item.get("label") or text).split())
+        if text and text not in (s["text"] for s in out):
+            out.append({"label": label[:80], "text": text})
+    return out[:limit]
+
+
+class EditBar(Static):
+    """Above the prompt while an earlier message is being edited: which one, and how to stop."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__("", **kwargs)
+        self.display = False
+
+    def show_editing(self, position: int | None) -> None:
+        if position is None:
+            self.display = False
+            self.update("")
+            return
+        self.display = True
+        self.update(f"[b]Editing your message {position}[/b] · Enter reruns from it (the old answer "
+                    "stays as a branch) · Esc stops editing")
 
 
 class ErrorMessage(Static):

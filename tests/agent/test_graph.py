@@ -118,7 +118,7 @@ def test_thread_survives_a_restart(fake_tool):
     second = Agent(chat_model=model)
     assert [t["thread_id"] for t in second.threads()] == ["persist"]
     history = second.history("persist")
-    assert history[0] == {"role": "user", "content": "describe the database"}
+    assert history[0] == {"role": "user", "content": "describe the database", "index": 0}
     assert history[-1]["content"] == "It has 11 tables."
     list(second.run("what did I ask?", "persist"))
     # The chat answer was given the earlier turns of the thread.

@@ -3,12 +3,13 @@
 The chart text is checked on its own (:mod:`taller.ui.charts`); the buttons in the running App
 (Pilot) with a scripted agent: the thumbs-up stores the question and SQL through
 ``taller.knowledge.sql.remember_example`` (replaced here by a recorder; the server test stores
-for real), and a suggestion pressed is sent as the next message.
+for real), and a suggestion pressed goes to the prompt, sent only by Enter.
 """
 
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Button
 
 from taller.agent.session import Agent
 from taller.llm import FakeChatModel
@@ -16,7 +17,7 @@ from taller.tools import get_tool
 from taller.tui import TallerApp
 from taller.ui.cards import CONFIRM_LABEL, REMEMBERED_LABEL, ToolCard, confirmable
 from taller.ui.charts import BAR_WIDTH, bar, chart_lines, sparkline
-from taller.ui.widgets import UserMessage
+from taller.ui.widgets import SuggestionsBar, UserMessage
 
 SIZE = (100, 60)  # tall enough that the card's buttons are on screen to click
 
@@ -160,22 +161,51 @@ async def test_a_refused_example_says_why_and_can_be_tried_again(sql_tool, remem
         assert notes[-1][1] == "error" and "a DELETE changes data" in notes[-1][0]
 
 
-async def test_a_suggestion_pressed_is_the_next_message(sql_tool, remembered):
+async def test_a_suggestion_pressed_goes_to_the_prompt_and_enter_sends_it(sql_tool, remembered):
     app, fake = make_app([
         {"tool": "query_database", "args": {"question": "Which 3 countries buy the most?"}}, "The USA.",
         {"tool": "query_database", "args": {"question": "Which genres sell most?"}}, "Rock.",
     ])
     async with app.run_test(size=SIZE) as pilot:
         await send(pilot, "Which 3 countries buy the most?")
+        # The answer's next steps are the SQL follow-ups: numbered buttons under the answer, and
+        # the card drops its own copies of them (the thumbs-up stays).
         card = app.query_one(ToolCard)
-        buttons = list(card.query(".suggestion"))
-        assert [str(b.label) for b in buttons] == [f"→ {text}" for text in RESULT["suggestions"]]
+        assert list(card.query(".suggestion")) == [] and card.query(".confirm-answer")
+        bar = app.query_one(SuggestionsBar)
+        buttons = list(bar.query(Button))
+        assert [str(b.label) for b in buttons] == [f"/{n} → {text}" for n, text in enumerate(RESULT["suggestions"], 1)]
         buttons[0].scroll_visible(animate=False)
         await pilot.pause()
         await pilot.click(buttons[0])
+        await settle(pilot)
+        # Nothing ran: the question waits in the prompt for Enter.
+        assert app.prompt.value == "Which genres sell most?" and app.prompt.has_focus
+        assert [str(m.render()) for m in app.query(UserMessage)] == ["Which 3 countries buy the most?"]
+        assert len(sql_tool) == 1
+        await pilot.press("enter")
         await settle(pilot)
         users = [str(message.render()) for message in app.query(UserMessage)]
         assert users == ["Which 3 countries buy the most?", "Which genres sell most?"]
         assert [call["question"] for call in sql_tool] == ["Which 3 countries buy the most?", "Which genres sell most?"]
         assert len(list(app.query(ToolCard))) == 2
         assert remembered[0] == []
+
+
+async def test_a_card_rebuilt_from_history_keeps_its_follow_ups_and_they_fill_the_prompt(sql_tool, remembered):
+    app, fake = make_app([{"tool": "query_database", "args": {"question": "Which 3 countries buy the most?"}},
+                          "The USA."])
+    async with app.run_test(size=SIZE) as pilot:
+        await send(pilot, "Which 3 countries buy the most?")
+        app.open_thread("thread-1", force=True)  # the saved thread: no answer bar, the card's own buttons
+        await settle(pilot)
+        assert not app.query(SuggestionsBar)
+        card = app.query_one(ToolCard)
+        card.collapsed = False
+        await pilot.pause()
+        button = card.query_one(".suggestion", Button)
+        button.focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert app.prompt.value == RESULT["suggestions"][0]
+        assert len(sql_tool) == 1

@@ -115,3 +115,33 @@ def thread_titles(connection: sqlite3.Connection) -> None:
     connection.execute(
         "CREATE TABLE IF NOT EXISTS taller_threads (thread_id TEXT PRIMARY KEY, title TEXT, "
         "created REAL, updated REAL)")
+
+
+@migration
+def thread_heads(connection: sqlite3.Connection) -> None:
+    """The current branch of each thread: the checkpoint its next turn continues from.
+
+    LangGraph keeps every checkpoint with its parent, so a regenerated answer or an edited
+    message forks the thread into branches; this row says which leaf the thread shows now (a
+    thread without a row follows its newest checkpoint, as before branches existed).
+    """
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS taller_thread_heads (thread_id TEXT PRIMARY KEY, "
+        "checkpoint_id TEXT NOT NULL, updated REAL)")
+
+
+@migration
+def thread_search(connection: sqlite3.Connection) -> None:
+    """Full-text search over the messages of every thread's current branch (SQLite FTS5).
+
+    ``taller_search`` holds one row per message of the current branch (user and assistant text,
+    a tool call's name, arguments, SQL and summary); ``taller_search_state`` records which
+    checkpoint each thread was indexed at, so a thread written before this migration (or by a
+    process that stopped before indexing) is indexed when the agent next opens the file.
+    Accents are folded (``remove_diacritics 2``) so "época" and "epoca" find each other.
+    """
+    connection.execute(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS taller_search USING fts5(content, thread_id UNINDEXED, "
+        "message_index UNINDEXED, role UNINDEXED, tokenize = 'unicode61 remove_diacritics 2')")
+    connection.execute(
+        "CREATE TABLE IF NOT EXISTS taller_search_state (thread_id TEXT PRIMARY KEY, checkpoint_id TEXT)")

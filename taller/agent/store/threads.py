@@ -100,8 +100,31 @@ class ThreadStore:
                     (title.strip()[:TITLE_MAX_CHARS], thread_id))
 
     def delete(self, thread_id: str) -> None:
-        """Forget the thread's row (its checkpoints are the checkpointer's to delete)."""
-        self._write("DELETE FROM taller_threads WHERE thread_id = ?", (thread_id,))
+        """Forget the thread's row, its current branch and its search rows (its checkpoints are
+        the checkpointer's to delete)."""
+        with self.lock:
+            try:
+                for table in ("taller_threads", "taller_thread_heads", "taller_search", "taller_search_state"):
+                    # The table names are this list's, never user text.
+                    self.connection.execute(f"DELETE FROM {table} WHERE thread_id = ?", (thread_id,))
+                self.connection.commit()
+            except BaseException:
+                if self.connection.in_transaction:
+                    self.connection.rollback()
+                raise
+
+    def head(self, thread_id: str) -> str | None:
+        """The checkpoint the thread's current branch ends at, or None when none was recorded."""
+        with self.lock:
+            row = self.connection.execute(
+                "SELECT checkpoint_id FROM taller_thread_heads WHERE thread_id = ?", (thread_id,)).fetchone()
+        return row[0] if row else None
+
+    def set_head(self, thread_id: str, checkpoint_id: str) -> None:
+        """Make the branch ending at ``checkpoint_id`` the thread's current one."""
+        self._write("INSERT INTO taller_thread_heads (thread_id, checkpoint_id, updated) VALUES (?, ?, ?) "
+                    "ON CONFLICT(thread_id) DO UPDATE SET checkpoint_id = excluded.checkpoint_id, "
+                    "updated = excluded.updated", (thread_id, checkpoint_id, time.time()))
 
     def close(self) -> None:
         with self.lock:
