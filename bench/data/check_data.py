@@ -16,6 +16,9 @@ tool, language, split and source, and fails (exit status 1) on any item that is 
   every dialogue has 2 to 4 turns, and every tool is called in some follow-up turn;
 * an item marked ``long`` has more than 25 words.
 
+It also validates ``routing_dialogues_dev3.jsonl`` (a later tuning set, all ``tuning``, 3 to 5 turns
+per dialogue) against the same contracts and prints its counts per tool, language and kind.
+
     .venv/bin/python bench/data/check_data.py
 """
 
@@ -120,6 +123,46 @@ def check_split(name: str, counter: dict) -> None:
             complain(name, f"uneven split for {group}: {dict(splits)}")
 
 
+# Tuning-only dialogue sets written blind for later rounds: every dialogue `tuning`, 3 to 5 turns.
+TUNING_DIALOGUE_SETS = ("routing_dialogues_dev3.jsonl",)
+
+
+def check_tuning_dialogues(name: str) -> None:
+    """Validate one tuning-only dialogue set like the main one, and print its counts."""
+    dialogues = load(name)
+    ids = collections.Counter(item.get("id") for item in dialogues)
+    for duplicate in [key for key, count in ids.items() if count > 1]:
+        complain(name, f"{duplicate!r} is used {ids[duplicate]} times")
+    followup_tools, kinds, langs = collections.Counter(), collections.Counter(), collections.Counter()
+    turns_total = 0
+    for item in dialogues:
+        where = f"{name} {item.get('id', '?')}"
+        turns = item.get("turns") or []
+        turns_total += len(turns)
+        if not 3 <= len(turns) <= 5:
+            complain(where, f"{len(turns)} turns (3 to 5 wanted)")
+        if item.get("split") != "tuning" or item.get("lang") not in LANGS:
+            complain(where, f"split {item.get('split')!r} / lang {item.get('lang')!r} not allowed (all tuning)")
+        if not item.get("kinds"):
+            complain(where, "no kinds label")
+        langs[item.get("lang")] += 1
+        kinds.update(kind for kind in str(item.get("kinds", "")).split("+") if kind)
+        so_far = ""
+        for index, turn in enumerate(turns):
+            so_far += "\n" + turn.get("text", "")
+            check_call(f"{where} turn {index + 1}", turn.get("tool"), turn.get("args"), so_far)
+            if index:
+                followup_tools[turn.get("tool") or "(no tool)"] += 1
+    for tool in TOOL_NAMES:
+        if not followup_tools[tool]:
+            complain(name, f"{tool} is never called in a follow-up turn")
+    print(f"{name}: {len(dialogues)} dialogues ({turns_total} turns, {turns_total - len(dialogues)} follow-ups); "
+          f"languages: en {langs['en']}, es {langs['es']}")
+    print("  follow-up turns per tool: " + ", ".join(f"{tool} {followup_tools[tool]}"
+                                                   for tool in [*TOOL_NAMES, "(no tool)"]))
+    print("  kinds: " + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
+
+
 def main() -> int:
     requests = load("routing_requests.jsonl")
     dialogues = load("routing_dialogues.jsonl")
@@ -203,6 +246,9 @@ def main() -> int:
                                                    for tool in [*TOOL_NAMES, "(no tool)"]))
     kinds = collections.Counter(kind for item in dialogues for kind in str(item.get("kinds", "")).split("+") if kind)
     print("  kinds: " + ", ".join(f"{name} {count}" for name, count in kinds.most_common()))
+
+    for name in TUNING_DIALOGUE_SETS:
+        check_tuning_dialogues(name)
 
     if problems:
         print(f"\n{len(problems)} problem(s):")
