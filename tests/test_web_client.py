@@ -344,6 +344,9 @@ def test_suggested_next_steps_fill_the_input_and_follow_a_regenerated_answer(cli
         assert texts(page, chips) == ["Which genres sell most?", "And by year?"]
         assert page.locator(".card.tool .suggestions").count() == 0, "shown once, under the answer"
 
+        # The button comes with the end of the request; on a loaded 2-core machine (the whole
+        # suite) that took longer than the page's default 20 s once, so wait for it explicitly.
+        page.wait_for_selector(".msg.assistant button.regenerate", timeout=60000)
         page.click(".msg.assistant button.regenerate")
         wait_for_texts(page, ".msg.assistant .body", ["Still the USA."])
         page.wait_for_selector(".branch-switch")
