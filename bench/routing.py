@@ -159,19 +159,21 @@ def load_requests(split: str = "all") -> list[tuple[str, str | None, dict]]:
     return cases
 
 
-def load_dialogues(split: str = "all", file: str = "routing_dialogues.jsonl") -> list[list[tuple[str, str | None, dict]]]:
+def load_dialogues(split: str = "all", file: str = "routing_dialogues.jsonl",
+                   ids: frozenset[str] = frozenset()) -> list[list[tuple[str, str | None, dict]]]:
     """The hand-written dialogues of bench/data, each a list of ``(text, tool, args)`` turns.
 
     ``routing_dialogues_dev.jsonl`` is a second tuning set, written later by someone who had not
     seen the router or the first set, to tune follow-ups on once the first tuning half was spent;
-    ``routing_dialogues_dev2.jsonl`` a third, written the same way for the third round.
+    ``routing_dialogues_dev2.jsonl`` a third, written the same way for the third round, and
+    ``routing_dialogues_dev3.jsonl`` a fourth, for the fourth.
     """
     dialogues = []
     for line in (DATA / file).read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         item = json.loads(line)
-        if split in ("all", item["split"]):
+        if split in ("all", item["split"]) and (not ids or item.get("id") in ids):
             dialogues.append([(turn["text"], turn["tool"], {key: _expected_value(value) for key, value in turn["args"].items()})
                               for turn in item["turns"]])
     return dialogues
@@ -223,12 +225,13 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
-    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev", "dialogues-dev2"])
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev", "dialogues-dev2", "dialogues-dev3"])
     parser.add_argument("--show-heldout", action="store_true",
                         help="with --split heldout: print the misses (only when the tuning is over)")
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
                         help="with --set requests: which half (tune on 'tuning' only)")
     parser.add_argument("--limit", type=int, help="only the first N cases")
+    parser.add_argument("--only", default="", help="only these dialogues, by id (comma-separated)")
     parser.add_argument("--threads", type=int, default=0, help="llama.cpp threads (0 = all cores)")
     parser.add_argument("--verbose", action="store_true")
     parser.add_argument("--json", help="also write the results to this file")
@@ -253,12 +256,15 @@ def main() -> int:
 
     from taller.agent import router
 
+    ids = frozenset(filter(None, options.only.split(",")))
     if options.case_set == "dialogues":
-        dialogues = load_dialogues(options.split)
+        dialogues = load_dialogues(options.split, ids=ids)
     elif options.case_set == "dialogues-dev":
-        dialogues = load_dialogues(options.split, "routing_dialogues_dev.jsonl")
+        dialogues = load_dialogues(options.split, "routing_dialogues_dev.jsonl", ids)
     elif options.case_set == "dialogues-dev2":
-        dialogues = load_dialogues(options.split, "routing_dialogues_dev2.jsonl")
+        dialogues = load_dialogues(options.split, "routing_dialogues_dev2.jsonl", ids)
+    elif options.case_set == "dialogues-dev3":
+        dialogues = load_dialogues(options.split, "routing_dialogues_dev3.jsonl", ids)
     else:
         cases = CASES if options.case_set == "legacy" else load_requests(options.split)
         dialogues = [[case] for case in cases]  # single requests: dialogues of one turn

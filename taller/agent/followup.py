@@ -35,6 +35,25 @@ _REFERENCE = re.compile(
     r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that(?!'s|\s+(?:is|was|helps|works|sounds|looks|seems|makes|would|will)\b)|this one|the same|"
     r"same one|instead|again|ella|él|ellos|ellas|su|sus|ese|esos?|esas?|eso|esto|este|esta|mismo|misma|"
     r"en vez|en lugar|otra vez|de nuevo|hazlo|anterior|previous|last one|el [uú]ltimo|la [uú]ltima)\b", re.I)
+# A turn that corrects the previous one ("no wait, I meant the GRU", "perdón, quería decir de
+# Argentina", "sorry, the bidirectional one"): it points back to the last call, whose tool and
+# other values it keeps. A bare "no" counts only with a comma or a stop after it ("no, …"), so
+# "no sé qué es una GRU" is not a correction.
+_CORRECTION = re.compile(
+    r"^\s*(?:(?:hmm+|uh+|oh|ah|oops|ups|uy|ay)\W+)*(?:no\s*[,.!]|no wait\b|wait\b|sorry\b|actually\b|"
+    r"perd[oó]n\w*|disculp\w*|espera\b|en realidad\b)"
+    r"|\bI meant\b|\bI mean\b|\bquise decir\b|\bquer[ií]a decir\b|\bme refer[ií]a\b", re.I)
+# A turn that keeps the last call's quantity while changing something else ("the same number of
+# images with pix2pix", "la misma cantidad pero con el VAE", "as many epochs").
+_SAME_AMOUNT = re.compile(
+    r"\bsame (?:number|amount|count|quantity)\b|\bsame (?:epochs|steps|images|samples|pictures)\b|"
+    r"\bas many\b|\bmism[oa]s? (?:n[uú]mero|cantidad)\b|\btant[oa]s como\b|"
+    r"\bmism[oa]s (?:[eé]pocas|im[aá]genes|muestras|pasos|fotos)\b", re.I)
+# A turn that repeats the last call on something else ("and the same for sales_2024.csv", "haz
+# lo mismo con luna.png"): every value it does not change is kept.
+_SAME_CALL = re.compile(
+    r"\b(?:the )?same (?:for|with|on)\b|\bsame thing\b|\bdo the same\b|\blo mismo (?:para|con|en|de)\b|"
+    r"\bhaz lo mismo\b|\bigual (?:para|con)\b", re.I)
 # A Spanish imperative with its object attached ("ordénalas", "repítelo", "muéstramelos",
 # "tradúceme"): the stress mark the clitic forces on the verb tells it from a plain word.
 _CLITIC = re.compile(r"\b\w*[áéíóú]\w*?(?:lo|la|los|las|le|les|me)\b", re.I)
@@ -47,6 +66,7 @@ class ThreadContext:
     turns: tuple[str, ...] = ()           # earlier user requests, oldest first (standalone forms)
     last_call: dict[str, Any] | None = None  # {"tool": name, "args": {...}} of the latest tool call
     last_request: str | None = None       # the user request that led to ``last_call``
+    calls: tuple[dict[str, Any], ...] = ()  # the recent tool calls, oldest first (``last_call`` last)
 
     @property
     def empty(self) -> bool:
@@ -70,6 +90,7 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
     first one's full meaning ("and to France?" → "who are those customers?").
     """
     turns: list[str] = []
+    calls: list[dict[str, Any]] = []
     last_call: dict[str, Any] | None = None
     last_request: str | None = None
     current: str | None = None
@@ -85,7 +106,9 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
             for call in getattr(message, "tool_calls", None) or []:
                 last_call = {"tool": call.get("name"), "args": dict(call.get("args") or {})}
                 last_request = current
-    return ThreadContext(turns=tuple(turns[-limit:]), last_call=last_call, last_request=last_request)
+                calls.append(last_call)
+    return ThreadContext(turns=tuple(turns[-limit:]), last_call=last_call, last_request=last_request,
+                         calls=tuple(calls[-limit:]))
 
 
 def continues(text: str) -> bool:
@@ -95,8 +118,46 @@ def continues(text: str) -> bool:
 
 def refers_back(text: str) -> bool:
     """Whether ``text`` starts like a continuation or points back ("and…", "her age", "the same",
-    "ordénalas")."""
-    return bool(_CONTINUATION.search(text) or _REFERENCE.search(text) or _CLITIC.search(text))
+    "ordénalas", "no wait, I meant …")."""
+    return bool(_CONTINUATION.search(text) or _REFERENCE.search(text) or _CLITIC.search(text)
+                or _CORRECTION.search(text))
+
+
+def corrects(text: str) -> bool:
+    """Whether ``text`` corrects the previous request ("sorry, I meant …", "perdón, el otro")."""
+    return bool(_CORRECTION.search(text))
+
+
+def kept_values(tool: str, request: str, context: ThreadContext, args: dict[str, Any]) -> dict[str, Any]:
+    """Optional values of the last call that this turn keeps without saying them again.
+
+    A correction of the last call ("no wait, I meant the autoencoder" after 12 epochs of the VAE)
+    or the same call on something else ("and the same for sales_2024.csv") changes one value and
+    keeps the others, when it stays with the same tool; a turn that asks
+    for "the same number" keeps the last call's numbers that ``tool`` also takes ("the same
+    number of images with pix2pix" after 4 VAE samples). Free text is never kept this way: a
+    question is rewritten, not inherited. Values ``args`` already has win.
+    """
+    from taller.tools import get_tool, registry
+
+    last = context.last_call or {}
+    previous = last.get("args") or {}
+    if tool not in registry.TOOLS:
+        return {}
+    accepted = set(get_tool(tool).args_schema.model_fields) - registry.TOOLS[tool].free_text_fields
+    missing = {name: value for name, value in previous.items()
+               if name in accepted and args.get(name) in (None, "", []) and value not in (None, "", [])}
+    kept: dict[str, Any] = {}
+    if (corrects(request) or _SAME_CALL.search(request)) and last.get("tool") == tool:
+        kept.update(missing)
+    if _SAME_AMOUNT.search(request):
+        # The newest call that has the number: "¿cómo va?" may have come in between.
+        for call in reversed(context.calls or (last,)):
+            for name, value in (call.get("args") or {}).items():
+                if (name in accepted and name not in kept and args.get(name) in (None, "")
+                        and isinstance(value, (int, float)) and not isinstance(value, bool)):
+                    kept[name] = value
+    return kept
 
 
 def numbers_by_words(tool: str, text: str) -> dict[str, int]:
@@ -200,6 +261,10 @@ Previous request: ¿cuántas facturas hubo en 2011?
 Last message: ¿y en 2012?
 Standalone: ¿cuántas facturas hubo en 2012?
 
+Previous request: translate 'good night' with a beam of 4
+Last message: sorry, I meant 'good evening'
+Standalone: translate 'good evening' with a beam of 4
+
 Previous request: train the vae for 2 epochs
 Last message: thanks!
 Standalone: thanks!
@@ -233,6 +298,11 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     # A rewrite far longer than both turns together is the model rambling, not a rewrite; one
     # that reads like a tool call ("classify_pet({...})") copied the prompt instead of the user.
     if not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40 or _TOOL_CALL.search(standalone):
+        return text
+    if refers_back(text) and not _content_words(standalone) - _content_words(text):
+        # "¿y cuánto sumaron en total?" came back as "¿Cuánto sumaron en total?": the rewrite took
+        # nothing from the thread, so it is no better than the turn (which the router then joins
+        # to the request it continues).
         return text
     if _copies_an_earlier_turn(text, standalone, [previous, *earlier]):
         return text  # "show that classifier's metrics" came back as the previous request, word for word
@@ -318,15 +388,16 @@ def sticky(tool: str, context: ThreadContext, args: dict[str, Any]) -> dict[str,
 
 
 def carry_over(decision: dict[str, Any], context: ThreadContext, required: Sequence[str],
-               refers: bool = False) -> dict[str, Any]:
-    """Fill required arguments the decision lacks from the last call of the same tool, and the
-    conversation's current database or video from the last call of any tool."""
+               refers: bool = False, request: str = "") -> dict[str, Any]:
+    """Fill required arguments the decision lacks from the last call of the same tool, the
+    conversation's current database or video from the last call of any tool, and the values a
+    correction or "the same number" keeps (:func:`kept_values`)."""
     tool = decision.get("tool")
     if not tool:
         return decision
     args = dict(decision.get("args") or {})
     required_args = inherited(tool, context, required, args, refers)
-    inherited_args = {**sticky(tool, context, args), **required_args}
+    inherited_args = {**kept_values(tool, request, context, args), **sticky(tool, context, args), **required_args}
     if not inherited_args:
         return decision
     out = {**decision, "args": {**args, **inherited_args}, "carried_over": sorted(inherited_args)}

@@ -598,7 +598,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         decision = _edited_call(model_factory, request, decision, context)
     if decision.get("tool"):
         decision = followup.carry_over(decision, context, _required(decision["tool"]),
-                                       refers=followup.refers_back(request))
+                                       refers=followup.refers_back(request), request=request)
         decision = _model_from_thread(decision, request, context)
     if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
             and decision["tool"] == (context.last_call or {}).get("tool") and followup.refers_back(request)
@@ -767,7 +767,9 @@ def _followup_prior(request: str, last_tool: str | None) -> tuple[str, float] | 
     tool alone, since it names nothing else (a transcript fits adding or asking; a photo, three tools)."""
     if not last_tool:
         return None
-    if followup.bare_ellipsis(request):
+    if followup.bare_ellipsis(request) or followup.corrects(request):
+        # A correction ("no wait, I meant the autoencoder") names a value, not a new tool: the
+        # words of the value ("autoencoder": reconstructions) must not carry it to another tool.
         return (last_tool, BARE_PRIOR, False)
     return (last_tool, FOLLOWUP_PRIOR)
 

@@ -412,3 +412,64 @@ def test_a_turn_that_points_back_takes_the_model_an_earlier_request_named():
     # Only a model the tool takes: the translation model cannot generate images.
     context = followup.ThreadContext(turns=("train the translation model",), last_call={"tool": "train_model", "args": {}})
     assert router._model_from_thread(failed, "now sample from it", context) == failed
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("no wait, I meant the GRU", True),
+    ("hmm, sorry: the bidirectional one", True),
+    ("perdón, quería decir de Perú", True),
+    ("no, el otro modelo", True),
+    ("no sé qué es una GRU", False),   # a plain "no" that starts a sentence corrects nothing
+    ("No thanks", False),
+    ("Nothing else for now", False),
+])
+def test_corrections_are_read_as_pointing_back(text, expected):
+    assert followup.corrects(text) is expected
+    if expected:
+        assert followup.refers_back(text)
+
+
+def test_a_correction_keeps_the_other_values_of_the_last_call():
+    context = followup.ThreadContext(turns=("train the vae for 7 epochs",),
+                                     last_call={"tool": "train_model", "args": {"model": "vae", "epochs": 7}})
+    decision = {"tool": "train_model", "args": {"model": "autoencoder"}}
+    kept = followup.carry_over(decision, context, ["model"], True, "no wait, I meant the autoencoder")
+    assert kept["args"] == {"model": "autoencoder", "epochs": 7}
+    # Without the correction, a new training request keeps nothing of the last one.
+    plain = followup.carry_over(decision, context, ["model"], False, "train the autoencoder")
+    assert plain["args"] == {"model": "autoencoder"}
+    # A correction that moves to another tool keeps nothing either.
+    other = followup.carry_over({"tool": "generate_images", "args": {"model": "autoencoder"}}, context,
+                                ["model"], True, "no wait, I meant samples from the autoencoder")
+    assert other["args"] == {"model": "autoencoder"}
+
+
+def test_the_same_number_comes_from_the_newest_call_that_has_it():
+    context = followup.ThreadContext(
+        turns=("generate 5 vae samples", "how is it going?"),
+        last_call={"tool": "list_models", "args": {}},
+        calls=({"tool": "generate_images", "args": {"model": "vae", "count": 5}}, {"tool": "list_models", "args": {}}))
+    decision = {"tool": "generate_images", "args": {"model": "pix2pix"}}
+    assert followup.carry_over(decision, context, ["model"], False,
+                               "la misma cantidad con pix2pix")["args"] == {"model": "pix2pix", "count": 5}
+    # A number the turn states wins over the kept one.
+    stated = {"tool": "generate_images", "args": {"model": "pix2pix", "count": 2}}
+    assert followup.carry_over(stated, context, ["model"], False, "as many as before, no, 2")["args"]["count"] == 2
+
+
+def test_the_same_call_on_another_file_keeps_its_values():
+    context = followup.ThreadContext(turns=("forecast data/a.csv 9 steps",),
+                                     last_call={"tool": "forecast", "args": {"values": "data/a.csv", "steps": 9}})
+    decision = {"tool": "forecast", "args": {"values": "data/b.csv"}}
+    out = followup.carry_over(decision, context, ["values"], True, "and the same for data/b.csv")
+    assert out["args"] == {"values": "data/b.csv", "steps": 9} and out["carried_over"] == ["steps"]
+
+
+def test_a_rewrite_that_takes_nothing_from_the_thread_is_not_used():
+    context = followup.ThreadContext(turns=("¿cuántas facturas hubo en Perú en 2011?",),
+                                     last_call={"tool": "query_database", "args": {"question": "x"}},
+                                     last_request="¿cuántas facturas hubo en Perú en 2011?")
+    model = FakeChatModel(responses=[{"request": "¿Cuánto sumaron en total?"}])
+    assert followup.rewrite(model, "¿y cuánto sumaron en total?", context) == "¿y cuánto sumaron en total?"
+    model = FakeChatModel(responses=[{"request": "¿Cuánto sumaron las facturas de Perú en 2011?"}])
+    assert followup.rewrite(model, "¿y cuánto sumaron en total?", context) == "¿Cuánto sumaron las facturas de Perú en 2011?"
