@@ -261,10 +261,6 @@ Previous request: ¿cuántas facturas hubo en 2011?
 Last message: ¿y en 2012?
 Standalone: ¿cuántas facturas hubo en 2012?
 
-Previous request: translate 'good night' with a beam of 4
-Last message: sorry, I meant 'good evening'
-Standalone: translate 'good evening' with a beam of 4
-
 Previous request: train the vae for 2 epochs
 Last message: thanks!
 Standalone: thanks!
