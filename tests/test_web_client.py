@@ -22,7 +22,7 @@ from taller.llm import FakeChatModel
 from taller.server import BackgroundServer
 from taller.tools import get_tool
 
-from test_web_page import CHROMIUM, CHROMIUM_ARGS, sync_api, write_png  # skips this module without Chromium
+from test_web_page import open_browser_page, write_png  # skips this module without Chromium
 
 
 class NumberedAnswers(FakeChatModel):
@@ -40,18 +40,8 @@ def numbered_agent() -> Agent:
 @pytest.fixture
 def client_page():
     """A page in a context allowed to use the clipboard; console errors are collected."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        context = browser.new_context(permissions=["clipboard-read", "clipboard-write"], accept_downloads=True)
-        page = context.new_page()
-        page.set_default_timeout(20000)
-        problems: list[str] = []
-        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        try:
-            yield page, problems
-        finally:
-            browser.close()
+    with open_browser_page(permissions=["clipboard-read", "clipboard-write"], accept_downloads=True) as opened:
+        yield opened
 
 
 def open_page(page, server) -> None:

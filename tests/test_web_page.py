@@ -36,19 +36,32 @@ def write_png(path: Path) -> None:
     path.write_bytes(buffer.getvalue())
 
 
+def open_browser_page(**context_options):
+    """A headless Debian-Chromium page (in a context with ``context_options``) and the list its
+    console errors and page errors are collected in; closes the browser on exit."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def opened():
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+            page = browser.new_context(**context_options).new_page()
+            page.set_default_timeout(20000)
+            problems: list[str] = []
+            page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
+            page.on("pageerror", lambda error: problems.append(str(error)))
+            try:
+                yield page, problems
+            finally:
+                browser.close()
+
+    return opened()
+
+
 @pytest.fixture
 def browser_page():
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-        page = browser.new_page()
-        page.set_default_timeout(20000)
-        problems: list[str] = []
-        page.on("console", lambda message: problems.append(message.text) if message.type == "error" else None)
-        page.on("pageerror", lambda error: problems.append(str(error)))
-        try:
-            yield page, problems
-        finally:
-            browser.close()
+    with open_browser_page() as opened:
+        yield opened
 
 
 def test_chat_page_streams_tools_images_approval_and_cancel(browser_page, monkeypatch):

@@ -35,6 +35,8 @@ from pydantic import ConfigDict, Field, PrivateAttr
 
 from taller.config import Settings, get_settings
 from taller.errors import LLMUnavailableError, ModelReplyError
+# llama.cpp's chat API takes OpenAI-format messages: one conversion for both backends.
+from taller.llm.openai_compatible import to_openai_messages
 
 BACKENDS = ("auto", "ollama", "embedded", "fake", "openai")
 
@@ -147,13 +149,6 @@ def _load_llama(path: str, n_ctx: int, n_threads: int) -> Any:
         return _llama_cache[key]
 
 
-def _to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
-    roles = {"human": "user", "ai": "assistant", "system": "system", "tool": "user"}
-    out = []
-    for m in messages:
-        content = m.content if isinstance(m.content, str) else json.dumps(m.content)
-        out.append({"role": roles.get(m.type, "user"), "content": content})
-    return out
 
 
 class EmbeddedChatModel(BaseChatModel):
@@ -179,7 +174,7 @@ class EmbeddedChatModel(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
         out = self._llama().create_chat_completion(
-            messages=_to_openai(messages), temperature=self.temperature,
+            messages=to_openai_messages(messages), temperature=self.temperature,
             max_tokens=kwargs.get("max_tokens", self.max_tokens), stop=stop)
         text = out["choices"][0]["message"]["content"] or ""
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=text))])
@@ -187,7 +182,7 @@ class EmbeddedChatModel(BaseChatModel):
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
         for part in self._llama().create_chat_completion(
-                messages=_to_openai(messages), temperature=self.temperature,
+                messages=to_openai_messages(messages), temperature=self.temperature,
                 max_tokens=kwargs.get("max_tokens", self.max_tokens), stop=stop, stream=True):
             piece = part["choices"][0]["delta"].get("content") or ""
             if not piece:
@@ -203,7 +198,7 @@ class EmbeddedChatModel(BaseChatModel):
         # A repeated prompt reuses the evaluated prefix, so a second sample costs only its tokens.
         extra = {"seed": seed} if seed is not None else {}
         out = self._llama().create_chat_completion(
-            messages=_to_openai(messages), temperature=temperature, max_tokens=max_tokens,
+            messages=to_openai_messages(messages), temperature=temperature, max_tokens=max_tokens,
             response_format={"type": "json_object", "schema": schema}, **extra)
         return parse_json_object(out["choices"][0]["message"]["content"] or "")
 

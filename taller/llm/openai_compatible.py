@@ -196,7 +196,7 @@ def serves(models: Sequence[str], wanted: str) -> bool:
     return wanted in models or (":" not in wanted and f"{wanted}:latest" in models)
 
 
-def _to_openai(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+def to_openai_messages(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     """LangChain messages as OpenAI chat messages (tool results become user turns: the agent
     writes its answers from a tool's summary, and some servers' templates reject a ``tool`` role
     without a matching call)."""
@@ -374,7 +374,7 @@ class OpenAICompatibleChatModel(BaseChatModel):
     # --- LangChain chat model ---------------------------------------------------------------
     def _generate(self, messages: list[BaseMessage], stop: list[str] | None = None,
                   run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> ChatResult:
-        payload = self._payload(_to_openai(messages), kwargs.get("max_tokens", self.max_tokens),
+        payload = self._payload(to_openai_messages(messages), kwargs.get("max_tokens", self.max_tokens),
                                 kwargs.get("temperature", self.temperature), stop, kwargs.get("seed"))
         data = self._post(payload)
         choice = data["choices"][0]
@@ -391,7 +391,7 @@ class OpenAICompatibleChatModel(BaseChatModel):
 
     def _stream(self, messages: list[BaseMessage], stop: list[str] | None = None,
                 run_manager: CallbackManagerForLLMRun | None = None, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
-        payload = self._payload(_to_openai(messages), kwargs.get("max_tokens", self.max_tokens),
+        payload = self._payload(to_openai_messages(messages), kwargs.get("max_tokens", self.max_tokens),
                                 kwargs.get("temperature", self.temperature), stop, kwargs.get("seed"), stream=True)
         for event in self._stream_events(payload):
             for choice in event.get("choices") or []:
@@ -417,7 +417,7 @@ class OpenAICompatibleChatModel(BaseChatModel):
         """A reply constrained to ``schema`` where the server can, checked against it always."""
         if self.json_mode not in JSON_MODES:
             raise ValueError(f"openai_json_mode {self.json_mode!r} is not one of {', '.join(JSON_MODES)}")
-        plain = _to_openai(messages)
+        plain = to_openai_messages(messages)
         mode = self.current_json_mode()
         while True:
             chat = plain if mode == "json_schema" else _with_schema_instruction(plain, schema)
