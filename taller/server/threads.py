@@ -148,13 +148,9 @@ async def on_switch_branch(server: TallerServer, connection: Connection, frame: 
 async def on_regenerate(server: TallerServer, connection: Connection, frame: dict) -> None:
     """Answer the thread's last user message again; the old answer stays as another branch."""
     thread_id = await known_thread(server, frame)
-    request_id = optional_id(frame, "request_id") or new_request_id()
-    requests = server.requests
-    requests.check_capacity(connection, thread_id, request_id)
-    requests.paused.pop(thread_id, None)
     agent = server.agent
-    requests.begin(connection, thread_id, request_id,
-                   lambda cancel: stream_in_thread(lambda: agent.regenerate(thread_id, cancel_event=cancel), cancel))
+    _answer_again(server, connection, frame, thread_id,
+                  lambda cancel: agent.regenerate(thread_id, cancel_event=cancel))
 
 
 async def on_edit(server: TallerServer, connection: Connection, frame: dict) -> None:
@@ -165,14 +161,22 @@ async def on_edit(server: TallerServer, connection: Connection, frame: dict) -> 
         raise ProtocolError("bad_field", "\"message_index\" must be the index (0 or more) of a user message "
                                          "in the thread's history")
     thread_id = await known_thread(server, frame)
+    agent = server.agent
+    _answer_again(server, connection, frame, thread_id,
+                  lambda cancel: agent.edit(thread_id, index, text, cancel_event=cancel))
+
+
+def _answer_again(server: TallerServer, connection: Connection, frame: dict, thread_id: str, events) -> None:
+    """Start a regenerate or edit request: ``events(cancel_event)`` gives the agent's events.
+
+    A question the thread was waiting on belongs to the answer being replaced, so it is dropped.
+    """
     request_id = optional_id(frame, "request_id") or new_request_id()
     requests = server.requests
     requests.check_capacity(connection, thread_id, request_id)
     requests.paused.pop(thread_id, None)
-    agent = server.agent
     requests.begin(connection, thread_id, request_id,
-                   lambda cancel: stream_in_thread(lambda: agent.edit(thread_id, index, text, cancel_event=cancel),
-                                                   cancel))
+                   lambda cancel: stream_in_thread(lambda: events(cancel), cancel))
 
 
 def stream_in_thread(make_iterator, cancel_event):
