@@ -114,6 +114,31 @@ def beam_search(model: nn.Module, src: torch.Tensor, src_len: torch.Tensor, bos:
     return best, torch.stack(weights) if weights else torch.zeros(0, src.shape[1])
 
 
+@torch.no_grad()
+def sequence_log_probabilities(model: nn.Module, src: torch.Tensor, src_len: torch.Tensor, outputs: list[list[int]],
+                               bos: int, eos: int) -> torch.Tensor:
+    """The model's log-probability of each output (its ids, then ``</s>``) given its source → [B].
+
+    One teacher-forced pass over the outputs with the decoders' own rules (no ``<pad>`` or ``<s>``,
+    no ``</s>`` first): the sum that beam search maximises before length normalisation, so that
+    greedy and beam outputs of the same sentences can be compared on what each search looks for.
+    """
+    longest = max(len(ids) for ids in outputs) + 1
+    inputs = torch.zeros(len(outputs), longest, dtype=torch.long, device=src.device)  # 0 is <pad>
+    targets = torch.zeros_like(inputs)
+    for row, ids in enumerate(outputs):
+        inputs[row, : len(ids) + 1] = torch.tensor([bos, *ids])
+        targets[row, : len(ids) + 1] = torch.tensor([*ids, eos])
+    values, keys, mask, state = model.encode(src, src_len)
+    logits = model.decoder.teacher_forced(inputs, state, values, keys, mask).float()
+    logits[..., 0] = float("-inf")
+    logits[..., 2] = float("-inf")
+    logits[:, 0, eos] = float("-inf")
+    chosen = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    # Padding positions hold -inf (the <pad> logit): leave them out with where, not a product (nan).
+    return torch.where(targets != 0, chosen, torch.zeros_like(chosen)).sum(dim=1)
+
+
 def score(hypotheses: list[str], references: list[list[str]]) -> dict[str, float]:
     """Corpus BLEU (lower-cased and cased) and chrF with sacrebleu; several references allowed."""
     from sacrebleu.metrics import BLEU, CHRF

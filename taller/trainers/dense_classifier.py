@@ -9,12 +9,20 @@ Data: the official ``cifar-10-python.tar.gz`` (or the same-format CIFAR-10 subse
 pixels, not shapes: expect roughly 60–70 % test accuracy, which is the workshop's lesson about
 why convolutions exist.
 
+The lesson (``--lesson``) is dropout and early stopping against over-fitting: the same MLP
+trained once with no regularisation at all (no dropout, weight decay, flips or label smoothing,
+no early stopping) until it learns the small training set by heart, and once with dropout and
+early stopping on the validation loss, with the training and validation curves of both
+(``lesson.png``).
+
     python -m taller.trainers.dense_classifier --epochs 30
     python -m taller.trainers.dense_classifier --dry-run
+    python -m taller.trainers.dense_classifier --lesson
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from taller.data import resolve
-from taller.trainers import engine
+from taller.trainers import engine, lessons
 from taller.trainers.images import image_to_array, load_cifar10
 
 MODEL_NAME = "dense_classifier"
@@ -43,6 +51,7 @@ class Config:
     hidden: tuple = (1024, 512, 256)
     dropout: float = 0.3
     label_smoothing: float = 0.1
+    flips: bool = True  # random horizontal flips of the training images (augmentation)
     val_fraction: float = 0.1
     patience: int = 6  # epochs without better validation accuracy before stopping
     folds: int = 5  # k-fold cross-validation on the training set (0 or 1 = skip)
@@ -53,6 +62,7 @@ class Config:
     device: str = "auto"
     dry_run: bool = False
     resume: bool = False
+    lesson: bool = False  # run the lesson (dropout and early stopping against over-fitting) instead of one training
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -128,8 +138,10 @@ def augment(pixels: torch.Tensor) -> torch.Tensor:
     return torch.where(flip, pixels.flip(3), pixels)
 
 
-def compute_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> torch.Tensor:
-    return F.cross_entropy(model(augment(to_pixels(images))).float(), labels, label_smoothing=label_smoothing)
+def compute_loss(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0,
+                 flips: bool = True) -> torch.Tensor:
+    pixels = to_pixels(images)
+    return F.cross_entropy(model(augment(pixels) if flips else pixels).float(), labels, label_smoothing=label_smoothing)
 
 
 @torch.no_grad()
@@ -149,6 +161,14 @@ def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, devic
     return (predict(model, images, device).argmax(1).cpu() == labels.cpu()).float().mean().item()
 
 
+def evaluate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, device: torch.device) -> dict[str, float]:
+    """Cross-entropy loss and accuracy on ``images`` (eval mode: no dropout, no flips)."""
+    probabilities = predict(model, images, device)
+    labels = labels.to(probabilities.device)
+    loss = F.nll_loss(probabilities.clamp_min(1e-12).log(), labels).item()
+    return {"loss": loss, "accuracy": (probabilities.argmax(1) == labels).float().mean().item()}
+
+
 # --- train ----------------------------------------------------------------------------------------
 
 
@@ -158,7 +178,7 @@ def train_one_epoch(model, batches, optimizer, scheduler, run: engine.Run, epoch
     running = torch.zeros((), device=device)  # summed on the device: no sync per step
     for step, (images, labels) in run.steps(batches):
         with engine.autocast(device):
-            loss = compute_loss(model, images, labels, config.label_smoothing)
+            loss = compute_loss(model, images, labels, config.label_smoothing, config.flips)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -171,11 +191,14 @@ def train_one_epoch(model, batches, optimizer, scheduler, run: engine.Run, epoch
 
 def fit(config: Config, train_x: torch.Tensor, train_y: torch.Tensor, val_x: torch.Tensor, val_y: torch.Tensor,
         device: torch.device, run: engine.Run, epochs: int, checkpoints: bool,
-        label: str = "") -> tuple[DenseClassifier, dict[str, Any]]:
-    """Train one model, early-stopped on validation accuracy, and return it with its best weights.
+        label: str = "", monitor: str | None = "val_accuracy",
+        history: list[dict[str, float]] | None = None) -> tuple[DenseClassifier, dict[str, Any]]:
+    """Train one model, early-stopped on ``monitor`` (``val_accuracy`` or ``val_loss``), and return
+    it with its best weights (``monitor=None``: no early stopping, the last epoch's weights).
 
     With ``checkpoints`` it is the run's model (last/best checkpoints, metrics, resume); without,
-    a cross-validation fold that leaves no files.
+    a cross-validation fold or a lesson's training that leaves no files. A ``history`` list gets
+    each epoch's metrics, with the training set's loss and accuracy measured in eval mode.
     """
     model = build_model(config, *channel_stats(train_x)).to(device)
     batches = engine.make_batches([train_x, train_y], config.batch_size, device, shuffle=True,
@@ -183,20 +206,25 @@ def fit(config: Config, train_x: torch.Tensor, train_y: torch.Tensor, val_x: tor
     val_x, val_y = val_x.to(device), val_y.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=epochs * len(batches), pct_start=0.15)
-    stopper = engine.EarlyStopping(config.patience, mode="max")
+    stopper = engine.EarlyStopping(config.patience, mode="min" if monitor.endswith("loss") else "max") if monitor else None
     run.track(model, optimizer, stopper=stopper, scheduler=scheduler, classes=list(CLASSES),
               checkpoints=checkpoints, log_epochs=checkpoints)
     step_model = engine.prepare_model(model)
 
     for epoch in range(run.restore(), epochs + 1):
         train_loss = train_one_epoch(step_model, batches, optimizer, scheduler, run, epoch, epochs, device, config, label)
-        val_accuracy = accuracy(model, val_x, val_y, device)
-        metrics = {"train_loss": train_loss, "val_accuracy": val_accuracy, "lr": scheduler.get_last_lr()[0]}
-        if run.end_epoch(epoch, epochs, metrics, monitor="val_accuracy",
-                         message=f"{label}epoch {epoch}/{epochs}: val accuracy {val_accuracy:.3f}"):
+        val = evaluate(model, val_x, val_y, device)
+        metrics = {"train_loss": train_loss, "val_loss": val["loss"], "val_accuracy": val["accuracy"],
+                   "lr": scheduler.get_last_lr()[0]}
+        if history is not None:
+            seen = evaluate(model, train_x, train_y, device)
+            history.append({"epoch": epoch, **metrics, "train_eval_loss": seen["loss"], "train_accuracy": seen["accuracy"]})
+        if run.end_epoch(epoch, epochs, metrics, monitor=monitor,
+                         message=f"{label}epoch {epoch}/{epochs}: val accuracy {val['accuracy']:.3f}"):
             break
-    run.load_best()
-    return model, {"best_val_accuracy": stopper.best, "epochs_run": run.completed_epochs}
+    best_epoch = run.load_best()
+    best = {f"best_{monitor}": stopper.best} if stopper is not None else {}
+    return model, {**best, "best_epoch": best_epoch, "epochs_run": run.completed_epochs}
 
 
 def cross_validate(config: Config, images: torch.Tensor, labels: torch.Tensor, device: torch.device, run: engine.Run) -> dict[str, Any]:
@@ -219,6 +247,10 @@ def cross_validate(config: Config, images: torch.Tensor, labels: torch.Tensor, d
 
 def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train on CIFAR cats and dogs; report test accuracy, confusion matrix PNG and k-fold CV."""
+    if config.lesson:
+        check_data(config)
+        return lessons.run_lesson(MODEL_NAME, config, teach, run, cancel_event, on_progress, experiments=2,
+                                  settings=LESSON_DRY_RUN if config.dry_run else LESSON)
     run = engine.start_run(MODEL_NAME, config, run, cancel_event, on_progress, check=check_data)
     with run:
         engine.seed_everything(config.seed)
@@ -255,6 +287,172 @@ def train(config: Config, run: engine.Run | None = None, cancel_event=None, on_p
         run.log_epoch(fitted["epochs_run"], {"test_accuracy": test_accuracy,
                                             **{k: v for k, v in metrics.items() if k.startswith("cv_accuracy")}})
         return run.finish(metrics)
+
+
+# --- lesson: dropout and early stopping against over-fitting --------------------------------
+
+
+@dataclass(frozen=True)
+class LessonSettings:
+    epochs: int = 60  # enough for the plain MLP to learn the ~580 training images by heart
+    val_fraction: float = 0.2  # ~145 validation images: small, so the claim is about gaps and curves
+    dropout: float = 0.5
+    patience: int = 8  # epochs without a lower validation loss before the regularised model stops
+    train_images: int = 0  # the first N training images (0 = all)
+
+
+LESSON = LessonSettings()
+LESSON_DRY_RUN = LessonSettings(epochs=2, patience=1, train_images=256)
+# What the claim asks (see lesson_claim_holds).
+LESSON_MIN_TRAIN_ACCURACY = 0.95  # the plain MLP learns its training set (almost) by heart…
+LESSON_MIN_LOSS_GROWTH = 1.5  # …while its validation loss ends at least this many times its minimum
+LESSON_MIN_GAP_CUT = 0.15  # dropout + early stopping: a train–validation accuracy gap this much smaller
+
+
+def teach(config: Config, notebook: lessons.Notebook, device: torch.device) -> lessons.Lesson:
+    """Train the same MLP without any regularisation and with dropout + early stopping; compare."""
+    settings = LESSON_DRY_RUN if config.dry_run else LESSON
+    data = load_data(dataclasses.replace(config, train_limit=settings.train_images))
+    train_part, val_part = split_indices(len(data["train_x"]), settings.val_fraction, config.seed)
+    # Nothing else that fights over-fitting: no weight decay, flips or label smoothing in either.
+    plain = dataclasses.replace(config, dropout=0.0, weight_decay=0.0, label_smoothing=0.0, flips=False, patience=0)
+    regularised = dataclasses.replace(plain, dropout=settings.dropout, patience=settings.patience)
+
+    def experiment(kind: str, kind_config: Config, monitor: str | None) -> dict[str, Any]:
+        engine.seed_everything(config.seed)  # both start from the same random state
+        history: list[dict[str, float]] = []
+        started = time.perf_counter()
+        model, fitted = fit(kind_config, data["train_x"][train_part], data["train_y"][train_part],
+                            data["train_x"][val_part], data["train_y"][val_part], device, notebook.run,
+                            settings.epochs, checkpoints=False, label=f"{kind}: ", monitor=monitor,
+                            history=history)
+        # The plain model is judged at its last epoch (nothing stops or picks it); the regularised
+        # one at the epoch early stopping keeps (its weights are the ones load_best put back).
+        kept = next((h for h in history if h["epoch"] == fitted["best_epoch"]), history[-1])
+        return {"history": {name: [h[name] for h in history] for name in history[0]},
+                "kept_epoch": kept["epoch"], "stopped_epoch": history[-1]["epoch"],
+                "train_accuracy": kept["train_accuracy"], "val_accuracy": kept["val_accuracy"],
+                "val_loss": kept["val_loss"], "min_val_loss": min(h["val_loss"] for h in history),
+                "test_accuracy": accuracy(model, data["test_x"], data["test_y"], device),
+                "train_seconds": round(time.perf_counter() - started, 1)}
+
+    no_regularisation = notebook.experiment("no regularisation", lambda: experiment("no regularisation", plain, None))
+    with_dropout = notebook.experiment("dropout and early stopping",
+                                       lambda: experiment("dropout + early stopping", regularised, "val_loss"))
+    figures = lesson_figures(no_regularisation, with_dropout)
+    figures.update(epochs=settings.epochs, dropout=settings.dropout, patience=settings.patience,
+                   train_images=len(train_part), val_images=len(val_part), test_images=len(data["test_y"]))
+    held = lesson_claim_holds(figures)
+    plot_lesson(figures, no_regularisation["history"], with_dropout["history"], notebook.plot_path)
+    return lessons.Lesson(
+        title="Dropout and early stopping against over-fitting",
+        claim=(f"without regularisation the MLP reaches ≥ {LESSON_MIN_TRAIN_ACCURACY:g} training accuracy while "
+               f"its validation loss ends ≥ {LESSON_MIN_LOSS_GROWTH:g}× its minimum (over-fitting); with dropout "
+               f"and early stopping the train–validation accuracy gap is at least {LESSON_MIN_GAP_CUT:g} smaller"),
+        held=held, figures=figures, reading=lesson_reading(figures, held), plot=notebook.plot_path)
+
+
+def lesson_figures(plain: dict[str, Any], regularised: dict[str, Any]) -> dict[str, Any]:
+    """The numbers the claim and the reading use, from the two experiments' results."""
+    figures: dict[str, Any] = {}
+    for prefix, part in (("plain", plain), ("regularised", regularised)):
+        figures.update({
+            f"{prefix}_train_accuracy": part["train_accuracy"], f"{prefix}_val_accuracy": part["val_accuracy"],
+            f"{prefix}_gap": part["train_accuracy"] - part["val_accuracy"], f"{prefix}_val_loss": part["val_loss"],
+            f"{prefix}_min_val_loss": part["min_val_loss"], f"{prefix}_test_accuracy": part["test_accuracy"],
+            f"{prefix}_kept_epoch": part["kept_epoch"], f"{prefix}_stopped_epoch": part["stopped_epoch"],
+        })
+    figures["plain_loss_growth"] = plain["val_loss"] / max(plain["min_val_loss"], 1e-12)
+    figures["gap_cut"] = figures["plain_gap"] - figures["regularised_gap"]
+    return figures
+
+
+def lesson_claim_holds(figures: dict[str, Any]) -> bool:
+    """The plain MLP over-fits (learns the training set, validation loss grows) and dropout with
+    early stopping cuts the train–validation accuracy gap by at least LESSON_MIN_GAP_CUT."""
+    return over_fits(figures) and figures["gap_cut"] >= LESSON_MIN_GAP_CUT
+
+
+def over_fits(figures: dict[str, Any]) -> bool:
+    """The plain MLP learned its training set while its validation loss grew from its minimum."""
+    return (figures["plain_train_accuracy"] >= LESSON_MIN_TRAIN_ACCURACY
+            and figures["plain_loss_growth"] >= LESSON_MIN_LOSS_GROWTH)
+
+
+def lesson_reading(figures: dict[str, Any], held: bool) -> dict[str, str]:
+    """Two sentences per language, made of the measured figures."""
+    f = figures
+    first_en = (f"Without any regularisation the MLP reached {f['plain_train_accuracy']:.0%} training accuracy "
+                f"but {f['plain_val_accuracy']:.0%} on validation after {f['plain_stopped_epoch']} epochs, and its "
+                f"validation loss ended {f['plain_loss_growth']:.1f}× its minimum"
+                + (": it learned the training images, not cats and dogs." if over_fits(f) else "."))
+    first_es = (f"Sin ninguna regularización el MLP llegó a un {f['plain_train_accuracy']:.0%} de acierto en "
+                f"entrenamiento pero a un {f['plain_val_accuracy']:.0%} en validación tras {f['plain_stopped_epoch']} "
+                f"épocas, y su pérdida de validación terminó en {f['plain_loss_growth']:.1f} veces su mínimo"
+                + (": aprendió las imágenes de entrenamiento, no gatos y perros." if over_fits(f) else "."))
+    second_en = (f"With dropout {f['dropout']:g} and early stopping (kept epoch {f['regularised_kept_epoch']}, stopped "
+                 f"at {f['regularised_stopped_epoch']}) the train–validation gap was {f['regularised_gap']:.2f} "
+                 f"({f['regularised_train_accuracy']:.0%} against {f['regularised_val_accuracy']:.0%}) instead of "
+                 f"{f['plain_gap']:.2f}")
+    second_es = (f"Con dropout {f['dropout']:g} y parada temprana (época guardada {f['regularised_kept_epoch']}, "
+                 f"parada en la {f['regularised_stopped_epoch']}) la diferencia entre entrenamiento y validación "
+                 f"fue {f['regularised_gap']:.2f} ({f['regularised_train_accuracy']:.0%} frente a "
+                 f"{f['regularised_val_accuracy']:.0%}) en vez de {f['plain_gap']:.2f}")
+    if held:
+        second_en += f", {f['gap_cut']:.2f} smaller, as claimed."
+        second_es += f", {f['gap_cut']:.2f} menor, como se afirmaba."
+    else:
+        second_en += f"; the claim did not hold ({', '.join(failed_parts(f))})."
+        second_es += f"; la afirmación no se cumplió ({', '.join(failed_parts(f, 'es'))})."
+    return {"en": f"{first_en} {second_en}", "es": f"{first_es} {second_es}"}
+
+
+def failed_parts(figures: dict[str, Any], language: str = "en") -> list[str]:
+    """Which parts of the claim failed, in words."""
+    parts = []
+    if figures["plain_train_accuracy"] < LESSON_MIN_TRAIN_ACCURACY:
+        parts.append({"en": "the plain MLP did not learn its training set",
+                      "es": "el MLP sin regularizar no aprendió su conjunto de entrenamiento"}[language])
+    if figures["plain_loss_growth"] < LESSON_MIN_LOSS_GROWTH:
+        parts.append({"en": "its validation loss did not grow enough",
+                      "es": "su pérdida de validación no creció lo bastante"}[language])
+    if figures["gap_cut"] < LESSON_MIN_GAP_CUT:
+        parts.append({"en": f"the gap shrank by less than {LESSON_MIN_GAP_CUT:g}",
+                      "es": f"la diferencia bajó menos de {LESSON_MIN_GAP_CUT:g}"}[language])
+    return parts
+
+
+def plot_lesson(figures: dict[str, Any], plain: dict[str, list[float]], regularised: dict[str, list[float]],
+                path: Path) -> Path:
+    """Left: training and validation accuracy per epoch for both; right: the losses, early stop marked."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window (background threads, servers)
+    import matplotlib.pyplot as plt
+
+    fig, (accuracy_axis, loss_axis) = plt.subplots(1, 2, figsize=(9, 4), dpi=110)
+    curves = ((plain, "no regularisation", "tab:red"), (regularised, "dropout + early stopping", "tab:blue"))
+    for history, name, color in curves:  # dashed: the training set, solid: validation
+        epochs = history["epoch"]
+        accuracy_axis.plot(epochs, history["train_accuracy"], color=color, linestyle="--", label=f"{name}, train")
+        accuracy_axis.plot(epochs, history["val_accuracy"], color=color, label=f"{name}, validation")
+        loss_axis.plot(epochs, history["train_eval_loss"], color=color, linestyle="--", label=f"{name}, train")
+        loss_axis.plot(epochs, history["val_loss"], color=color, label=f"{name}, validation")
+    for axis in (accuracy_axis, loss_axis):
+        axis.axvline(figures["regularised_kept_epoch"], color="tab:blue", linestyle=":", label="early stopping keeps")
+        axis.set_xlabel("epoch")
+        axis.grid(True, alpha=0.3)
+    accuracy_axis.set_ylabel("accuracy")
+    accuracy_axis.set_title("accuracy")
+    loss_axis.set_ylabel("cross-entropy loss")
+    loss_axis.set_yscale("log")
+    loss_axis.set_title("loss")
+    accuracy_axis.legend(fontsize=7, loc="lower right")
+    fig.suptitle("Cats vs dogs MLP: over-fitting, and dropout with early stopping against it")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
 
 
 # --- results --------------------------------------------------------------------------------------

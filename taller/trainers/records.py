@@ -128,6 +128,9 @@ class RunRecord:
         self._last_emit = 0.0
         self._started = time.monotonic()
         self._eta_origin: float | None = None  # work fraction done when timing started (resume)
+        # A run made of several trainings (a lesson's experiments): (index, count) of the current
+        # one, so that the progress fraction and the ETA are the whole run's, not one training's.
+        self.stage: tuple[int, int] = (0, 1)
         self._status: dict[str, Any] = {}
         self._checkpoint_interval = float(get_settings().checkpoint_interval_s)
         self._step_pause = float(os.environ.get(STEP_PAUSE_ENV) or 0)
@@ -500,6 +503,8 @@ class RunRecord:
             return None
         self._last_emit = now
         done = ((epoch - 1) * total + step) / max(1, epochs * total)
+        stage, stages = self.stage
+        done = (stage + min(max(done, 0.0), 1.0)) / max(1, stages)
         done = min(max(done, 0.0), 1.0)
         if self._eta_origin is None:
             # Resumed runs start part-way: time only the work done in this process.
@@ -523,6 +528,8 @@ class RunRecord:
             "eta_s": None if eta is None else round(eta, 1),
             "message": message or f"{self.model_name} epoch {epoch}/{epochs}, step {step}/{total}",
         }
+        if stages > 1:
+            event.update(stage=stage + 1, stages=stages, done=round(done, 4))
         self._send(event)
         return event
 

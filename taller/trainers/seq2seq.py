@@ -17,13 +17,23 @@ output); ``bleu_cased`` is also reported. An attention heat map of a test senten
 ``attention.png``. Greedy decoding, beam search, the scores and the heat map are in
 :mod:`taller.trainers.decoding`.
 
+The lesson (``--lesson``, :mod:`taller.trainers.lessons`): "beam vs greedy". A small translator
+is trained on short pairs, then the same held-out English sentences are decoded greedily and
+with beams of 2, 4 and 8 and each set of outputs is scored with BLEU and with the model's own
+mean log-probability. The claim is that a beam of 4 scores more BLEU than greedy decoding: greedy
+commits to the likeliest next word at every step, while a beam keeps several partial
+translations and can still choose one whose first words looked less likely. The plot
+(``lesson.png``) shows BLEU and the mean log-probability by beam size.
+
     python -m taller.trainers.seq2seq --epochs 10
+    python -m taller.trainers.seq2seq --lesson
     python -m taller.trainers.seq2seq --dry-run
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import random
 import time
 from dataclasses import dataclass
@@ -34,8 +44,8 @@ import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from taller.trainers import engine
-from taller.trainers.decoding import beam_search, greedy_decode, plot_attention, score
+from taller.trainers import engine, lessons
+from taller.trainers.decoding import beam_search, greedy_decode, plot_attention, score, sequence_log_probabilities
 from taller.trainers.text import Vocab, float32_rnn, recurrent_threads, detokenize, is_word, load_pairs, pad_batch, tokenize
 
 MODEL_NAME = "seq2seq"
@@ -73,6 +83,7 @@ class Config:
     data_path: str | None = None
     dry_run: bool = False
     resume: bool = False
+    lesson: bool = False  # run the lesson (beam search against greedy decoding) instead of one training
 
 
 CPU_PAIRS, CPU_HIDDEN, CPU_EMBEDDING = 30000, 256, 128
@@ -353,14 +364,14 @@ def _trim(src, src_len, tgt_in=None, tgt_out=None):
     return src, src_len, tgt_in[:, :longest], tgt_out[:, :longest]
 
 
-def translate_split(model: Seq2Seq, split: Split, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device,
-                    beam_size: int = 1, length_penalty: float = 0.6, batch_size: int = 256,
-                    limit: int | None = None) -> list[str]:
-    """Translations of a held-out split (batched greedy, or beam search one sentence at a time)."""
+def decode_split(model: Seq2Seq, split: Split, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device,
+                 beam_size: int = 1, length_penalty: float = 0.6, batch_size: int = 256,
+                 limit: int | None = None) -> list[list[int]]:
+    """Output token ids for a held-out split (batched greedy, or beam search one sentence at a time)."""
     model.eval()
     sources = split.sources[:limit] if limit else split.sources
     tokens = [tokenize(s, lower=True) for s in sources]
-    outputs: list[str] = []
+    outputs: list[list[int]] = []
     bos, eos = tgt_vocab.bos_id, tgt_vocab.eos_id
     for start in range(0, len(tokens), batch_size):
         chunk = tokens[start : start + batch_size]
@@ -372,9 +383,33 @@ def translate_split(model: Seq2Seq, split: Split, src_vocab: Vocab, tgt_vocab: V
             else:
                 ids = [beam_search(model, src[i : i + 1, : len(chunk[i])], src_len[i : i + 1], bos, eos, beam_size,
                                    length_penalty)[0] for i in range(len(chunk))]
-        outputs.extend(detokenize(tgt_vocab.decode(row)) for row in ids)
+        outputs.extend(ids)
     model.train()
     return outputs
+
+
+def translate_split(model: Seq2Seq, split: Split, src_vocab: Vocab, tgt_vocab: Vocab, device: torch.device,
+                    beam_size: int = 1, length_penalty: float = 0.6, batch_size: int = 256,
+                    limit: int | None = None) -> list[str]:
+    """Translations of a held-out split (batched greedy, or beam search one sentence at a time)."""
+    ids = decode_split(model, split, src_vocab, tgt_vocab, device, beam_size, length_penalty, batch_size, limit)
+    return [detokenize(tgt_vocab.decode(row)) for row in ids]
+
+
+def output_log_probabilities(model: Seq2Seq, split: Split, src_vocab: Vocab, tgt_vocab: Vocab,
+                             outputs: list[list[int]], device: torch.device, batch_size: int = 256) -> list[float]:
+    """The model's log-probability of each output of :func:`decode_split` given its source sentence."""
+    model.eval()
+    tokens = [tokenize(s, lower=True) for s in split.sources[: len(outputs)]]
+    values: list[float] = []
+    for start in range(0, len(tokens), batch_size):
+        chunk = slice(start, start + batch_size)
+        src, src_len = pad_batch([src_vocab.encode(t) for t in tokens[chunk]], src_vocab.pad_id)
+        with engine.autocast(device):
+            log_probabilities = sequence_log_probabilities(model, src.to(device), src_len, outputs[chunk],
+                                                           tgt_vocab.bos_id, tgt_vocab.eos_id)
+        values.extend(log_probabilities.tolist())
+    return values
 
 
 @torch.no_grad()
@@ -433,12 +468,55 @@ def test_scores(model: Seq2Seq, data: dict[str, Any], config: Config, device: to
     }
 
 
+def fit(config: Config, run: engine.Run, data: dict[str, Any], device: torch.device,
+        checkpoints: bool) -> tuple[Seq2Seq, list[float], float | None]:
+    """Train a translator on ``data`` (:func:`prepare`) and keep its best validation-BLEU weights.
+
+    Returns the model (in eval mode), the step losses and the best validation BLEU. With
+    ``checkpoints`` its checkpoints are the run's (``last.pt`` / ``best.pt``, resume); a lesson's
+    model is trained without.
+    """
+    src_vocab, tgt_vocab = data["src_vocab"], data["tgt_vocab"]
+    batches = engine.make_batches(data["train"], config.batch_size, device, shuffle=True, seed=config.seed)
+    total = min(len(batches), 5) if config.dry_run else len(batches)
+
+    engine.seed_everything(config.seed)
+    model = Seq2Seq(len(src_vocab), len(tgt_vocab), config, src_vocab.pad_id, tgt_vocab.pad_id).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-5)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1)
+    criterion = nn.CrossEntropyLoss(ignore_index=tgt_vocab.pad_id, label_smoothing=config.label_smoothing)
+    stopper = engine.EarlyStopping(config.patience, mode="max")
+    run.track(model, optimizer, stopper=stopper, scheduler=scheduler, src_vocab=src_vocab.tokens,
+              tgt_vocab=tgt_vocab.tokens, checkpoints=checkpoints)
+    step_model = engine.prepare_model(model)  # DDP under torchrun
+    history: list[float] = []
+    for epoch in range(run.restore(), config.epochs + 1):
+        losses = train_one_epoch(step_model, batches, optimizer, criterion, run, epoch, config.epochs, device, total,
+                                 config.teacher_forcing)
+        history.extend(losses)
+        val_loss = validation_loss(model, data["val_tensors"], criterion, device)
+        val_scores = score(translate_split(model, data["val"], src_vocab, tgt_vocab, device), data["val"].references)
+        scheduler.step(val_scores["bleu"])
+        metrics = {"train_loss": sum(losses) / max(len(losses), 1), "val_loss": val_loss,
+                   "val_bleu_greedy": val_scores["bleu"], "val_chrf_greedy": val_scores["chrf"],
+                   "lr": optimizer.param_groups[0]["lr"]}
+        if run.end_epoch(epoch, config.epochs, metrics, monitor="val_bleu_greedy"):
+            break
+
+    run.load_best()
+    model.eval()
+    return model, history, stopper.best
+
+
 def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on_progress=None) -> dict[str, Any]:
     """Train the translator, keep the best validation-BLEU weights, score the test split."""
     if config.epochs < 1:
         raise ValueError("epochs must be at least 1")
     if config.cell not in CELLS or config.attention not in ATTENTIONS:
         raise ValueError(f"cell must be one of {CELLS} and attention one of {ATTENTIONS}")
+    if config.lesson:
+        return lessons.run_lesson(MODEL_NAME, config, teach, run, cancel_event, on_progress, experiments=1,
+                                  settings=LESSON_DRY_RUN if config.dry_run else LESSON)
     if config.dry_run:
         config.epochs = 1
     run = run or engine.Run.create(MODEL_NAME, config, cancel_event=cancel_event, on_progress=on_progress)
@@ -451,43 +529,176 @@ def train(config: Config, run: "engine.Run | None" = None, cancel_event=None, on
         engine.seed_everything(config.seed)
         data = prepare(config)
         write_split(data, run.dir)
+        model, history, best_val_bleu = fit(config, run, data, device, checkpoints=True)
         src_vocab, tgt_vocab = data["src_vocab"], data["tgt_vocab"]
-        batches = engine.make_batches(data["train"], config.batch_size, device, shuffle=True, seed=config.seed)
-        total = min(len(batches), 5) if config.dry_run else len(batches)
-
-        engine.seed_everything(config.seed)
-        model = Seq2Seq(len(src_vocab), len(tgt_vocab), config, src_vocab.pad_id, tgt_vocab.pad_id).to(device)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=1e-5)
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=0.5, patience=1)
-        criterion = nn.CrossEntropyLoss(ignore_index=tgt_vocab.pad_id, label_smoothing=config.label_smoothing)
-        stopper = engine.EarlyStopping(config.patience, mode="max")
-        run.track(model, optimizer, stopper=stopper, scheduler=scheduler, src_vocab=src_vocab.tokens,
-                  tgt_vocab=tgt_vocab.tokens)
-        step_model = engine.prepare_model(model)  # DDP under torchrun
-        history: list[float] = []
-        for epoch in range(run.restore(), config.epochs + 1):
-            losses = train_one_epoch(step_model, batches, optimizer, criterion, run, epoch, config.epochs, device, total,
-                                     config.teacher_forcing)
-            history.extend(losses)
-            val_loss = validation_loss(model, data["val_tensors"], criterion, device)
-            val_scores = score(translate_split(model, data["val"], src_vocab, tgt_vocab, device), data["val"].references)
-            scheduler.step(val_scores["bleu"])
-            metrics = {"train_loss": sum(losses) / max(len(losses), 1), "val_loss": val_loss,
-                       "val_bleu_greedy": val_scores["bleu"], "val_chrf_greedy": val_scores["chrf"],
-                       "lr": optimizer.param_groups[0]["lr"]}
-            if run.end_epoch(epoch, config.epochs, metrics, monitor="val_bleu_greedy"):
-                break
-
-        run.load_best()
-        model.eval()
         metrics = test_scores(model, data, config, device, run.dir)
         metrics.update({
             "train_pairs": data["train_pairs"], "src_vocab": len(src_vocab), "tgt_vocab": len(tgt_vocab),
             "first_loss": history[0] if history else None, "last_loss": history[-1] if history else None,
-            "best_val_bleu": stopper.best, "device": str(device), "hidden_size": config.hidden_size,
+            "best_val_bleu": best_val_bleu, "device": str(device), "hidden_size": config.hidden_size,
             "wall_s": round(time.perf_counter() - started, 2),
         })
         return run.finish(metrics)
+
+
+# --- lesson ------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LessonSettings:
+    """The sizes of the lesson: a translator that learns short sentences on a laptop CPU in minutes."""
+
+    pairs: int  # pairs of at most max_length tokens on both sides
+    max_length: int
+    epochs: int
+    embedding_dim: int
+    hidden_size: int
+    batch_size: int
+    lr: float
+    test_sources: int  # held-out English sentences, decoded at every beam size
+    val_sources: int  # held-out English sentences for the per-epoch validation BLEU
+    beam_sizes: tuple[int, ...]  # 1 is greedy decoding
+
+
+LESSON = LessonSettings(pairs=30000, max_length=6, epochs=5, embedding_dim=96, hidden_size=128, batch_size=64,
+                        lr=3e-3, test_sources=600, val_sources=300, beam_sizes=(1, 2, 4, 8))
+LESSON_DRY_RUN = LessonSettings(pairs=600, max_length=6, epochs=1, embedding_dim=16, hidden_size=16, batch_size=32,
+                                lr=3e-3, test_sources=20, val_sources=20, beam_sizes=(1, 2, 4, 8))
+LESSON_BEAM = 4  # the beam size the claim is about
+LESSON_GAIN = 1.0  # the claimed least BLEU gain of that beam over greedy decoding
+
+
+def lesson_config(config: Config) -> Config:
+    """The training settings of the lesson's translator (the lesson's own sizes, the user's seed)."""
+    settings = LESSON_DRY_RUN if config.dry_run else LESSON
+    return dataclasses.replace(
+        config, max_pairs=settings.pairs, max_length=settings.max_length, epochs=settings.epochs,
+        embedding_dim=settings.embedding_dim, hidden_size=settings.hidden_size, batch_size=settings.batch_size,
+        lr=settings.lr, test_sources=settings.test_sources, val_sources=settings.val_sources, cpu_small=False)
+
+
+def decode_at_beam_sizes(model: Seq2Seq, data: dict[str, Any], config: Config, device: torch.device,
+                         beam_sizes: tuple[int, ...]) -> dict[str, Any]:
+    """The same held-out sentences decoded at each beam size: BLEU, chrF, mean log-probability, length."""
+    src_vocab, tgt_vocab, test = data["src_vocab"], data["tgt_vocab"], data["test"]
+    figures: dict[str, Any] = {"beam_sizes": list(beam_sizes), "bleu": [], "chrf": [], "mean_log_probability": [],
+                               "mean_length": [], "changed_from_greedy": []}
+    greedy: list[list[int]] | None = None
+    translations: dict[int, list[str]] = {}
+    for beam_size in beam_sizes:
+        outputs = decode_split(model, test, src_vocab, tgt_vocab, device, beam_size, config.length_penalty)
+        greedy = outputs if greedy is None else greedy
+        translations[beam_size] = [detokenize(tgt_vocab.decode(row)) for row in outputs]
+        scores = score(translations[beam_size], test.references)
+        log_probabilities = output_log_probabilities(model, test, src_vocab, tgt_vocab, outputs, device)
+        figures["bleu"].append(scores["bleu"])
+        figures["chrf"].append(scores["chrf"])
+        figures["mean_log_probability"].append(round(sum(log_probabilities) / len(log_probabilities), 4))
+        # Tokens (words and marks) per translation: the beam ranks by log-probability per length.
+        figures["mean_length"].append(round(sum(len(row) for row in outputs) / len(outputs), 3))
+        figures["changed_from_greedy"].append(round(sum(a != b for a, b in zip(outputs, greedy)) / len(outputs), 4))
+    first, chosen = beam_sizes[0], LESSON_BEAM if LESSON_BEAM in beam_sizes else beam_sizes[-1]
+    differing = [i for i in range(len(test.sources)) if translations[first][i] != translations[chosen][i]]
+    figures["examples"] = [{"source": test.sources[i], "greedy": translations[first][i],
+                            f"beam{chosen}": translations[chosen][i]} for i in differing[:5]]
+    figures["sentences"] = len(test.sources)
+    return figures
+
+
+def lesson_claim_holds(figures: dict[str, Any]) -> bool:
+    """Whether beam LESSON_BEAM scores at least LESSON_GAIN BLEU more than greedy decoding."""
+    bleu = dict(zip(figures["beam_sizes"], figures["bleu"]))
+    return bleu[LESSON_BEAM] - bleu[1] >= LESSON_GAIN
+
+
+def teach(config: Config, notebook: lessons.Notebook, device: torch.device) -> lessons.Lesson:
+    """Beam vs greedy: one small translator, the same held-out sentences decoded at several beam sizes."""
+    settings = LESSON_DRY_RUN if config.dry_run else LESSON
+    training = lesson_config(config)
+
+    def compute() -> dict[str, Any]:
+        # One experiment: a lesson keeps no checkpoint, so the model lives only until it is decoded.
+        engine.seed_everything(training.seed)
+        data = prepare(training)
+        model, history, best_val_bleu = fit(training, notebook.run, data, device, checkpoints=False)
+        figures = decode_at_beam_sizes(model, data, training, device, settings.beam_sizes)
+        figures.update({"train_pairs": data["train_pairs"], "best_val_bleu": best_val_bleu, "epochs": training.epochs,
+                        "max_length": training.max_length, "hidden_size": training.hidden_size,
+                        "first_loss": history[0] if history else None, "last_loss": history[-1] if history else None})
+        return figures
+
+    with recurrent_threads(device):
+        figures = notebook.experiment("train and decode", compute)
+    held = lesson_claim_holds(figures)
+    return lessons.Lesson(
+        title="Beam search against greedy decoding",
+        claim=f"beam search of size {LESSON_BEAM} scores at least {LESSON_GAIN:g} BLEU point more than greedy decoding "
+              f"on the same {figures['sentences']} held-out sentences",
+        held=held, figures=figures, reading=lesson_reading(figures, held),
+        plot=plot_lesson(figures, notebook.plot_path))
+
+
+def lesson_reading(figures: dict[str, Any], held: bool) -> dict[str, str]:
+    """Two sentences per language, from the measured BLEU and log-probabilities."""
+    by_size = {size: index for index, size in enumerate(figures["beam_sizes"])}
+    greedy, beam = by_size[1], by_size[LESSON_BEAM]
+    bleu, log_probability = figures["bleu"], figures["mean_log_probability"]
+    gain = bleu[beam] - bleu[greedy]
+    changed = 100 * figures["changed_from_greedy"][beam]
+    count = figures["sentences"]
+    first_en = (f"On the same {count} held-out sentences, a beam of {LESSON_BEAM} scored {bleu[beam]:.1f} BLEU against "
+                f"{bleu[greedy]:.1f} for greedy decoding ({gain:+.1f}; the claim needs +{LESSON_GAIN:g}, so it "
+                f"{'held' if held else 'did not hold'}) and changed {changed:.0f} % of the translations.")
+    first_es = (f"Sobre las mismas {count} frases reservadas, un haz de {LESSON_BEAM} obtuvo {bleu[beam]:.1f} de BLEU "
+                f"frente a {bleu[greedy]:.1f} de la decodificación voraz ({gain:+.1f}; la afirmación pide "
+                f"+{LESSON_GAIN:g}, así que {'se cumplió' if held else 'no se cumplió'}) y cambió el {changed:.0f} % "
+                f"de las traducciones.")
+    if log_probability[beam] > log_probability[greedy]:
+        second_en = (f"Greedy decoding commits to the likeliest next word at each step, while the beam keeps several "
+                     f"partial translations and finds outputs the model itself rates likelier (mean log-probability "
+                     f"{log_probability[beam]:.2f} against {log_probability[greedy]:.2f}).")
+        second_es = (f"La decodificación voraz se queda en cada paso con la palabra más probable, mientras que el haz "
+                     f"guarda varias traducciones parciales y encuentra salidas que el propio modelo juzga más probables "
+                     f"(log-probabilidad media {log_probability[beam]:.2f} frente a {log_probability[greedy]:.2f}).")
+    else:
+        second_en = (f"The beam's outputs are not likelier by the model's own sum of log-probabilities "
+                     f"({log_probability[beam]:.2f} against {log_probability[greedy]:.2f}): its length normalisation "
+                     f"ranks finished translations by log-probability per length, which favours longer ones.")
+        second_es = (f"Las salidas del haz no son más probables según la suma de log-probabilidades del modelo "
+                     f"({log_probability[beam]:.2f} frente a {log_probability[greedy]:.2f}): su normalización por "
+                     f"longitud ordena las traducciones terminadas por log-probabilidad por longitud, lo que favorece "
+                     f"las más largas.")
+    return {"en": f"{first_en} {second_en}", "es": f"{first_es} {second_es}"}
+
+
+def plot_lesson(figures: dict[str, Any], path: Path) -> Path:
+    """Two panels by beam size (1 = greedy): BLEU, and the model's mean log-probability of its outputs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sizes = figures["beam_sizes"]
+    positions = list(range(len(sizes)))
+    names = ["greedy" if size == 1 else str(size) for size in sizes]
+    figure, (left, right) = plt.subplots(1, 2, figsize=(9, 4))
+    left.plot(positions, figures["bleu"], marker="o", color="tab:blue")
+    left.axhline(figures["bleu"][0], color="grey", linestyle="--", linewidth=1, label="greedy")
+    left.set_ylabel("BLEU (held-out sentences)")
+    left.set_title(f"BLEU on the same {figures['sentences']} sentences")
+    left.legend(loc="lower right")
+    right.plot(positions, figures["mean_log_probability"], marker="o", color="tab:green")
+    right.set_ylabel("mean log-probability of the outputs")
+    right.set_title("The model's own score of its outputs")
+    for axes in (left, right):
+        axes.set_xticks(positions, names)
+        axes.set_xlabel("beam size")
+    figure.suptitle("Beam search against greedy decoding")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
 
 
 if __name__ == "__main__":

@@ -78,3 +78,32 @@ def test_missing_dataset_names_the_files(tmp_path, monkeypatch):
         autoencoder.train(autoencoder.Config(dry_run=True))
     with pytest.raises(ValueError, match="at least 1"):
         autoencoder.train(autoencoder.Config(epochs=0))
+
+
+def test_lesson_dry_run_writes_the_lesson_and_no_checkpoints(data_dir):
+    metrics = autoencoder.train(autoencoder.Config(lesson=True, dry_run=True))
+    assert metrics["lesson"] and metrics["claim"] and isinstance(metrics["claim_held"], bool)
+    assert metrics["figures"]["bottlenecks"] == list(autoencoder.LESSON.bottlenecks)
+    assert len(metrics["figures"]["test_mse"]) == len(autoencoder.LESSON.bottlenecks)
+    assert metrics["reading"] and metrics["reading_es"]
+    (plot,) = metrics["images"]
+    assert Path(plot).read_bytes().startswith(b"\x89PNG")
+    run_dir = Path(metrics["run_dir"])
+    lesson = json.loads((run_dir / "lesson.json").read_text())
+    assert lesson["state"] == "finished" and len(lesson["experiments"]) == len(autoencoder.LESSON.bottlenecks)
+    assert not (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists()
+
+
+def test_lesson_claim_needs_a_falling_error_and_a_threefold_gain():
+    sizes = [2, 4, 8, 16, 32, 64]
+    assert autoencoder.lesson_claim_holds({"bottlenecks": sizes, "test_mse": [0.05, 0.04, 0.03, 0.02, 0.015, 0.01]})
+    # A rise at one step breaks it, however large the overall gain.
+    assert not autoencoder.lesson_claim_holds({"bottlenecks": sizes, "test_mse": [0.05, 0.04, 0.03, 0.02, 0.01, 0.011]})
+    # Falling everywhere but only 2× from the smallest code to the largest.
+    assert not autoencoder.lesson_claim_holds({"bottlenecks": sizes, "test_mse": [0.02, 0.018, 0.016, 0.014, 0.012, 0.01]})
+
+
+def test_lesson_pixels_survive_the_text_round_trip():
+    images = torch.rand(3, 784)
+    back = autoencoder.text_to_pixels(autoencoder.pixels_to_text(images))
+    assert back.shape == (3, 28, 28) and abs(back.reshape(3, 784) - images.numpy()).max() <= 0.5 / 255 + 1e-6

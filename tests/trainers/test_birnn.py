@@ -123,3 +123,32 @@ def test_bad_settings_are_clear_errors():
         birnn.train(birnn.Config(epochs=0))
     with pytest.raises(ValueError, match="merge_mode"):
         birnn.train(birnn.Config(merge_mode="concatenate"))
+
+
+def test_lesson_dry_run_writes_its_record_and_no_checkpoint(data_dir):
+    metrics = birnn.train(birnn.Config(lesson=True, dry_run=True))
+    assert metrics["lesson"] == "The bidirectional gain" and "." in metrics["claim"]
+    assert isinstance(metrics["claim_held"], bool)
+    figures = metrics["figures"]
+    labels = {label for _, label in birnn.REPORTED}
+    assert set(figures["bidirectional_f1"]) == set(figures["forward_f1"]) == labels
+    assert figures["gap"]["."] == pytest.approx(figures["bidirectional_f1"]["."] - figures["forward_f1"]["."], abs=1e-3)
+    assert metrics["reading"] and metrics["reading_es"]
+    (image,) = metrics["images"]
+    assert Path(image).read_bytes().startswith(b"\x89PNG")
+    run_dir = Path(metrics["run_dir"])
+    record = json.loads((run_dir / "lesson.json").read_text(encoding="utf-8"))
+    assert record["state"] == "finished" and set(record["experiments"]) == {"bidirectional", "forward-only"}
+    assert not (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists()
+
+
+def test_lesson_claim_needs_the_gap_on_every_final_mark():
+    labels = [label for _, label in birnn.REPORTED]
+    forward = dict.fromkeys(labels, 0.5)
+    holds = {"bidirectional_f1": {**forward, ".": 0.95, "?": 0.75}, "forward_f1": forward}
+    assert birnn.lesson_claim_holds(holds)
+    # A large gain on "." alone is not the claim: "?" must gain as much.
+    fails = {"bidirectional_f1": {**forward, ".": 0.95, "?": 0.6}, "forward_f1": forward}
+    assert not birnn.lesson_claim_holds(fails)
+    reading = birnn.lesson_reading({**fails, "gap": birnn.lesson_gaps(fails)}, held=False)
+    assert "0.95" in reading["en"] and "0.60" in reading["es"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 import tarfile
 from pathlib import Path
@@ -98,3 +99,35 @@ def test_bad_tarballs_give_clear_errors(tmp_path):
             archive.addfile(info, io.BytesIO(payload))
     with pytest.raises(ValueError, match="not a CIFAR-10 batch"):
         load_cifar10(evil)
+
+
+def test_lesson_dry_run_writes_the_lesson_and_no_checkpoints(data_dir):
+    metrics = dc.train(dc.Config(lesson=True, dry_run=True))
+    assert metrics["lesson"] and metrics["claim"] and isinstance(metrics["claim_held"], bool)
+    figures = metrics["figures"]
+    assert 0.0 <= figures["plain_train_accuracy"] <= 1.0 and figures["plain_loss_growth"] >= 1.0
+    assert metrics["reading"] and metrics["reading_es"]
+    (plot,) = metrics["images"]
+    assert Path(plot).read_bytes().startswith(b"\x89PNG")
+    run_dir = Path(metrics["run_dir"])
+    lesson = json.loads((run_dir / "lesson.json").read_text())
+    assert lesson["state"] == "finished"
+    histories = {name: part["history"] for name, part in lesson["experiments"].items()}
+    assert set(histories) == {"no regularisation", "dropout and early stopping"}
+    assert all(len(history["val_loss"]) == len(history["train_accuracy"]) >= 1 for history in histories.values())
+    assert not (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists()
+
+
+def test_lesson_claim_needs_over_fitting_and_a_smaller_gap():
+    plain = {"train_accuracy": 1.0, "val_accuracy": 0.6, "val_loss": 1.8, "min_val_loss": 0.68, "test_accuracy": 0.6,
+             "kept_epoch": 60, "stopped_epoch": 60}
+    regularised = {"train_accuracy": 0.7, "val_accuracy": 0.6, "val_loss": 0.69, "min_val_loss": 0.69,
+                   "test_accuracy": 0.6, "kept_epoch": 3, "stopped_epoch": 11}
+    figures = dc.lesson_figures(plain, regularised)
+    assert abs(figures["gap_cut"] - 0.3) < 1e-9 and dc.lesson_claim_holds(figures)
+    # The plain model did not learn its training set: no over-fitting to cure.
+    assert not dc.lesson_claim_holds(dc.lesson_figures({**plain, "train_accuracy": 0.9}, regularised))
+    # Its validation loss barely grew.
+    assert not dc.lesson_claim_holds(dc.lesson_figures({**plain, "val_loss": 0.9}, regularised))
+    # The regularised model's gap is only 0.1 smaller.
+    assert not dc.lesson_claim_holds(dc.lesson_figures(plain, {**regularised, "train_accuracy": 0.9}))

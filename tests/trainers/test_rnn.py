@@ -126,3 +126,45 @@ def test_background_run_through_the_registry():
     state = runs.wait(run_id, timeout=120)
     assert state["state"] == "finished", state
     assert "accuracy" in state["metrics"]
+
+
+def test_lesson_dry_run_writes_its_record_and_no_checkpoint():
+    metrics = rnn.train(rnn.Config(lesson=True, dry_run=True))
+    assert metrics["lesson"] and metrics["claim"] and isinstance(metrics["claim_held"], bool)
+    assert metrics["reading"] and metrics["reading_es"]
+    figures = metrics["figures"]
+    assert set(figures["final"]) == set(rnn.CELLS) and figures["length"] == rnn.LESSON_DRY_RUN.length
+    assert len(figures["curves"]["lstm"]["accuracy"]) == rnn.LESSON_DRY_RUN.epochs
+    assert metrics["claim_held"] == rnn.lesson_claim_holds(figures)
+    [image] = metrics["images"]
+    assert Path(image).read_bytes()[:4] == b"\x89PNG"
+    run_dir = Path(metrics["run_dir"])
+    record = json.loads((run_dir / "lesson.json").read_text())
+    assert record["state"] == "finished" and set(record["experiments"]) == set(rnn.CELLS)
+    assert not (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists()
+
+
+def _lesson_figures(rnn_best: float, lstm: float, gru: float) -> dict:
+    return {"final": {"rnn": min(rnn_best, 0.2), "lstm": lstm, "gru": gru},
+            "best": {"rnn": rnn_best, "lstm": lstm, "gru": gru}}
+
+
+def test_lesson_claim_needs_both_gated_cells_high_and_the_vanilla_rnn_low():
+    assert rnn.lesson_claim_holds(_lesson_figures(0.14, 1.0, 0.95))
+    assert not rnn.lesson_claim_holds(_lesson_figures(0.14, 0.85, 1.0))  # the LSTM fell short
+    assert not rnn.lesson_claim_holds(_lesson_figures(0.14, 1.0, 0.6))  # the GRU fell short
+    assert not rnn.lesson_claim_holds(_lesson_figures(0.45, 1.0, 1.0))  # the vanilla RNN remembered
+
+
+def test_memory_init_opens_the_keep_gates_only():
+    hidden, lag = 32, 100
+    lstm = rnn.make_cell("lstm", 4, hidden, memory=lag)
+    forget = lstm.bias_ih_l0[hidden : 2 * hidden] + lstm.bias_hh_l0[hidden : 2 * hidden]
+    assert bool((forget >= 0).all() and (forget <= math.log(lag - 1) + 1e-6).all())
+    assert torch.allclose(lstm.bias_ih_l0[:hidden] + lstm.bias_hh_l0[:hidden], -forget)
+    gru = rnn.make_cell("gru", 4, hidden, memory=lag)
+    assert bool((gru.bias_ih_l0[hidden : 2 * hidden] + gru.bias_hh_l0[hidden : 2 * hidden] >= 0).all())
+    torch.manual_seed(0)
+    plain = rnn.make_cell("rnn", 4, hidden)
+    torch.manual_seed(0)
+    assert torch.equal(rnn.make_cell("rnn", 4, hidden, memory=lag).weight_hh_l0, plain.weight_hh_l0)

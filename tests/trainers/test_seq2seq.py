@@ -151,3 +151,53 @@ def test_bad_settings_are_clear_errors():
         seq2seq.train(seq2seq.Config(epochs=0))
     with pytest.raises(ValueError, match="attention"):
         seq2seq.train(seq2seq.Config(attention="dot-product"))
+
+
+def test_log_probability_of_an_output_is_the_sum_of_its_decoding_steps():
+    model, _ = tiny_model("gru", "bahdanau", seed=2)
+    src, src_len = torch.randint(4, 30, (1, 5)), torch.tensor([5])
+    greedy, _ = seq2seq.greedy_decode(model, src, src_len, bos=2, eos=3, max_len=6)
+    output = greedy[0][:4]
+    expected, previous = 0.0, torch.tensor([2])
+    with torch.no_grad():
+        values, keys, mask, state = model.encode(src, src_len)
+        for t, token in enumerate([*output, 3]):
+            logits, state, _ = model.decoder.step(previous, state, values, keys, mask)
+            logits = logits.float()
+            logits[:, 0] = logits[:, 2] = float("-inf")
+            if t == 0:
+                logits[:, 3] = float("-inf")
+            expected += float(torch.log_softmax(logits, -1)[0, token])
+            previous = torch.tensor([token])
+    scored = seq2seq.sequence_log_probabilities(model, src, src_len, [output], bos=2, eos=3)
+    assert scored.shape == (1,) and float(scored[0]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_lesson_dry_run_writes_its_record_and_no_checkpoint(data_dir):
+    metrics = seq2seq.train(seq2seq.Config(lesson=True, dry_run=True))
+    assert metrics["lesson"] == "Beam search against greedy decoding" and "BLEU" in metrics["claim"]
+    assert isinstance(metrics["claim_held"], bool)
+    figures = metrics["figures"]
+    assert figures["beam_sizes"] == [1, 2, 4, 8]
+    for key in ("bleu", "chrf", "mean_log_probability", "mean_length", "changed_from_greedy"):
+        assert len(figures[key]) == 4
+    assert figures["changed_from_greedy"][0] == 0.0 and all(value <= 0 for value in figures["mean_log_probability"])
+    assert metrics["reading"] and metrics["reading_es"]
+    (image,) = metrics["images"]
+    assert Path(image).read_bytes().startswith(b"\x89PNG")
+    run_dir = Path(metrics["run_dir"])
+    record = json.loads((run_dir / "lesson.json").read_text(encoding="utf-8"))
+    assert record["state"] == "finished" and list(record["experiments"]) == ["train and decode"]
+    assert not (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists()
+
+
+def test_lesson_claim_compares_beam_four_with_greedy():
+    figures = {"beam_sizes": [1, 2, 4, 8], "bleu": [18.4, 20.3, 20.8, 20.9], "chrf": [39.0, 40.5, 40.4, 40.3],
+               "mean_log_probability": [-3.9, -3.6, -3.5, -3.45], "changed_from_greedy": [0.0, 0.29, 0.35, 0.37],
+               "sentences": 600}
+    assert seq2seq.lesson_claim_holds(figures)
+    # Only beam 4 counts: a gain at beam 8 alone is not the claim.
+    small_gain = {**figures, "bleu": [18.4, 18.9, 19.0, 20.0]}
+    assert not seq2seq.lesson_claim_holds(small_gain)
+    reading = seq2seq.lesson_reading(small_gain, held=False)
+    assert "19.0" in reading["en"] and "18.4" in reading["es"] and "did not hold" in reading["en"]

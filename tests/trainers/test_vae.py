@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -68,3 +69,29 @@ def test_beta_and_dataset_errors(tmp_path, monkeypatch):
 
     with pytest.raises(DataNotFoundError, match="Fashion-MNIST"):
         vae.check_data(vae.Config(dataset="fashion-mnist"))
+
+
+def test_lesson_dry_run_writes_the_lesson_and_no_checkpoints(data_dir):
+    metrics = vae.train(vae.Config(lesson=True, dry_run=True))
+    assert metrics["lesson"] and metrics["claim"] and isinstance(metrics["claim_held"], bool)
+    figures = metrics["figures"]
+    assert figures["betas"] == list(vae.LESSON.betas)
+    assert len(figures["kl"]) == len(figures["reconstruction"]) == len(vae.LESSON.betas)
+    assert metrics["reading"] and metrics["reading_es"]
+    (plot,) = metrics["images"]
+    assert Path(plot).read_bytes().startswith(b"\x89PNG")
+    run_dir = Path(metrics["run_dir"])
+    lesson = json.loads((run_dir / "lesson.json").read_text())
+    assert lesson["state"] == "finished" and len(lesson["experiments"]) == len(vae.LESSON.betas)
+    assert not (run_dir / "best.pt").exists() and not (run_dir / "last.pt").exists()
+
+
+def test_lesson_claim_needs_every_step_to_trade_kl_for_reconstruction():
+    betas = [0.25, 0.5, 1.0, 2.0, 4.0]
+    figures = {"betas": betas, "kl": [40.0, 32.0, 25.0, 18.0, 12.0], "reconstruction": [70.0, 76.0, 85.0, 98.0, 115.0]}
+    assert vae.lesson_claim_holds(figures)
+    assert not vae.lesson_claim_holds({**figures, "kl": [40.0, 32.0, 33.0, 18.0, 12.0]})  # KL rose at 0.5→1
+    assert not vae.lesson_claim_holds({**figures, "reconstruction": [70.0, 76.0, 85.0, 98.0, 97.0]})  # fell at 2→4
+    reading = vae.lesson_reading({**figures, "kl": [40.0, 32.0, 33.0, 18.0, 12.0], "elbo": [0] * 5,
+                                  "active_dimensions": [9, 8, 7, 5, 3], "latent_dim": 16}, held=False)
+    assert "0.5→1" in reading["en"] and "0.5→1" in reading["es"]
