@@ -200,7 +200,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import threading
 
     from taller.progress import CancelledError, bus
-    from taller.trainers import TRAINERS
+    from taller.trainers import TRAINERS, lesson_names
 
     if args.epochs is not None and args.epochs < 1:
         print("taller train: --epochs must be at least 1", file=sys.stderr)
@@ -211,6 +211,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, epochs=args.epochs)
     if args.dry_run and hasattr(config, "dry_run"):
         config = dataclasses.replace(config, dry_run=True)
+    if getattr(args, "lesson", False):
+        if not hasattr(config, "lesson"):
+            print(f"taller train: {args.model} has no lesson; lessons: {', '.join(lesson_names())}", file=sys.stderr)
+            return 2
+        config = dataclasses.replace(config, lesson=True)
     unsubscribe = bus.subscribe(lambda event: print(f"\r{_progress_line(event)}   ", end="", file=sys.stderr, flush=True))
     cancel = threading.Event()
     try:
@@ -466,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", choices=list(MODELS))
     p.add_argument("--epochs", type=int)
     p.add_argument("--dry-run", action="store_true", help="a few batches only")
+    p.add_argument("--lesson", action="store_true",
+                   help="run the model's lesson (a few short trainings, a plot and what they show) instead")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("chat", help="open the terminal chat")

@@ -100,6 +100,8 @@ def template_answer(tool: str | None, result: dict[str, Any] | None, language: s
         return ""
     if result.get("error"):
         return message("failed", language, tool=tool, error=result["error"])
+    if language == "es" and result.get("summary_es"):  # a tool that wrote its own Spanish summary
+        return str(result["summary_es"])
     return str(result.get("summary") or message("finished", language, tool=tool))
 
 
@@ -196,7 +198,7 @@ def build_graph(model_factory: Callable[[], BaseChatModel], settings: Settings, 
         tool = decision.get("tool")
         if not tool or decision.get("error"):
             return "answer"
-        if needs_confirmation(tool, settings):
+        if needs_confirmation(tool, settings, decision.get("args") or {}):
             return "confirm"
         return "act"
 

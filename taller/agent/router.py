@@ -86,15 +86,15 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\d+)?)+")
 
 
-def _model_name(text: str, allowed: Sequence[str]) -> str | None:
-    """The model of ``allowed`` that ``text`` names (registry words), the longest match winning:
-    "variational autoencoder" is the VAE although it contains "autoencoder"."""
+def _model_name(text: str, allowed: Sequence[str], words_of: dict[str, Sequence[str]] | None = None) -> str | None:
+    """The model of ``allowed`` that ``text`` names (registry words, or ``words_of``), the longest
+    match winning: "variational autoencoder" is the VAE although it contains "autoencoder"."""
     from taller.agent import grounding
     from taller.tools import registry
 
     folded = grounding.normalize(text)
     best: tuple[int, str] | None = None
-    for name, words in registry.model_words().items():
+    for name, words in (words_of or registry.model_words()).items():
         if name not in allowed:
             continue
         for word in words:
@@ -152,6 +152,13 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
             return None
         epochs = _number_before(text, _EPOCH_WORD)
         return {"model": model, **({"epochs": epochs} if epochs else {})}
+    if tool == "show_lesson":
+        # The model's own words and its lesson's ("beam search" → seq2seq, "sobreajuste" → the MLP).
+        from taller.tools import registry
+
+        words = {name: [name, *synonyms] for name, synonyms in registry.TOOLS[tool].synonyms["model"].items()}
+        model = _model_name(text, list(words), words)
+        return {"model": model} if model else None
     if tool in ("classify_pet", "analyze_face"):
         path = _IMAGE_PATH.search(text)
         return {"image_path": path.group(1)} if path else None

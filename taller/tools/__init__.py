@@ -28,9 +28,15 @@ TOOL_NAMES: tuple[str, ...] = tuple(TOOLS)
 COSTLY_TOOLS: frozenset[str] = frozenset(name for name, spec in TOOLS.items() if spec.costly)
 
 
-def needs_confirmation(tool: str, settings: Any) -> bool:
-    """The one confirmation rule, for the agent and for the TUI's slash commands alike."""
-    return tool in COSTLY_TOOLS and not settings.auto_approve
+def needs_confirmation(tool: str, settings: Any, args: dict[str, Any] | None = None) -> bool:
+    """The one confirmation rule, for the agent and for the TUI's slash commands alike.
+
+    Given the call's ``args``, a tool whose registry entry has ``costly_when`` asks only when that
+    call would start costly work (``show_lesson`` of a lesson that has already run just shows it).
+    """
+    if tool not in COSTLY_TOOLS or settings.auto_approve:
+        return False
+    return TOOLS[tool].costly_call(args)
 
 
 def get_tool(name: str) -> "BaseTool":

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 from taller.tools.examples import EXAMPLES
-from taller.trainers import MODELS, model_names
+from taller.trainers import MODELS, lesson_names, model_names
 
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.tools import BaseTool
@@ -64,6 +64,9 @@ class ToolSpec:
     examples_en: tuple[str, ...] | None = None
     examples_es: tuple[str, ...] | None = None
     costly: bool = False
+    # "module:function" of a predicate on the call's arguments: a costly tool asks first only when
+    # it says True (show_lesson asks only when the lesson has not run yet and would start training).
+    costly_when: str | None = None
     confirmation: Mapping[str, str] = field(default_factory=dict)
     synonyms: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     free_text_fields: frozenset[str] = frozenset()
@@ -96,6 +99,13 @@ class ToolSpec:
     @property
     def args_schema(self) -> type["BaseModel"]:
         return self.tool.args_schema
+
+    def costly_call(self, args: Mapping[str, Any] | None = None) -> bool:
+        """Whether a call with ``args`` starts the costly work (always, unless ``costly_when`` says not)."""
+        if self.costly_when is None or args is None:
+            return True
+        module, _, function = self.costly_when.partition(":")
+        return bool(getattr(importlib.import_module(module), function)(dict(args)))
 
     @property
     def examples(self) -> tuple[str, ...]:
@@ -261,6 +271,25 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details="Tables, columns, types, keys and row counts (default: the 'sales' music store).",
         carry_over_fields=frozenset({"database"}),
         sticky_fields=frozenset({"database"}),
+    ),
+    ToolSpec(
+        "show_lesson", "taller.tools.training",
+        "show a model's lesson: a measured experiment with a plot (" + "; ".join(
+            f"{name}: {MODELS[name].lesson.topic_en}" for name in lesson_names()) + ")",
+        details=("Shows the plot and what the newest finished lesson of that model measured on this machine. "
+                 "When the lesson has not run yet, starts it in the background (a few short trainings, under "
+                 "10 minutes on a laptop CPU) and returns its run id."),
+        costly=True,
+        costly_when="taller.tools.training:lesson_needs_work",
+        confirmation={"en": "The {model} lesson has not run on this machine yet. Run it now? It trains a few small "
+                            "models in the background (under 10 minutes on a laptop CPU).",
+                      "es": "La lección de {model} aún no se ha ejecutado en esta máquina. ¿La ejecuto ahora? Entrena "
+                            "unos modelos pequeños en segundo plano (menos de 10 minutos en la CPU de un portátil)."},
+        synonyms={"model": {name: MODELS[name].words + MODELS[name].lesson.words for name in lesson_names()}},
+        carry_over_fields=frozenset({"model"}),
+        argument_hints={"model": "one of " + "|".join(lesson_names())},
+        next_steps={"en": (("Train the full model", "train the {model}"),),
+                    "es": (("Entrenar el modelo completo", "entrena el {model}"),)},
     ),
 )}
 

@@ -21,12 +21,13 @@ from pydantic import BaseModel, Field
 
 from taller.tools.base import ToolError, check_input_path, result
 from taller.tools.registry import langchain_tool, one_of
-from taller.trainers import MODELS, model_names
+from taller.trainers import MODELS, lesson_names, model_names
 
 # The models' names as argument types, derived from taller.trainers.MODELS at import: the JSON
 # schema's enum (what the LLM may answer) and pydantic's error message list them in that order.
 ModelName = Literal[model_names()]
 GenerativeModelName = Literal[model_names(generative=True)]
+LessonModelName = Literal[lesson_names()]
 
 
 class TrainModelArgs(BaseModel):
@@ -47,6 +48,10 @@ class GenerateImagesArgs(BaseModel):
     count: int | None = Field(default=None, ge=1, le=64, description="How many images.")
     image_path: str | None = Field(default=None, description=(
         f"Optional input image ({', '.join(name for name in model_names(generative=True) if MODELS[name].generation.from_image)})."))
+
+
+class ShowLessonArgs(BaseModel):
+    model: LessonModelName = Field(description="Whose lesson to show.")
 
 
 def _not_trained(model: str, what: str) -> dict[str, Any]:
@@ -114,7 +119,7 @@ def train_model(model: str, epochs: int | None = None) -> dict:
 
 @langchain_tool("list_models", ListModelsArgs)
 def list_models() -> dict:
-    from taller.trainers import runs
+    from taller.trainers import lessons, runs
 
     problems: list[dict[str, str]] = []
     rows = runs.list_all(problems=problems)
@@ -125,6 +130,7 @@ def list_models() -> dict:
             "epochs": row.get("epochs"), "metrics": _compact(row.get("metrics") or {}), "error": row.get("error"),
             "created": row.get("created"), "finished": row.get("finished"), "checkpoints": row.get("checkpoints", []),
             "path": row.get("path"), "processes": row.get("world_size") or 1,
+            "lesson": "lesson" in (row.get("metrics") or {}) or lessons.is_lesson_run(row),
         })
     skipped = ""
     if problems:
@@ -141,11 +147,16 @@ def list_models() -> dict:
     parts = []
     for entry in running:
         on = f" on {entry['processes']} processes" if entry["processes"] > 1 else ""
-        parts.append(f"{entry['model']} training{on} (epoch {entry['epoch']}/{entry['epochs']})")
+        what = "lesson running" if entry["lesson"] else "training"
+        parts.append(f"{entry['model']} {what}{on} (epoch {entry['epoch']}/{entry['epochs']})")
     latest: dict[str, dict] = {}
     for entry in finished:  # newest first, so the first per model is the latest
-        latest.setdefault(entry["model"], entry)
-    for model, entry in latest.items():
+        latest.setdefault((entry["model"], entry["lesson"]), entry)
+    for (model, lesson), entry in latest.items():
+        if lesson:  # a lesson trains side models and keeps none: it says what it showed, not a score
+            held = entry["metrics"].get("claim_held")
+            parts.append(f"{model} lesson done" + (" (claim held)" if held else " (claim did not hold)" if held is False else ""))
+            continue
         headline = _headline(entry)
         parts.append(f"{model} trained" + (f" ({headline})" if headline else ""))
     summary = f"{len(entries)} run(s): {len(running)} running, {len(finished)} finished. " + "; ".join(parts) + "."
@@ -208,3 +219,54 @@ def generate_images(model: str, count: int | None = None, image_path: str | None
     if path and generation.from_image is None:
         note += f" (the {model} model does not take an input image, so yours was not used)"
     return result(f"Saved the {what}{note} to {out['images'][0]}.", model=model, trained=True, **out)
+
+
+@langchain_tool("show_lesson", ShowLessonArgs)
+def show_lesson(model: str) -> dict:
+    from taller.trainers import lessons, runs
+
+    spec = MODELS.get(model)
+    if spec is None or spec.lesson is None:
+        raise ToolError(f"no lesson for {model!r}; lessons: {one_of(lesson_names())}")
+    topic = spec.lesson
+    found = lessons.latest_lesson(model)
+    if found is not None:
+        held_en = "the claim held" if found.get("claim_held") else "the claim did NOT hold in this run"
+        held_es = "la afirmación se cumplió" if found.get("claim_held") else "la afirmación NO se cumplió en esta ejecución"
+        when = f"{found.get('seconds') or 0:.0f} s on {found.get('device') or 'cpu'}, run {found['run_id']}"
+        reading = found.get("reading") or {}
+        images = [found["plot"]] if found.get("plot") and Path(found["plot"]).is_file() else []
+        return result(
+            f"{found.get('title')}: {reading.get('en', '')} (Measured here in {when}; {held_en}: {found.get('claim')}.)",
+            summary_es=f"{found.get('title')}: {reading.get('es', '')} (Medido aquí en {when}; {held_es}.)",
+            model=model, topic=topic.topic_en, claim=found.get("claim"), claim_held=bool(found.get("claim_held")),
+            figures=found.get("figures"), run_id=found["run_id"], seconds=found.get("seconds"), images=images,
+            state="finished",
+        )
+    running = lessons.running_lesson(model)
+    if running is not None:
+        return result(
+            f"The {model} lesson ({topic.topic_en}) is running (run {running['run_id']}); "
+            "its plot and reading will be here when it finishes.",
+            summary_es=f"La lección de {model} ({topic.topic_es}) se está ejecutando (ejecución {running['run_id']}); "
+                       "su gráfica y su lectura estarán aquí cuando termine.",
+            model=model, topic=topic.topic_en, run_id=running["run_id"], state="running",
+        )
+    run_id = runs.start(model, None, lesson=True)
+    return result(
+        f"The {model} lesson ({topic.topic_en}) has not run on this machine yet, so I started it in the "
+        f"background: a few short trainings, under 10 minutes on a laptop CPU; run id {run_id}. "
+        "Ask again when it has finished to see its plot and what it shows.",
+        summary_es=f"La lección de {model} ({topic.topic_es}) aún no se ha ejecutado en esta máquina, así que la "
+                   f"he empezado en segundo plano: unos entrenamientos cortos, menos de 10 minutos en la CPU de un "
+                   f"portátil; ejecución {run_id}. Pregúntame otra vez cuando termine para ver su gráfica y lo que muestra.",
+        model=model, topic=topic.topic_en, run_id=run_id, state="started",
+    )
+
+
+def lesson_needs_work(args: dict[str, Any]) -> bool:
+    """Whether ``show_lesson(**args)`` would start training (no finished or running lesson yet)."""
+    from taller.trainers import lessons
+
+    model = str(args.get("model") or "")
+    return lessons.latest_lesson(model) is None and lessons.running_lesson(model) is None

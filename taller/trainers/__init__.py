@@ -6,7 +6,7 @@ and runs as a script: ``python -m taller.trainers.<name> --epochs N --dry-run``.
 :data:`MODELS` is the one list of trainable models: one :class:`ModelSpec` per model. Everything
 else that names models is derived from it: :data:`TRAINERS` below, the ``train_model`` and
 ``generate_images`` argument types and how ``generate_images`` calls a model
-(``taller.tools.training``), the tools' descriptions, the router's model words
+(``taller.tools.training``), the ``show_lesson`` argument type (the models with a :class:`LessonSpec`), the tools' descriptions, the router's model words
 (``taller.tools.registry.model_words``) and the CLI's ``taller train`` choices. It lives here, in
 the domain layer, because the tools and the interfaces read it and this layer imports neither.
 Adding a model is its trainer module plus one entry in :data:`MODELS`.
@@ -32,6 +32,25 @@ class Generation:
 
 
 @dataclass(frozen=True)
+class LessonSpec:
+    """The model's lesson (:mod:`taller.trainers.lessons`): what it shows and how people ask for it.
+
+    ``words_en`` / ``words_es`` are what people say when they ask about the lesson's topic
+    ("beam search", "sobreajuste"), matched like :attr:`ModelSpec.words`; with the model's own
+    words they lead the ``show_lesson`` tool to this model.
+    """
+
+    topic_en: str  # "why LSTMs and GRUs remember longer than a plain RNN"
+    topic_es: str
+    words_en: tuple[str, ...] = ()
+    words_es: tuple[str, ...] = ()
+
+    @property
+    def words(self) -> tuple[str, ...]:
+        return self.words_en + self.words_es
+
+
+@dataclass(frozen=True)
 class ModelSpec:
     """One trainable model: what the tools, the router and the CLI need to know about it.
 
@@ -49,6 +68,7 @@ class ModelSpec:
     words_en: tuple[str, ...] = ()
     words_es: tuple[str, ...] = ()
     generation: Generation | None = None  # set for the models that ``generate_images`` can use
+    lesson: LessonSpec | None = None  # set for the models whose trainer has a ``--lesson``
 
     @property
     def generative(self) -> bool:
@@ -74,6 +94,13 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
                   "dogs vs cats", "dogs and cats", "dog or cat"),
         words_es=("clasificador", "gatos y perros", "gatos vs perros", "gato o perro", "gatos o perros",
                   "perros y gatos", "perro o gato", "perros o gatos"),
+        lesson=LessonSpec(
+            "how dropout and early stopping keep an MLP from over-fitting",
+            "cómo el dropout y la parada temprana evitan que un MLP se sobreajuste",
+            words_en=("overfitting", "over-fitting", "overfit*", "over-fit*", "dropout", "early stopping",
+                      "regularization", "regularisation"),
+            words_es=("sobreajuste", "sobreajust*", "sobre-ajuste", "parada temprana", "regularización"),
+        ),
     ),
     ModelSpec(
         "autoencoder", "taller.trainers.autoencoder", "MNIST stacked autoencoder",
@@ -82,21 +109,47 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
         words_es=("autocodificador",),
         generation=Generation(8, "reconstructions of {count} test digits", "reconstruction of your image",
                               note=" (reconstruction MSE {mse:.4f})"),
+        lesson=LessonSpec(
+            "how the size of the bottleneck changes the reconstruction",
+            "cómo el tamaño del cuello de botella cambia la reconstrucción",
+            words_en=("bottleneck", "bottleneck size", "code size", "latent size", "compression"),
+            words_es=("cuello de botella", "tamaño del código", "compresión"),
+        ),
     ),
     ModelSpec(
         "rnn", "taller.trainers.rnn", "RNN/LSTM/GRU memory and forecasting",
         words_en=("lstm", "gru", "recurrent", "recurrent network", "forecaster"),
         words_es=("recurrente", "red recurrente"),
+        lesson=LessonSpec(
+            "why LSTMs and GRUs remember longer than a plain RNN",
+            "por qué las LSTM y las GRU recuerdan más que una RNN simple",
+            words_en=("remember longer", "long-term memory", "long term memory", "vanishing gradient*",
+                      "rnn vs lstm", "plain rnn", "vanilla rnn", "gated cells"),
+            words_es=("recuerdan más", "memoria a largo plazo", "desvanecimiento del gradiente",
+                      "gradiente que se desvanece", "rnn simple"),
+        ),
     ),
     ModelSpec(
         "birnn", "taller.trainers.birnn", "bidirectional LSTM punctuation restorer",
         words_en=("bidirectional", "bidirectional lstm", "bilstm", "bi-lstm", "punctuat*"),
         words_es=("bidireccional", "red bidireccional", "puntua*"),
+        lesson=LessonSpec(
+            "what reading the sentence in both directions adds",
+            "qué aporta leer la frase en los dos sentidos",
+            words_en=("both directions", "bidirectional gain", "backwards", "forward-only", "one direction"),
+            words_es=("ambos sentidos", "dos sentidos", "hacia atrás", "un solo sentido"),
+        ),
     ),
     ModelSpec(
         "seq2seq", "taller.trainers.seq2seq", "English-to-Spanish translator",
         words_en=("translator", "translat*", "attention model"),
         words_es=("traductor", "traduc*"),
+        lesson=LessonSpec(
+            "what beam search adds over greedy decoding",
+            "qué aporta la búsqueda en haz frente a la decodificación voraz",
+            words_en=("beam search", "beam", "greedy", "greedy decoding", "decoding"),
+            words_es=("búsqueda en haz", "haz", "voraz", "decodificación voraz", "decodificación"),
+        ),
     ),
     ModelSpec(
         "vae", "taller.trainers.vae", "MNIST variational autoencoder",
@@ -104,6 +157,12 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
         words_en=("variational", "variational autoencoder"),
         words_es=("variacional", "autocodificador variacional", "autoencoder variacional"),
         generation=Generation(16, "{count} new samples from the VAE"),
+        lesson=LessonSpec(
+            "the β trade-off between reconstruction and the KL term",
+            "el compromiso de β entre reconstrucción y el término KL",
+            words_en=("beta", "β", "trade-off", "tradeoff", "kl", "kl term", "beta-vae"),
+            words_es=("beta", "β", "compromiso", "término kl", "kl"),
+        ),
     ),
     ModelSpec(
         "pix2pix", "taller.trainers.pix2pix", "pix2pix image-to-image GAN",
@@ -122,3 +181,8 @@ TRAINERS: dict[str, str] = {name: spec.module for name, spec in MODELS.items()}
 def model_names(generative: bool | None = None) -> tuple[str, ...]:
     """The models' names in :data:`MODELS` order; only the generative ones (or only the others)."""
     return tuple(name for name, spec in MODELS.items() if generative is None or spec.generative == generative)
+
+
+def lesson_names() -> tuple[str, ...]:
+    """The models that have a lesson, in :data:`MODELS` order (the ``show_lesson`` argument)."""
+    return tuple(name for name, spec in MODELS.items() if spec.lesson is not None)

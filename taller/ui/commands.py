@@ -87,7 +87,7 @@ def confirmation_needed(tool: str, args: dict[str, Any], settings: Any) -> str |
     """The question to ask before running ``tool`` (as the agent asks it), or None to run at once."""
     from taller.tools import needs_confirmation
 
-    if not needs_confirmation(tool, settings):
+    if not needs_confirmation(tool, settings, args):
         return None
     # Imported here: the agent graph pulls in LangGraph, which the chat loads in a worker.
     from taller.agent.graph import confirmation_text

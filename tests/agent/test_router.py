@@ -25,6 +25,12 @@ from taller.llm import FakeChatModel
     ("add_video", "index talks/keynote.vtt", {"url_or_path": "talks/keynote.vtt"}),
     ("generate_images", "genera 8 muestras con el vae", {"model": "vae", "count": 8}),
     ("list_models", "what have I trained", {}),
+    # show_lesson: the model's words and its lesson's, the longest match winning.
+    ("show_lesson", "show me the lesson about beam search", {"model": "seq2seq"}),
+    ("show_lesson", "enséñame el experimento del sobreajuste", {"model": "dense_classifier"}),
+    ("show_lesson", "the bidirectional lstm lesson", {"model": "birnn"}),
+    ("show_lesson", "why does an lstm remember longer", {"model": "rnn"}),
+    ("show_lesson", "show me a lesson", None),
 ])
 def test_extract_args(tool, text, expected):
     assert router.extract_args(tool, text) == expected
@@ -49,6 +55,19 @@ def _no_llm():
     ("summarize this video", "summarize_video", {}),
 ])
 def test_semantic_router_answers_confident_requests_without_the_llm(semantic, text, tool, args):
+    decision = router.plan(text, _no_llm)
+    assert decision["tool"] == tool and decision["args"] == args and decision["source"] == "semantic"
+
+
+@pytest.mark.parametrize("text,tool,args", [
+    # Not among the examples: asking to *see* a lesson goes to show_lesson; asking what a thing is
+    # stays a direct answer.
+    ("can you demonstrate the beta trade-off of the VAE", "show_lesson", {"model": "vae"}),
+    ("I want to see the overfitting experiment", "show_lesson", {"model": "dense_classifier"}),
+    ("muéstrame la lección del cuello de botella", "show_lesson", {"model": "autoencoder"}),
+    ("why do gradients vanish in a plain RNN? just explain it", None, {}),
+])
+def test_lesson_requests_are_told_from_questions(semantic, text, tool, args):
     decision = router.plan(text, _no_llm)
     assert decision["tool"] == tool and decision["args"] == args and decision["source"] == "semantic"
 

@@ -14,7 +14,7 @@ EXPECTED = {
     "generate_images": {"model", "count", "image_path"}, "forecast": {"values", "steps"}, "punctuate": {"text"},
     "translate": {"text", "beam_size"}, "analyze_face": {"image_path"}, "add_video": {"url_or_path"},
     "ask_video": {"question", "video"}, "summarize_video": {"video"}, "query_database": {"question", "database"},
-    "describe_database": {"database"},
+    "describe_database": {"database"}, "show_lesson": {"model"},
 }
 
 BAD_ARGUMENTS = [
@@ -36,6 +36,7 @@ BAD_ARGUMENTS = [
     ("summarize_video", {"video": 5}, "video"),
     ("query_database", {"question": ""}, "question"),
     ("describe_database", {"database": ["x"]}, "database"),
+    ("show_lesson", {"model": "pix2pix"}, "model"),
 ]
 
 
@@ -46,7 +47,7 @@ def test_every_tool_has_the_fixed_name_and_arguments():
         assert tool.name == name
         assert set(tool.args_schema.model_fields) == fields
         assert tool.description.strip(), f"{name} has no docstring for the LLM"
-    assert COSTLY_TOOLS == {"train_model"}
+    assert COSTLY_TOOLS == {"train_model", "show_lesson"}
 
 
 @pytest.mark.parametrize("name,args,field", BAD_ARGUMENTS)

@@ -10,6 +10,7 @@ added at run time must show up.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -39,7 +40,7 @@ def _enum(tool: str, field: str) -> list[str]:
 
 def test_the_tool_lists_are_the_registry():
     assert TOOL_NAMES == tuple(TOOLS)
-    assert COSTLY_TOOLS == {name for name, spec in TOOLS.items() if spec.costly} == {"train_model"}
+    assert COSTLY_TOOLS == {name for name, spec in TOOLS.items() if spec.costly} == {"train_model", "show_lesson"}
     assert TOOL_MODULES == {name: spec.module for name, spec in TOOLS.items()}
     assert [tool.name for tool in get_tools()] == list(TOOLS)
 
@@ -134,6 +135,16 @@ def test_the_model_lists_are_the_model_registry():
     training = importlib.import_module("taller.tools.training")
     assert typing.get_args(training.ModelName) == tuple(MODELS)
     assert typing.get_args(training.GenerativeModelName) == tuple(generative)
+    # show_lesson takes the models with a lesson; its words are the model's and the lesson topic's.
+    with_lesson = [name for name, spec in MODELS.items() if spec.lesson is not None]
+    assert with_lesson == list(trainers.lesson_names()) == _enum("show_lesson", "model")
+    assert typing.get_args(training.LessonModelName) == tuple(with_lesson)
+    assert TOOLS["show_lesson"].synonyms["model"] == {
+        name: MODELS[name].words + MODELS[name].lesson.words for name in with_lesson}
+    for name in with_lesson:
+        module = importlib.import_module(MODELS[name].module)
+        assert "lesson" in {field.name for field in dataclasses.fields(module.Config)}, f"{name}: no --lesson"
+        assert callable(getattr(module, "teach", None)), f"{name}: no teach()"
     for name, spec in MODELS.items():
         assert spec.name == name and spec.description and spec.words_en and spec.words_es
         assert name not in spec.words, f"{name}: its words are what people call it besides its name"
