@@ -146,6 +146,11 @@ def _expected_value(value: object) -> object:
     return value
 
 
+# The half each loaded request (or dialogue's first turn) belongs to, so that a run over both halves
+# reports each apart and keeps the held-out misses out of sight.
+HALF_OF: dict[str, str] = {}
+
+
 def load_requests(split: str = "all") -> list[tuple[str, str | None, dict]]:
     """The hand-written requests of bench/data as ``(text, tool, args)`` cases."""
     cases = []
@@ -156,6 +161,7 @@ def load_requests(split: str = "all") -> list[tuple[str, str | None, dict]]:
         if split in ("all", item["split"]):
             args = {key: _expected_value(value) for key, value in item["args"].items()}
             cases.append((item["text"], item["tool"], args))
+            HALF_OF[item["text"]] = item["split"]
     return cases
 
 
@@ -176,6 +182,7 @@ def load_dialogues(split: str = "all", file: str = "routing_dialogues.jsonl",
         if split in ("all", item["split"]) and (not ids or item.get("id") in ids):
             dialogues.append([(turn["text"], turn["tool"], {key: _expected_value(value) for key, value in turn["args"].items()})
                               for turn in item["turns"]])
+            HALF_OF[item["turns"][0]["text"]] = item["split"]
     return dialogues
 
 
@@ -227,7 +234,7 @@ def main() -> int:
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
     parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev", "dialogues-dev2", "dialogues-dev3"])
     parser.add_argument("--show-heldout", action="store_true",
-                        help="with --split heldout: print the misses (only when the tuning is over)")
+                        help="print the held-out half's misses too (only when the tuning is over)")
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
                         help="with --set requests: which half (tune on 'tuning' only)")
     parser.add_argument("--limit", type=int, help="only the first N cases")
@@ -279,8 +286,10 @@ def main() -> int:
     latencies, tool_ok, full_ok, by_source = [], 0, 0, {}
     followups = {"turns": 0, "tool_ok": 0, "full_ok": 0}
     failures = []
+    halves: dict[str, dict[str, int]] = {}
     for dialogue in dialogues:
         history: list = []
+        half = HALF_OF.get(dialogue[0][0], "tuning")
         for turn_index, (text, tool, args) in enumerate(dialogue):
             started = time.perf_counter()
             try:
@@ -297,15 +306,19 @@ def main() -> int:
             right_all = right_tool and args_match(args, got_args) and not decision.get("error")
             tool_ok += right_tool
             full_ok += right_all
+            counts = halves.setdefault(half, {"cases": 0, "tool_ok": 0, "full_ok": 0})
+            counts["cases"] += 1
+            counts["tool_ok"] += right_tool
+            counts["full_ok"] += right_all
             if turn_index > 0:
                 followups["turns"] += 1
                 followups["tool_ok"] += right_tool
                 followups["full_ok"] += right_all
             if not right_all:
-                failures.append({"request": text, "turn": turn_index, "standalone": decision.get("standalone"),
+                failures.append({"half": half, "request": text, "turn": turn_index, "standalone": decision.get("standalone"),
                                  "want": {"tool": tool, "args": {k: shown(v) for k, v in args.items()}},
                                  "got": {"tool": got_tool, "args": got_args, "error": decision.get("error")}, "source": source})
-            if options.verbose and (options.split != "heldout" or options.show_heldout):
+            if options.verbose and (half != "heldout" or options.show_heldout):
                 mark = "ok " if right_all else ("TOOL" if right_tool else "MISS")
                 rewritten = f" [as {decision['standalone']!r}]" if decision.get("standalone") else ""
                 print(f"{mark} {elapsed:6.2f}s [{source:8}] {text!r}{rewritten} -> {got_tool} {json.dumps(got_args, ensure_ascii=False)}", flush=True)
@@ -323,6 +336,8 @@ def main() -> int:
         "tool_accuracy": round(tool_ok / n, 3), "tool_and_args_accuracy": round(full_ok / n, 3),
         "p50_s": round(statistics.median(latencies), 3), "p95_s": round(percentile(latencies, 95), 3),
         "mean_s": round(statistics.mean(latencies), 3), "decided_by": by_source, "load_s": round(load_s, 2),
+        "by_half": {name: {"cases": c["cases"], "tool_accuracy": round(c["tool_ok"] / c["cases"], 3),
+                           "tool_and_args_accuracy": round(c["full_ok"] / c["cases"], 3)} for name, c in halves.items()},
         **({"followup_turns": followups["turns"],
             "followup_tool_accuracy": round(followups["tool_ok"] / max(1, followups["turns"]), 3),
             "followup_tool_and_args_accuracy": round(followups["full_ok"] / max(1, followups["turns"]), 3)}
@@ -330,12 +345,13 @@ def main() -> int:
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}",
     }
     print(json.dumps(summary, indent=2, ensure_ascii=False))
-    if options.split == "heldout" and not options.show_heldout:
+    if not options.show_heldout:
         # The held-out half is run, never read while tuning: its misses stay out of sight (and out
-        # of the JSON file) unless asked for.
-        if failures:
-            print(f"\n{len(failures)} held-out misses not shown (--show-heldout to see them)")
-        failures = []
+        # of the JSON file) unless asked for, whichever --split ran it.
+        hidden = [item for item in failures if item["half"] == "heldout"]
+        if hidden:
+            print(f"\n{len(hidden)} held-out misses not shown (--show-heldout to see them)")
+        failures = [item for item in failures if item["half"] != "heldout"]
     if failures:
         print("\nmisrouted:")
         for item in failures:
