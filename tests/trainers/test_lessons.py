@@ -153,3 +153,27 @@ def test_list_models_tells_a_lesson_from_a_trained_model():
     out = run_tool("list_models", {})
     assert "vae lesson done (claim held)" in out["summary"] and "vae trained" not in out["summary"]
     assert out["runs"][0]["lesson"] is True
+
+
+def test_in_the_chat_a_finished_lesson_is_shown_at_once_and_a_missing_one_asks_first(monkeypatch):
+    from taller.agent.session import Agent
+    from taller.llm import FakeChatModel
+    from taller.trainers import runs
+
+    metrics = lessons.run_lesson("rnn", FakeConfig(), _teach([]), experiments=3)
+    model = FakeChatModel(responses=[{"tool": "show_lesson", "args": {"model": "rnn"}}, "Here is the lesson."])
+    events = list(Agent(chat_model=model).run("show me why LSTMs remember longer", "lesson-thread"))
+    kinds = [event["type"] for event in events]
+    assert "interrupt" not in kinds and kinds[0] == "tool_start" and events[-1]["type"] == "final"
+    assert [e["path"] for e in events if e["type"] == "image"] == [str(Path(metrics["run_dir"]) / lessons.PLOT_FILE)]
+    assert "Error 0.1 at the largest size" in next(e for e in events if e["type"] == "tool_end")["result"]["summary"]
+
+    # No VAE lesson yet: the agent asks with the lesson's own question, and only a yes starts it.
+    started: list[str] = []
+    monkeypatch.setattr(runs, "start", lambda name, epochs=None, **overrides: started.append(name) or "vae-lesson-1")
+    agent = Agent(chat_model=FakeChatModel(responses=[{"tool": "show_lesson", "args": {"model": "vae"}}, "Started."]))
+    asked = list(agent.run("enséñame la lección del compromiso de beta", "lesson-thread-2"))
+    assert [e["type"] for e in asked] == ["interrupt"] and started == []
+    assert "lección de vae" in asked[0]["message"] and "menos de 10 minutos" in asked[0]["message"]
+    list(agent.resume("lesson-thread-2", approve=True))
+    assert started == ["vae"]
