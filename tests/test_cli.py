@@ -158,3 +158,15 @@ def test_ensure_llm_with_an_unreachable_openai_server_fails_fast_and_names_it(ca
     finally:
         monkeypatch.undo()
         get_settings(reload=True)
+
+
+def test_train_lesson_runs_the_lesson_and_refuses_a_model_without_one(capsys, monkeypatch):
+    from taller.trainers import vae
+
+    seen = []
+    monkeypatch.setattr(vae, "train", lambda config, cancel_event=None: seen.append(config) or {"lesson": "β", "claim_held": True})
+    assert cli.main(["train", "vae", "--lesson", "--dry-run"]) == 0
+    assert seen[0].lesson is True and seen[0].dry_run is True
+    assert '"claim_held": true' in capsys.readouterr().out
+    assert cli.main(["train", "pix2pix", "--lesson"]) == 2
+    assert "pix2pix has no lesson; lessons: dense_classifier, autoencoder, rnn" in capsys.readouterr().err

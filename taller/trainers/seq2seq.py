@@ -700,6 +700,5 @@ def plot_lesson(figures: dict[str, Any], path: Path) -> Path:
     return path
 
 
-
 if __name__ == "__main__":
     raise SystemExit(engine.cli(Config, train))

@@ -133,6 +133,14 @@ def _train(host: CommandHost, args: tuple[str, ...]) -> None:
     run_tool(host, "train_model", train_arguments(args), declined="OK, not training.")
 
 
+def _lesson(host: CommandHost, args: tuple[str, ...]) -> None:
+    from taller.trainers import lesson_names
+
+    if len(args) != 1 or args[0] not in lesson_names():
+        raise CommandError(escape("Usage: /lesson MODEL, models: " + ", ".join(lesson_names())))
+    run_tool(host, "show_lesson", {"model": args[0]}, declined="OK, not running the lesson.")
+
+
 def _models(host: CommandHost, args: tuple[str, ...]) -> None:
     run_tool(host, "list_models", {}, declined="OK.")
 
@@ -196,6 +204,8 @@ class Command:
 
 _COMMAND_LIST = [
     Command("train", "/train MODEL [EPOCHS]", "train a workshop model (asks first)", _train),
+    Command("lesson", "/lesson MODEL", "a model's lesson: its plot and what it shows (runs it first, after asking)",
+            _lesson),
     Command("models", "/models", "list the training runs and their metrics", _models),
     Command("runs", "/runs", "the runs window, with cancel", lambda host, args: host.action_runs()),
     Command("cancel", "/cancel RUN_ID", "stop a training run", _cancel),

@@ -145,3 +145,30 @@ def test_help_lists_every_command_the_interpreter_knows():
     assert len(rows) == len(set(COMMANDS.values()))
     assert table in help_text()  # the help screen shows this very table
     assert commands.COMMANDS["exit"] is commands.COMMANDS["quit"]
+
+
+def test_lesson_asks_only_when_the_lesson_would_train(tmp_path):
+    from dataclasses import dataclass
+
+    from taller.trainers import lessons
+
+    host = RecordingHost(auto_approve=False)
+    run_command(host, "/lesson vae")
+    assert host.calls[0][:3] == ("confirm_tool", "show_lesson", {"model": "vae"})  # nothing ran yet
+
+    @dataclass
+    class Settings:
+        lesson: bool = True
+        dry_run: bool = False
+        seed: int = 0
+        device: str = "cpu"
+
+    def teach(config, notebook, device):
+        return lessons.Lesson(title="β", claim="KL falls", held=True, figures={}, reading={"en": "It fell.", "es": "Bajó."})
+
+    lessons.run_lesson("vae", Settings(), teach)
+    host = RecordingHost(auto_approve=False)
+    run_command(host, "/lesson vae")
+    assert host.calls[0][:3] == ("run_tool_card", "show_lesson", {"model": "vae"})  # a finished one is just shown
+    run_command(host, "/lesson pix2pix")
+    assert host.calls[-1][0] == "notice" and "Usage: /lesson MODEL" in host.calls[-1][1]
