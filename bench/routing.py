@@ -11,6 +11,7 @@ latency of ``Agent.plan`` (routing only: nothing runs).
     python bench/routing.py --gguf ~/models/other.gguf --limit 20 --verbose
     python bench/routing.py --set requests --split tuning     # bench/data, tuning half
     python bench/routing.py --set requests --split heldout    # held-out half: run, never tune on
+    python bench/routing.py --set requests-dev                # a second, blind tuning set of requests
     python bench/routing.py --set dialogues --split tuning    # multi-turn: follow-ups scored apart
 
 Sets: ``legacy`` (the 68 ``CASES`` below, written with the first router and no longer blind) and
@@ -151,10 +152,14 @@ def _expected_value(value: object) -> object:
 HALF_OF: dict[str, str] = {}
 
 
-def load_requests(split: str = "all") -> list[tuple[str, str | None, dict]]:
-    """The hand-written requests of bench/data as ``(text, tool, args)`` cases."""
+def load_requests(split: str = "all", file: str = "routing_requests.jsonl") -> list[tuple[str, str | None, dict]]:
+    """The hand-written requests of bench/data as ``(text, tool, args)`` cases.
+
+    ``routing_requests_dev.jsonl`` is a second set of single requests (all tuning), written blind
+    for the fifth round once the first tuning half had one miss left.
+    """
     cases = []
-    for line in (DATA / "routing_requests.jsonl").read_text(encoding="utf-8").splitlines():
+    for line in (DATA / file).read_text(encoding="utf-8").splitlines():
         if not line.strip():
             continue
         item = json.loads(line)
@@ -232,7 +237,7 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
-    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "dialogues", "dialogues-dev", "dialogues-dev2", "dialogues-dev3"])
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "requests-dev", "dialogues", "dialogues-dev", "dialogues-dev2", "dialogues-dev3"])
     parser.add_argument("--show-heldout", action="store_true",
                         help="print the held-out half's misses too (only when the tuning is over)")
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
@@ -273,7 +278,10 @@ def main() -> int:
     elif options.case_set == "dialogues-dev3":
         dialogues = load_dialogues(options.split, "routing_dialogues_dev3.jsonl", ids)
     else:
-        cases = CASES if options.case_set == "legacy" else load_requests(options.split)
+        if options.case_set == "requests-dev":
+            cases = load_requests(options.split, "routing_requests_dev.jsonl")
+        else:
+            cases = CASES if options.case_set == "legacy" else load_requests(options.split)
         dialogues = [[case] for case in cases]  # single requests: dialogues of one turn
     dialogues = dialogues[: options.limit] if options.limit else dialogues
     # Warm-up: load the LLM and MiniLM outside the timed loop (their load time is reported apart).

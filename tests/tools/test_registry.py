@@ -94,7 +94,8 @@ def test_the_router_never_learns_a_benchmark_request():
     from pathlib import Path
 
     data = Path(__file__).resolve().parents[2] / "bench" / "data"
-    judged = {_plain(json.loads(line)["text"]) for line in (data / "routing_requests.jsonl").open(encoding="utf-8")}
+    judged = {_plain(json.loads(line)["text"]) for path in sorted(data.glob("routing_requests*.jsonl"))
+              for line in path.open(encoding="utf-8") if line.strip()}
     for path in sorted(data.glob("routing_dialogues*.jsonl")):
         for line in path.open(encoding="utf-8"):
             if line.strip():
