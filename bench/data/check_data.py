@@ -3,7 +3,7 @@
 Loads ``routing_requests.jsonl`` and ``routing_dialogues.jsonl`` beside this file, prints counts per
 tool, language, split and source, and fails (exit status 1) on any item that is not valid:
 
-* every ``tool`` is one of the 13 tool names (``taller.tools.TOOL_NAMES``) or null, and a null tool
+* every ``tool`` is one of the tool names (``taller.tools.TOOL_NAMES``) or null, and a null tool
   expects no arguments;
 * every ``args`` key is a field of that tool's pydantic schema, every required field is there, and an
   expected value is a plain value, ``{"contains": "words" | ["words", ...]}`` (only for text fields) or
@@ -17,7 +17,10 @@ tool, language, split and source, and fails (exit status 1) on any item that is 
 * an item marked ``long`` has more than 25 words.
 
 It also validates ``routing_dialogues_dev3.jsonl`` (a later tuning set, all ``tuning``, 3 to 5 turns
-per dialogue) against the same contracts and prints its counts per tool, language and kind.
+per dialogue) against the same contracts and prints its counts per tool, language and kind, and
+``routing_requests_dev.jsonl`` (a later tuning set of single requests, all ``tuning``) likewise: the
+same contracts, unique ids and texts (none repeated from ``routing_requests.jsonl``), ``long`` checked,
+and its counts per tool and language.
 
     .venv/bin/python bench/data/check_data.py
 """
@@ -33,6 +36,10 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent.parent))  # run from anywhere: import taller from this checkout
 
 from taller.tools import TOOL_NAMES, get_tool  # noqa: E402
+
+# The dialogue sets were written before show_lesson existed (it came with the fifth round): their
+# coverage of follow-ups is checked over the tools there were then.
+DIALOGUE_TOOLS = tuple(tool for tool in TOOL_NAMES if tool != "show_lesson")
 
 SPLITS = ("tuning", "heldout")
 LANGS = ("en", "es")
@@ -153,7 +160,7 @@ def check_tuning_dialogues(name: str) -> None:
             check_call(f"{where} turn {index + 1}", turn.get("tool"), turn.get("args"), so_far)
             if index:
                 followup_tools[turn.get("tool") or "(no tool)"] += 1
-    for tool in TOOL_NAMES:
+    for tool in DIALOGUE_TOOLS:
         if not followup_tools[tool]:
             complain(name, f"{tool} is never called in a follow-up turn")
     print(f"{name}: {len(dialogues)} dialogues ({turns_total} turns, {turns_total - len(dialogues)} follow-ups); "
@@ -161,6 +168,53 @@ def check_tuning_dialogues(name: str) -> None:
     print("  follow-up turns per tool: " + ", ".join(f"{tool} {followup_tools[tool]}"
                                                    for tool in [*TOOL_NAMES, "(no tool)"]))
     print("  kinds: " + ", ".join(f"{kind} {count}" for kind, count in kinds.most_common()))
+
+
+# Tuning-only request sets written blind for later rounds: every request `tuning`.
+TUNING_REQUEST_SETS = ("routing_requests_dev.jsonl",)
+
+
+def check_tuning_requests(name: str, seen_texts: set) -> None:
+    """Validate one tuning-only request set like the main one, and print its counts."""
+    requests = load(name)
+    ids = collections.Counter(item.get("id") for item in requests)
+    for duplicate in [key for key, count in ids.items() if count > 1]:
+        complain(name, f"{duplicate!r} is used {ids[duplicate]} times")
+    texts = collections.Counter(item.get("text") for item in requests)
+    for duplicate in [key for key, count in texts.items() if count > 1]:
+        complain(name, f"the same request twice: {duplicate!r}")
+    per_tool = collections.defaultdict(collections.Counter)
+    sources = collections.Counter()
+    long_items, terse_items = 0, 0
+    for item in requests:
+        where = f"{name} {item.get('id', '?')}"
+        missing = {"id", "split", "lang", "source", "text", "tool", "args"} - set(item)
+        if missing:
+            complain(where, f"missing keys {sorted(missing)}")
+            continue
+        if item["split"] != "tuning" or item["lang"] not in LANGS:
+            complain(where, f"split {item['split']!r} / lang {item['lang']!r} not allowed (all tuning)")
+        if item["text"] in seen_texts:
+            complain(where, f"repeats a request of another set: {item['text']!r}")
+        check_call(where, item["tool"], item["args"], item["text"])
+        words = len(item["text"].split())
+        long_items += words > 25
+        terse_items += words <= 4
+        labels = item["source"].split("+")
+        if "long" in labels and words <= 25:
+            complain(where, f"marked long but has {words} words")
+        sources.update(labels)
+        per_tool[item["tool"] or "(no tool)"][item["lang"]] += 1
+    for tool in TOOL_NAMES:
+        if not sum(per_tool[tool].values()):
+            complain(name, f"{tool} has no request")
+    total = len(requests)
+    langs = collections.Counter(item.get("lang") for item in requests)
+    print(f"{name}: {total} requests; languages: en {langs['en']}, es {langs['es']}")
+    print("  per tool (en/es): " + ", ".join(f"{tool} {per_tool[tool]['en']}/{per_tool[tool]['es']}"
+                                           for tool in [*TOOL_NAMES, "(no tool)"]))
+    print(f"  typos {sources['typo']}, long (>25 words) {long_items}, terse (<=4 words) {terse_items}")
+    print("  sources: " + ", ".join(f"{label} {count}" for label, count in sources.most_common()))
 
 
 def main() -> int:
@@ -219,7 +273,7 @@ def main() -> int:
             if index:
                 followup_tools[turn.get("tool") or "(no tool)"] += 1
     check_split("dialogues", dialogue_groups)
-    for tool in TOOL_NAMES:
+    for tool in DIALOGUE_TOOLS:
         if not followup_tools[tool]:
             complain("dialogues", f"{tool} is never called in a follow-up turn")
 
@@ -249,6 +303,9 @@ def main() -> int:
 
     for name in TUNING_DIALOGUE_SETS:
         check_tuning_dialogues(name)
+    seen_texts = {item.get("text") for item in requests}
+    for name in TUNING_REQUEST_SETS:
+        check_tuning_requests(name, seen_texts)
 
     if problems:
         print(f"\n{len(problems)} problem(s):")
