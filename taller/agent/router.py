@@ -86,15 +86,15 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\d+)?)+")
 
 
-def _model_name(text: str, allowed: Sequence[str], words_of: dict[str, Sequence[str]] | None = None) -> str | None:
-    """The model of ``allowed`` that ``text`` names (registry words, or ``words_of``), the longest
-    match winning: "variational autoencoder" is the VAE although it contains "autoencoder"."""
+def _model_name(text: str, allowed: Sequence[str]) -> str | None:
+    """The model of ``allowed`` that ``text`` names (registry words), the longest match winning:
+    "variational autoencoder" is the VAE although it contains "autoencoder"."""
     from taller.agent import grounding
     from taller.tools import registry
 
     folded = grounding.normalize(text)
     best: tuple[int, str] | None = None
-    for name, words in (words_of or registry.model_words()).items():
+    for name, words in registry.model_words().items():
         if name not in allowed:
             continue
         for word in words:
@@ -152,13 +152,6 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
             return None
         epochs = _number_before(text, _EPOCH_WORD)
         return {"model": model, **({"epochs": epochs} if epochs else {})}
-    if tool == "show_lesson":
-        # The model's own words and its lesson's ("beam search" → seq2seq, "sobreajuste" → the MLP).
-        from taller.tools import registry
-
-        words = {name: [name, *synonyms] for name, synonyms in registry.TOOLS[tool].synonyms["model"].items()}
-        model = _model_name(text, list(words), words)
-        return {"model": model} if model else None
     if tool in ("classify_pet", "analyze_face"):
         path = _IMAGE_PATH.search(text)
         return {"image_path": path.group(1)} if path else None
@@ -346,13 +339,22 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
                 log.warning("filling %s's arguments failed: %s", tool, str(exc)[:200])
                 error = "the model's reply was not valid JSON"
                 continue
-            # A required choice (a model) must be named in the request or the thread, like the
-            # optional ones: "train that model" gets no model the user never mentioned.
+            # A required value must be in the request or the thread, like the optional ones: "train
+            # that model" gets no model the user never mentioned, and "what format must the series
+            # have?" no series [1, 2, 3, 4, 5]. Free text (a question) may be reworded, so it is kept.
             rules = _field_rules(tool)
             chosen = {k: v for k, v in filled.items() if k in missing}
-            enums = {k: v for k, v in chosen.items() if rules.get(k) is not None and rules[k].kind == "enum"}
-            kept = grounding.ground_arguments(enums, rules, list(sources)).kept if enums else {}
-            args.update({k: v for k, v in chosen.items() if k not in enums or k in kept})
+            # (A file name the user never wrote is refused below, with its own question.)
+            checked = {k: v for k, v in chosen.items() if k not in _free_text(tool) and rules.get(k) is not None
+                       and not (k in _PATH_ARGUMENTS and isinstance(v, str))}
+            kept = grounding.ground_arguments(checked, rules, list(sources)).kept if checked else {}
+            # An invented choice is asked again below (a retry may name a real one); an invented
+            # value (a text, a series) would only be invented again.
+            invented = sorted(k for k in set(checked) - set(kept) if rules[k].kind != "enum")
+            args.update({k: v for k, v in chosen.items() if k not in checked or k in kept})
+            if invented:
+                return {"tool": tool, "args": args, "source": "llm", "invented": invented,
+                        "error": f"which {' and '.join(invented)}? Give the {' and '.join(invented)} in your message"}
         unseen = _invented_paths(args, sources)
         if unseen:
             # A file the user never named cannot be right; ask instead of guessing.
@@ -464,6 +466,13 @@ def _grounded_fill(model: Any, tool: str, request: str, args: dict[str, Any], so
             # A name as the user spelled it ("the hr database"), not as a rewrite recased it ("HR").
             kept[name] = _users_spelling(value, [*sources[1:], sources[0]])
     return {**args, **kept}
+
+
+def _free_text(tool: str) -> frozenset[str]:
+    """The tool's arguments that may be reworded (a question), from its registry entry."""
+    from taller.tools import registry
+
+    return registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
 
 
 def _users_spelling(value: str, texts: Sequence[str]) -> str:
@@ -857,12 +866,14 @@ def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMes
                         allow_none=not by_file and len(candidates) > 1)
     thread_has_file = any(name in ((context.last_call or {}).get("args") or {}) for name in _PATH_ARGUMENTS) \
         if context is not None else False
-    if (decision.get("tool") and decision.get("error")
-            and any(name in _PATH_ARGUMENTS for name in _required(decision["tool"]))
+    needs_a_file = decision.get("tool") and any(name in _PATH_ARGUMENTS for name in _required(decision["tool"]))
+    if (decision.get("tool") and decision.get("error") and (needs_a_file or decision.get("invented"))
             and not _PATHISH.search(request) and _QUESTION.search(request) and not _MINE.search(request)
             and not thread_has_file):  # in a thread, "how old does she look?" means the last photo
         # A question that names no file, about a tool that needs one ("how does the classifier
-        # tell cats from dogs?"), is a question about the tool: answer it, run nothing.
+        # tell cats from dogs?"), or that states nothing the tool needs, so the model had to invent
+        # it ("can the translator go from Spanish to English too?"), is a question about the
+        # tool: answer it, run nothing.
         return {"tool": None, "args": {}, "source": "llm", "question_about": decision["tool"]}
     if ranked and decision.get("tool"):
         scores = dict(ranked)

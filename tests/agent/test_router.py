@@ -25,12 +25,6 @@ from taller.llm import FakeChatModel
     ("add_video", "index talks/keynote.vtt", {"url_or_path": "talks/keynote.vtt"}),
     ("generate_images", "genera 8 muestras con el vae", {"model": "vae", "count": 8}),
     ("list_models", "what have I trained", {}),
-    # show_lesson: the model's words and its lesson's, the longest match winning.
-    ("show_lesson", "show me the lesson about beam search", {"model": "seq2seq"}),
-    ("show_lesson", "enséñame el experimento del sobreajuste", {"model": "dense_classifier"}),
-    ("show_lesson", "the bidirectional lstm lesson", {"model": "birnn"}),
-    ("show_lesson", "why does an lstm remember longer", {"model": "rnn"}),
-    ("show_lesson", "show me a lesson", None),
 ])
 def test_extract_args(tool, text, expected):
     assert router.extract_args(tool, text) == expected
@@ -60,16 +54,24 @@ def test_semantic_router_answers_confident_requests_without_the_llm(semantic, te
 
 
 @pytest.mark.parametrize("text,tool,args", [
-    # Not among the examples: asking to *see* a lesson goes to show_lesson; asking what a thing is
-    # stays a direct answer.
+    # Not among the examples: asking to *see* a lesson goes to show_lesson (the LLM names the
+    # model, kept because the request's words, the model's or its lesson topic's, name it); asking
+    # what a thing is stays a direct answer.
     ("can you demonstrate the beta trade-off of the VAE", "show_lesson", {"model": "vae"}),
     ("I want to see the overfitting experiment", "show_lesson", {"model": "dense_classifier"}),
     ("muéstrame la lección del cuello de botella", "show_lesson", {"model": "autoencoder"}),
     ("why do gradients vanish in a plain RNN? just explain it", None, {}),
 ])
 def test_lesson_requests_are_told_from_questions(semantic, text, tool, args):
-    decision = router.plan(text, _no_llm)
-    assert decision["tool"] == tool and decision["args"] == args and decision["source"] == "semantic"
+    model = FakeChatModel(responses=[{"model": (args or {}).get("model", "rnn")}])
+    decision = router.plan(text, lambda: model)
+    assert decision["tool"] == tool and decision["args"] == args
+
+
+def test_a_lesson_model_the_request_does_not_name_is_not_kept(semantic):
+    model = FakeChatModel(responses=[{"model": "vae"}] * 4)
+    decision = router.plan("show me the lesson about beam search", lambda: model)
+    assert decision["tool"] == "show_lesson" and "model" not in decision["args"] and decision["error"]
 
 
 class _UnsureClassifier:
@@ -273,3 +275,25 @@ def test_greedy_means_a_beam_of_one_by_the_registry_words():
 
     assert grounding.ground_arguments({"beam_size": 1}, rules, ["now greedy"]).kept == {"beam_size": 1}
     assert grounding.ground_arguments({"beam_size": 1}, rules, ["now a wider beam"]).kept == {}
+
+
+@pytest.mark.parametrize("text,choice,filled", [
+    ("can the translator go from Spanish to English too?", "translate", {"text": "¿Puedes traducir del español al inglés?"}),
+    ("¿qué formato tiene que tener la serie para predecir valores?", "forecast", {"values": [1, 2, 3, 4, 5]}),
+])
+def test_a_question_whose_required_value_the_model_had_to_invent_is_answered_without_a_tool(text, choice, filled):
+    model = FakeChatModel(responses=[{"tool": choice}, filled])
+    decision = router.plan(text, lambda: model, use_semantic=False)
+    assert decision["tool"] is None and decision["question_about"] == choice
+
+
+def test_an_invented_required_value_is_never_passed_to_the_tool():
+    # Not a question: the user meant the tool but gave it nothing; ask rather than run on a guess.
+    model = FakeChatModel(responses=[{"tool": "forecast"}, {"values": [1, 2, 3, 4, 5]}])
+    decision = router.plan("forecast my series for me", lambda: model, use_semantic=False)
+    assert decision["tool"] == "forecast" and "values" not in decision["args"]
+    assert decision["invented"] == ["values"] and decision["error"].startswith("which values?")
+    # A value the request states is kept.
+    model = FakeChatModel(responses=[{"tool": "translate"}, {"text": "the cat sleeps"}])
+    assert router.plan("how would a Spaniard say the cat sleeps", lambda: model, use_semantic=False)["args"] == {
+        "text": "the cat sleeps"}
