@@ -314,10 +314,13 @@ def main() -> int:
             right_all = right_tool and args_match(args, got_args) and not decision.get("error")
             tool_ok += right_tool
             full_ok += right_all
-            counts = halves.setdefault(half, {"cases": 0, "tool_ok": 0, "full_ok": 0})
+            counts = halves.setdefault(half, {"cases": 0, "tool_ok": 0, "full_ok": 0, "followups": 0, "followups_ok": 0})
             counts["cases"] += 1
             counts["tool_ok"] += right_tool
             counts["full_ok"] += right_all
+            if turn_index > 0:
+                counts["followups"] += 1
+                counts["followups_ok"] += right_all
             if turn_index > 0:
                 followups["turns"] += 1
                 followups["tool_ok"] += right_tool
@@ -345,7 +348,10 @@ def main() -> int:
         "p50_s": round(statistics.median(latencies), 3), "p95_s": round(percentile(latencies, 95), 3),
         "mean_s": round(statistics.mean(latencies), 3), "decided_by": by_source, "load_s": round(load_s, 2),
         "by_half": {name: {"cases": c["cases"], "tool_accuracy": round(c["tool_ok"] / c["cases"], 3),
-                           "tool_and_args_accuracy": round(c["full_ok"] / c["cases"], 3)} for name, c in halves.items()},
+                           "tool_and_args_accuracy": round(c["full_ok"] / c["cases"], 3),
+                           **({"followup_turns": c["followups"],
+                               "followup_tool_and_args_accuracy": round(c["followups_ok"] / c["followups"], 3)}
+                              if c["followups"] else {})} for name, c in halves.items()},
         **({"followup_turns": followups["turns"],
             "followup_tool_accuracy": round(followups["tool_ok"] / max(1, followups["turns"]), 3),
             "followup_tool_and_args_accuracy": round(followups["full_ok"] / max(1, followups["turns"]), 3)}
