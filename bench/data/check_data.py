@@ -174,6 +174,23 @@ def check_tuning_dialogues(name: str) -> None:
 TUNING_REQUEST_SETS = ("routing_requests_dev.jsonl",)
 
 
+
+def check_request(where: str, item: dict, splits: tuple[str, ...]) -> list[str] | None:
+    """The checks every single request gets (keys, split, language, the expected call, the
+    ``long`` label); returns its ``source`` labels, or None when it lacks keys to check."""
+    missing = {"id", "split", "lang", "source", "text", "tool", "args"} - set(item)
+    if missing:
+        complain(where, f"missing keys {sorted(missing)}")
+        return None
+    if item["split"] not in splits or item["lang"] not in LANGS:
+        complain(where, f"split {item['split']!r} / lang {item['lang']!r} not allowed (splits: {', '.join(splits)})")
+    check_call(where, item["tool"], item["args"], item["text"])
+    words = len(item["text"].split())
+    labels = item["source"].split("+")
+    if "long" in labels and words <= 25:
+        complain(where, f"marked long but has {words} words")
+    return labels
+
 def check_tuning_requests(name: str, seen_texts: set) -> None:
     """Validate one tuning-only request set like the main one, and print its counts."""
     requests = load(name)
@@ -188,21 +205,14 @@ def check_tuning_requests(name: str, seen_texts: set) -> None:
     long_items, terse_items = 0, 0
     for item in requests:
         where = f"{name} {item.get('id', '?')}"
-        missing = {"id", "split", "lang", "source", "text", "tool", "args"} - set(item)
-        if missing:
-            complain(where, f"missing keys {sorted(missing)}")
+        labels = check_request(where, item, ("tuning",))
+        if labels is None:
             continue
-        if item["split"] != "tuning" or item["lang"] not in LANGS:
-            complain(where, f"split {item['split']!r} / lang {item['lang']!r} not allowed (all tuning)")
         if item["text"] in seen_texts:
             complain(where, f"repeats a request of another set: {item['text']!r}")
-        check_call(where, item["tool"], item["args"], item["text"])
         words = len(item["text"].split())
         long_items += words > 25
         terse_items += words <= 4
-        labels = item["source"].split("+")
-        if "long" in labels and words <= 25:
-            complain(where, f"marked long but has {words} words")
         sources.update(labels)
         per_tool[item["tool"] or "(no tool)"][item["lang"]] += 1
     for tool in TOOL_NAMES:
@@ -234,19 +244,12 @@ def main() -> int:
     long_items, terse_items = 0, 0
     for item in requests:
         where = item.get("id", "?")
-        missing = {"id", "split", "lang", "source", "text", "tool", "args"} - set(item)
-        if missing:
-            complain(where, f"missing keys {sorted(missing)}")
+        labels = check_request(where, item, SPLITS)
+        if labels is None:
             continue
-        if item["split"] not in SPLITS or item["lang"] not in LANGS:
-            complain(where, f"split {item['split']!r} / lang {item['lang']!r} not allowed")
-        check_call(where, item["tool"], item["args"], item["text"])
         words = len(item["text"].split())
         long_items += words > 25
         terse_items += words <= 4
-        labels = item["source"].split("+")
-        if "long" in labels and words <= 25:
-            complain(where, f"marked long but has {words} words")
         sources.update(labels)
         tool = item["tool"] or "(no tool)"
         per_tool[tool][item["lang"]] += 1
