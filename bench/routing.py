@@ -177,7 +177,8 @@ def load_dialogues(split: str = "all", file: str = "routing_dialogues.jsonl",
     ``routing_dialogues_dev.jsonl`` is a second tuning set, written later by someone who had not
     seen the router or the first set, to tune follow-ups on once the first tuning half was spent;
     ``routing_dialogues_dev2.jsonl`` a third, written the same way for the third round, and
-    ``routing_dialogues_dev3.jsonl`` a fourth, for the fourth.
+    ``routing_dialogues_dev3.jsonl`` a fourth, for the fourth, and ``routing_dialogues_dev4.jsonl`` a
+    fifth, for the fifth.
     """
     dialogues = []
     for line in (DATA / file).read_text(encoding="utf-8").splitlines():
@@ -237,7 +238,7 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
-    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "requests-dev", "dialogues", "dialogues-dev", "dialogues-dev2", "dialogues-dev3"])
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "requests-dev", "dialogues", "dialogues-dev", "dialogues-dev2", "dialogues-dev3", "dialogues-dev4"])
     parser.add_argument("--show-heldout", action="store_true",
                         help="print the held-out half's misses too (only when the tuning is over)")
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
@@ -277,6 +278,8 @@ def main() -> int:
         dialogues = load_dialogues(options.split, "routing_dialogues_dev2.jsonl", ids)
     elif options.case_set == "dialogues-dev3":
         dialogues = load_dialogues(options.split, "routing_dialogues_dev3.jsonl", ids)
+    elif options.case_set == "dialogues-dev4":
+        dialogues = load_dialogues(options.split, "routing_dialogues_dev4.jsonl", ids)
     else:
         if options.case_set == "requests-dev":
             cases = load_requests(options.split, "routing_requests_dev.jsonl")

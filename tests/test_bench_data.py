@@ -26,3 +26,13 @@ def test_video_questions_quote_their_transcripts_once_and_are_split_evenly():
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "video questions OK:" in done.stdout
+
+
+def test_routing_sets_follow_the_tool_contracts_and_dev4_is_checked():
+    # check_data.py validates every routing set (dev4 included) against the tools' schemas: an
+    # expected call that breaks a contract, or a value the user never wrote, fails here.
+    done = subprocess.run([sys.executable, str(ROOT / "bench/data/check_data.py")],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert "routing_dialogues_dev4.jsonl: 30 dialogues" in done.stdout
+    assert "all items valid" in done.stdout

@@ -16,8 +16,9 @@ tool, language, split and source, and fails (exit status 1) on any item that is 
   every dialogue has 2 to 4 turns, and every tool is called in some follow-up turn;
 * an item marked ``long`` has more than 25 words.
 
-It also validates ``routing_dialogues_dev3.jsonl`` (a later tuning set, all ``tuning``, 3 to 5 turns
-per dialogue) against the same contracts and prints its counts per tool, language and kind, and
+It also validates ``routing_dialogues_dev3.jsonl`` and ``routing_dialogues_dev4.jsonl`` (later tuning
+sets, all ``tuning``, 3 to 5 turns per dialogue) against the same contracts and prints the counts of
+each per tool, language and kind, and
 ``routing_requests_dev.jsonl`` (a later tuning set of single requests, all ``tuning``) likewise: the
 same contracts, unique ids and texts (none repeated from ``routing_requests.jsonl``), ``long`` checked,
 and its counts per tool and language.
@@ -131,7 +132,7 @@ def check_split(name: str, counter: dict) -> None:
 
 
 # Tuning-only dialogue sets written blind for later rounds: every dialogue `tuning`, 3 to 5 turns.
-TUNING_DIALOGUE_SETS = ("routing_dialogues_dev3.jsonl",)
+TUNING_DIALOGUE_SETS = ("routing_dialogues_dev3.jsonl", "routing_dialogues_dev4.jsonl")
 
 
 def check_tuning_dialogues(name: str) -> None:
