@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1] / "taller"
 LAYERS: dict[str, int] = {
     # 1. base: settings, data sets, progress, errors, paths, LLM backends, embeddings
     "__init__": 1, "config": 1, "data": 1, "progress": 1, "errors": 1, "paths": 1, "llm": 1,
-    "embeddings": 1, "locks": 1,
+    "embeddings": 1, "locks": 1, "text": 1,
     # 2. domain libraries: plain data in and out, the model as a parameter
     "trainers": 2, "knowledge": 2, "vision": 2,
     # 3. thin tool adapters, one registry

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from typing import Literal
 
 import pytest
@@ -299,13 +298,17 @@ def test_a_schema_without_a_rule_is_an_error_that_names_the_field():
         field_rules_from_schema(TrainModelArgs, synonyms={"model": {"vea": ["variational"]}})
 
 
-def test_grounding_is_fast():
+def test_grounding_reads_each_source_once():
+    # Grounding runs on every plan; its speed comes from reading each text's numbers once
+    # (bench figures in the module docstring, no timing here: CI machines are shared).
+    from taller import text
+
     rules = field_rules_from_schema(ForecastArgs)
     args = {"values": [2, 4, 6, 8, 10, 12], "steps": 4}
     thread = ["forecast something for me", 'forecast {"values": [1, 2, 3], "steps": 2}']
-    start = time.perf_counter()
-    for index in range(10_000):
-        ground_arguments(args, rules, [f"predict the next 4 numbers after 2, 4, 6, 8, 10, 12 ({index % 50})", *thread])
-    elapsed = time.perf_counter() - start
-    print(f"10,000 groundings: {elapsed:.3f} s")
-    assert elapsed < 2.0  # about 0.2 s on a laptop; loose, the CI machine is shared
+    text._mentions.cache_clear()
+    for index in range(200):
+        kept = ground_arguments(args, rules, [f"predict the next 4 numbers after 2, 4, 6, 8, 10, 12 ({index % 50})", *thread])
+        assert kept.kept == args
+    info = text._mentions.cache_info()
+    assert info.misses <= 52 and info.hits >= 200
