@@ -397,7 +397,8 @@ def main(argv: list[str] | None = None) -> int:
         tries = len(out.get("attempts") or [])
         record = {"lang": q["lang"], "question": q["question"], "gold": q["sql"], "sql": out.get("sql"),
                   "correct": ok, "relaxed": relaxed, "error": out.get("error"),
-                  "refused": bool(out.get("refused")), "attempts": tries, "seconds": round(seconds, 3)}
+                  "refused": bool(out.get("refused")), "attempts": tries, "seconds": round(seconds, 3),
+                  "tried": [attempt.get("sql") for attempt in out.get("attempts") or []]}
         if unseen:
             record = {"id": q["id"], "db": q["db"], "split": q["split"], "kind": q["kind"], **record,
                       "rule": out.get("rule"), "never_ran": "error" in out}

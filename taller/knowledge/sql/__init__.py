@@ -18,8 +18,10 @@ The pipeline of :func:`ask`:
 5. **run** — on a read-only connection with a statement timeout, a row limit and byte bounds
    (cells cut at 2,000 characters, ~1 MB of cell text in all); results larger than that are
    exported to CSV under ``outputs/sql`` (see :mod:`.execution`).
-6. **self-correct** — when the SQL does not parse or the database answers with an error, the
-   error and the schema go back to the LLM, at most ``max_retries`` times.
+6. **review** — an unasked ``LIMIT`` is dropped; a value compared with a column that does not
+   hold it (but another column does) makes the query doubtful (:mod:`.review`).
+7. **self-correct** — when the SQL does not parse, the database answers with an error or the
+   query is doubtful, the facts it lacked go back to the LLM, at most ``max_retries`` times.
 
 Teaching it (no tool needed; the tools' names and arguments are fixed)::
 
@@ -32,7 +34,8 @@ or from Python: :func:`remember_example`, :func:`add_documentation`.
 One module per concern, each importing only those before it: :mod:`.safety` (the parser check
 and read-only connections), :mod:`.connection`, :mod:`.execution` (running a checked query, CSV
 export), :mod:`.schema` (introspection), :mod:`.memory` (Chroma: tables, examples,
-documentation), :mod:`.generation` (prompt and model call), :mod:`.charts` (a result's chart
+documentation), :mod:`.generation` (prompt and model call), :mod:`.review` (what a query that runs may still have
+wrong: an unasked ``LIMIT``, a value compared with a column that does not hold it), :mod:`.charts` (a result's chart
 spec, built by code), :mod:`.suggestions` (two follow-up questions from the result and schema),
 :mod:`.answer` (:func:`ask`, :func:`run_sql`, the summary sentence) and :mod:`.cli`. The names
 below are the package's API.

@@ -8,7 +8,7 @@ preview without another LLM call, so the figures shown are the database's, never
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from taller.errors import ToolError
@@ -17,6 +17,7 @@ from taller.knowledge.sql.connection import SOURCE, Database, connect
 from taller.knowledge.sql.execution import Execution, database_error_text, execute_checked
 from taller.knowledge.sql.generation import build_messages, generate_sql, repair_facts
 from taller.knowledge.sql.memory import retrieve
+from taller.knowledge.sql.review import misplaced_values, unasked_limit
 from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, SQLSyntaxError, UnsafeSQLError, check_sql
 from taller.knowledge.sql.schema import introspect
 from taller.knowledge.sql.suggestions import suggest
@@ -93,10 +94,17 @@ class Candidate:
     execution: Execution | None = None
     error: str | None = None
     timed_out: bool = False
+    # What the review found wrong in a query that ran (:func:`.review.misplaced_values`).
+    doubts: list[str] = field(default_factory=list)
 
     @property
     def ran(self) -> bool:
         return self.execution is not None
+
+    @property
+    def sound(self) -> bool:
+        """It ran, and the review found nothing wrong with it."""
+        return self.execution is not None and not self.doubts
 
     def signature(self) -> tuple:
         """The result as a multiset of rows (values rounded, column order free), for voting."""
@@ -106,8 +114,9 @@ class Candidate:
         return (self.execution.row_count, self.execution.complete, tuple(rows))
 
 
-def _try(db: Database, sql: str, timeout_s: float) -> Candidate:
-    """Check and run one candidate read-only (the one path every query takes); refusals raise."""
+def _try(db: Database, sql: str, timeout_s: float, schema: Any = None) -> Candidate:
+    """Check and run one candidate read-only (the one path every query takes), then review what
+    it compared (with ``schema``); refusals raise."""
     candidate = Candidate(sql=sql)
     try:
         candidate.checked = check_sql(sql, db.dialect)
@@ -120,13 +129,16 @@ def _try(db: Database, sql: str, timeout_s: float) -> Candidate:
         candidate.error, candidate.timed_out = str(exc), True
     except Exception as exc:  # driver errors differ per database; all go back to the LLM
         candidate.error = database_error_text(exc)
+    if candidate.ran and schema is not None:
+        candidate.doubts = misplaced_values(db, candidate.checked.sql, schema)
     return candidate
 
 
 def vote(candidates: list[Candidate]) -> Candidate | None:
     """The candidate whose result most candidates agree on; an empty result counts half (a
-    misspelled filter returns nothing, and two misspellings agree); ties go to the earliest
-    (the greedy query first)."""
+    misspelled filter returns nothing, and two misspellings agree), a doubtful one (a value
+    compared with a column that does not hold it) a quarter; ties go to the earliest (the
+    greedy query first)."""
     groups: dict[tuple, list[int]] = {}
     for index, candidate in enumerate(candidates):
         if candidate.ran:
@@ -135,7 +147,8 @@ def vote(candidates: list[Candidate]) -> Candidate | None:
         return None
 
     def weight(signature: tuple) -> float:
-        return len(groups[signature]) * (0.5 if signature[0] == 0 else 1.0)
+        return sum((0.5 if signature[0] == 0 else 1.0) * (0.25 if candidates[index].doubts else 1.0)
+                   for index in groups[signature])
 
     best = max(groups, key=lambda signature: (weight(signature), -groups[signature][0]))
     return candidates[groups[best][0]]
@@ -203,38 +216,46 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
                 raise
             log.info("no further SQL candidate: %s", exc)
             break
+        sql = unasked_limit(sql, question, db.sqlglot_dialect)
         if any(sql.strip() == other.sql.strip() for other in tried):
             tried.append(next(other for other in tried if other.sql.strip() == sql.strip()))
         else:
             try:
                 # The greedy query gets the full statement timeout; samples a short one, so a
                 # slow wrong guess cannot double the wait.
-                tried.append(_try(db, sql, settings.sql_timeout_s if index == 0 else timeout_s))
+                tried.append(_try(db, sql, settings.sql_timeout_s if index == 0 else timeout_s, schema))
             except UnsafeSQLError as exc:
                 if index == 0:
                     return refusal(sql, exc)
                 continue  # a sampled write is dropped; the greedy query decides about refusing
-        ran = [candidate for candidate in tried if candidate.ran]
+        ran = [candidate for candidate in tried if candidate.sound]
         if len(ran) >= 2 and len({candidate.signature() for candidate in ran}) < len(ran):
             break  # two agree: more samples would not change the vote
-        if (index == 0 and not sample_always and tried[0].ran
+        if (index == 0 and not sample_always and tried[0].sound
                 and tried[0].execution is not None and tried[0].execution.row_count > 0):
             break  # the greedy query ran and found rows: samples are for the doubtful cases
-    # 2. Repairs: none ran, so the model is shown what the last query lacked.
+    # 2. Repairs: none ran cleanly, so the model is shown what the last query lacked (or what
+    # it compared wrongly).
     retries = 0
-    while not any(candidate.ran for candidate in tried) and retries < max_retries and not tried[0].timed_out:
+    while not any(candidate.sound for candidate in tried) and retries < max_retries and not tried[0].timed_out:
         # (A query the database had to stop is not rewritten: the question asks too much.)
         retries += 1
         last = tried[-1]
-        facts = repair_facts(last.sql, last.error or "", schema, db.sqlglot_dialect)
-        messages = build_messages(question, db, context, failed=(last.sql, last.error or ""), facts=facts)
+        if last.ran:
+            error = "the query ran, but a value it compares is not in that column"
+            facts = "\n".join(last.doubts)
+        else:
+            error = last.error or ""
+            facts = repair_facts(last.sql, error, schema, db.sqlglot_dialect)
+        messages = build_messages(question, db, context, failed=(last.sql, error), facts=facts)
         emit({"source": SOURCE, "message": f"correcting the SQL (retry {retries})"})
-        sql = generate_sql(model, messages)
+        sql = unasked_limit(generate_sql(model, messages), question, db.sqlglot_dialect)
         if any(sql.strip() == other.sql.strip() for other in tried):
             # The same request would get the same answer: draw a different one instead.
-            sql = generate_sql(model, messages, temperature=SAMPLE_TEMPERATURE, seed=100 + retries)
+            sql = unasked_limit(generate_sql(model, messages, temperature=SAMPLE_TEMPERATURE, seed=100 + retries),
+                                question, db.sqlglot_dialect)
         try:
-            tried.append(_try(db, sql, timeout_s))
+            tried.append(_try(db, sql, timeout_s, schema))
         except UnsafeSQLError as exc:
             return refusal(sql, exc)
     chosen = vote(tried)

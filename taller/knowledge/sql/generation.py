@@ -103,7 +103,7 @@ def _tables_in(sql: str, dialect: str) -> list[str]:
     return list(dict.fromkeys(table.name for table in tree.find_all(exp.Table) if table.name))
 
 
-def _join_path(schema: Schema, start: str, goal: str) -> list[str]:
+def join_path(schema: Schema, start: str, goal: str) -> list[str]:
     """The foreign-key joins from ``start`` to ``goal`` (shortest), as ``a.x = b.y`` lines."""
     edges: dict[str, list[tuple[str, str]]] = {}
     for table in schema.tables:
@@ -146,7 +146,7 @@ def repair_facts(sql: str, error: str, schema: Schema, dialect: str) -> str:
                 continue
             similar = [c.name for c in holder.columns if wanted in c.name.lower() or c.name.lower() in wanted]
             line = f"{', '.join(similar) or wanted} is a column of {holder.name}"
-            path = _join_path(schema, named[0].name, holder.name) if named else []
+            path = join_path(schema, named[0].name, holder.name) if named else []
             if path:
                 line += "; join it with " + " and ".join(path)
             facts.append(line + ".")

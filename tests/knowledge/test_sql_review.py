@@ -1,0 +1,71 @@
+"""The review of queries that run: an unasked LIMIT is dropped, a value compared with a column
+that does not hold it is caught and repaired with where it is stored (scripted model)."""
+
+from __future__ import annotations
+
+from taller.knowledge import sql as sqlmod
+from taller.knowledge.sql.connection import connect
+from taller.knowledge.sql.review import misplaced_values, unasked_limit
+from taller.knowledge.sql.schema import introspect
+from taller.llm import FakeChatModel, use_chat_model
+
+from tests.knowledge.test_sql_linking import staff  # noqa: F401  (the fixture)
+
+TOP = "SELECT country, COUNT(*) AS n FROM staff GROUP BY country ORDER BY n DESC LIMIT {n}"
+
+
+def test_a_limit_the_question_does_not_state_is_dropped():
+    assert "LIMIT" not in unasked_limit(TOP.format(n=10), "which countries have the most staff?", "sqlite")
+    assert "LIMIT" not in unasked_limit(TOP.format(n=10), "¿De qué países hay más empleados?", "sqlite")
+    # Stated in digits or in words (English or Spanish), or LIMIT 1 for a superlative: kept.
+    for question, n in [("the top 3 countries by staff", 3), ("the five countries with most staff", 5),
+                        ("los diez países con más empleados", 10), ("which country has the most staff?", 1)]:
+        assert unasked_limit(TOP.format(n=n), question, "sqlite").endswith(f"LIMIT {n}")
+    # A LIMIT inside a subquery, or with an OFFSET (a page), is not the answer's size: kept.
+    nested = "SELECT * FROM (SELECT country FROM staff LIMIT 10) AS t"
+    assert unasked_limit(nested, "list countries", "sqlite") == nested
+    paged = "SELECT country FROM staff LIMIT 10 OFFSET 10"
+    assert unasked_limit(paged, "list countries", "sqlite") == paged
+    assert unasked_limit("not sql at all (", "x", "sqlite") == "not sql at all ("
+
+
+def _db():
+    db = connect("staff")
+    return db, introspect(db, refresh=True)
+
+
+def test_a_value_compared_with_the_wrong_column_is_found_with_where_it_is_stored(staff):  # noqa: F811
+    db, schema = _db()
+    facts = misplaced_values(db, "SELECT COUNT(*) FROM staff AS s WHERE s.dept_id = 'Finance'", schema)
+    assert facts == ["staff.dept_id = 'Finance' matches no row: staff.dept_id does not hold that value; "
+                     "'Finance' is a value of dept.dept_name (join staff.dept_id = dept.dept_id)."]
+    # Written differently from how the column stores it: the stored spelling is given.
+    facts = misplaced_values(db, "SELECT full_name FROM staff WHERE status IN ('active', 'on leave')", schema)
+    assert facts == ["staff.status = 'on leave' matches no row: staff.status does not hold that value; "
+                     "staff.status stores it as 'on_leave'."]
+    # Right columns, a LIKE that matches, or a value stored nowhere (the answer may be "none"): nothing.
+    for sql in ["SELECT COUNT(*) FROM staff JOIN dept ON staff.dept_id = dept.dept_id WHERE dept.dept_name = 'Finance'",
+                "SELECT full_name FROM staff WHERE country LIKE 'Bra%'",
+                "SELECT COUNT(*) FROM staff WHERE country = 'Narnia'"]:
+        assert misplaced_values(db, sql, schema) == [], sql
+
+
+def test_the_pipeline_repairs_a_misplaced_value_and_drops_an_unasked_limit(staff):  # noqa: F811
+    wrong = {"sql": "SELECT COUNT(*) FROM staff WHERE dept_id = 'Finance'"}
+    right = {"sql": "SELECT COUNT(*) FROM staff JOIN dept USING (dept_id) WHERE dept.dept_name = 'Finance'"}
+    model = FakeChatModel(responses=[wrong, right])
+    with use_chat_model(model):
+        out = sqlmod.ask("how many people work in Finance?", "staff", candidates=1)
+    assert out["rows"] == [[2]] and len(model.calls) == 2
+    repair = model.calls[1][-1].content
+    assert "'Finance' is a value of dept.dept_name (join staff.dept_id = dept.dept_id)" in repair
+    # When nothing better comes, the doubtful query's result is still given (not an error).
+    model = FakeChatModel(responses=[], default=wrong)
+    with use_chat_model(model):
+        out = sqlmod.ask("how many people work in Finance?", "staff", candidates=1)
+    assert "error" not in out and out["rows"] == [[0]]
+    # The LIMIT nobody asked for is gone from what ran.
+    model = FakeChatModel(responses=[{"sql": TOP.format(n=2)}])
+    with use_chat_model(model):
+        out = sqlmod.ask("which countries have the most staff?", "staff")
+    assert "LIMIT" not in out["sql"] and out["row_count"] == 3
