@@ -28,7 +28,8 @@ CARRY_OVER = ("image_path", "values", "model", "database", "video", "text", "url
 _CONTINUATION = re.compile(
     r"^\s*[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
     r"but|y qu[eé]|y si|tambi[eé]n|lo mismo|igual|otra vez|de nuevo|ahora|entonces|pero|"
-    r"en vez|en lugar|mejor|only|just|solo|s[oó]lo|solamente|except|excepto)\b", re.I)
+    r"en vez|en lugar|mejor|only|just|solo|s[oó]lo|solamente|except|excepto|"
+    r"one more|another|una m[aá]s|uno m[aá]s|otra m[aá]s|otro m[aá]s)\b", re.I)
 # Words that point back to something in the thread. ("él" is the pronoun; the article "el"
 # points at nothing.)
 _REFERENCE = re.compile(
@@ -57,6 +58,20 @@ _SAME_CALL = re.compile(
 # A Spanish imperative with its object attached ("ordénalas", "repítelo", "muéstramelos",
 # "tradúceme"): the stress mark the clitic forces on the verb tells it from a plain word.
 _CLITIC = re.compile(r"\b\w*[áéíóú]\w*?(?:lo|la|los|las|le|les|me)\b", re.I)
+
+
+# A turn that asks how running work is going ("how's it doing?", "¿cómo va el training?",
+# "any progress?"): right after a training starts it asks for the training's status.
+_PROGRESS = re.compile(
+    r"^\W*(?:(?:ok|so|and|y|oye|vale|bueno)\W+)?(?:how(?:'s|\s+is|\s+are)?\s+(?:it|things|the training|training|"
+    r"that|we)\s+(?:going|doing|coming along|progressing|looking)|hows\s+it\s+\w+|c[oó]mo\s+va(?:s|mos)?\b(?!\s+a\b)|"
+    r"qu[eé]\s+tal\s+va|(?:any\s+)?progress\b|(?:alg[uú]n\s+)?progreso\b|is it (?:done|finished) yet|"
+    r"(?:ya\s+)?(?:termin[oó]|acab[oó])\b)", re.I)
+
+
+def asks_progress(text: str) -> bool:
+    """Whether ``text`` asks how running work is going (see :data:`_PROGRESS`)."""
+    return len(text.split()) <= 8 and bool(_PROGRESS.search(text))
 
 
 @dataclass(frozen=True)

@@ -136,6 +136,8 @@ def grounded_path(value: Any, sources: Iterable[str]) -> bool:
     if not isinstance(value, str) or not value.strip():
         return False
     path = value.strip()
+    if re.fullmatch(r"[\d.,\s-]+", path):
+        return False  # a number is not a file: "make it 20" does not name a file called 20
     url = _URL.match(path)
     for source in sources:
         if url is None:

@@ -51,9 +51,9 @@ CANDIDATES = 4
 
 # --- rules: read arguments off the request ----------------------------------------------------
 
-_IMAGE_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:png|jpe?g|bmp|gif|webp|tiff?))\b""", re.I)
-_TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:vtt|srt|json))\b""", re.I)
-_CSV_PATH = re.compile(r"""(?:^|[\s'"(])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
+_IMAGE_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:png|jpe?g|bmp|gif|webp|tiff?))\b""", re.I)
+_TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:vtt|srt|json))\b""", re.I)
+_CSV_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
 _URL = re.compile(r"https?://\S+", re.I)
 # A bare YouTube id: 11 characters of [A-Za-z0-9_-] with a digit, "_" or "-" or mixed case inside.
 _EPOCH_WORD = re.compile(r"(?:(?<=\d)|\b)(?:epochs?|épocas?|epocas?)\b", re.I)
@@ -565,6 +565,10 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     """
     if context is None:
         context = followup.context_from_messages(history)
+    if (results_note is None and followup.asks_progress(request)
+            and any(call.get("tool") == "train_model" for call in (context.calls or ((context.last_call,) if context.last_call else ()))[-2:])):
+        # "how's it doing?" right after a training started: its status is what the models list shows.
+        return {"tool": "list_models", "args": {}, "source": "follow-up"}
     standalone = request
     quick = None
     sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
@@ -616,6 +620,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         decision = followup.carry_over(decision, context, _required(decision["tool"]),
                                        refers=followup.refers_back(request), request=request)
         decision = _model_from_thread(decision, request, context)
+        decision = _turn_choices_win(decision, request)
     if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
             and decision["tool"] == (context.last_call or {}).get("tool") and followup.refers_back(request)
             and context.last_request):
@@ -626,9 +631,28 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         if fields:
             decision = {**decision, "args": {**decision["args"], **{name: joined for name in fields}}}
             standalone = joined
+    if decision.get("tool") and results_note is None and _asks_why(request):
+        # "¿por qué se usa una GRU y no una red densa para esto?": a tool shows what happens,
+        # not why; a why-question that names nothing to run (no file, number, quote or video)
+        # is answered, whatever the rewrite carried into it.
+        decision = {"tool": None, "args": {}, "source": decision.get("source", "llm"),
+                    "question_about": decision["tool"]}
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
     return decision
+
+
+# A question that asks why ("why does…", "¿por qué…", "and why is…").
+_WHY = re.compile(r"^\W*(?:(?:ok|okay|and|so|but|hmm+|y|pero|vale|entonces|oye)\W+)?(?:why|por\s*qu[eé])\b", re.I)
+
+
+def _asks_why(request: str) -> bool:
+    """A why-question that names nothing a tool could run on."""
+    from taller.agent import grounding
+
+    return bool(_WHY.search(request)) and not (
+        grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
+        or followup.VIDEO_ID.search(request))
 
 
 def _model_from_thread(decision: dict[str, Any], request: str, context: followup.ThreadContext) -> dict[str, Any]:
@@ -656,6 +680,26 @@ def _model_from_thread(decision: dict[str, Any], request: str, context: followup
     return decision
 
 
+def _numbers_from_the_turn(tool: str, request: str, args: dict[str, Any],
+                           context: followup.ThreadContext) -> dict[str, Any]:
+    """Single numbers a follow-up's call may use: the ones the turn states, or the same
+    argument's value in the last call of the same tool. A rewrite that joins the turn to an
+    earlier request ("train the autoencoder for 3 epochs and show me its reconstruction of
+    digit7.png") must not turn that request's 3 epochs into 3 images."""
+    from taller.agent import grounding
+
+    last = context.last_call or {}
+    same_tool = (last.get("args") or {}) if last.get("tool") == tool else {}
+    kept = {}
+    for name, value in args.items():
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if (number and not grounding.grounded_number(value, [request]) and same_tool.get(name) != value
+                and name not in followup.numbers_by_words(tool, request)):
+            continue
+        kept[name] = value
+    return kept
+
+
 def _with_standalone(tool: str, request: str, standalone: str, model_factory: Any,
                      context: followup.ThreadContext) -> dict[str, Any]:
     """A plan for ``tool``: arguments read off the turn, then off its standalone form (the
@@ -666,6 +710,7 @@ def _with_standalone(tool: str, request: str, standalone: str, model_factory: An
         args[name] = standalone.strip()
     if _unexplained(tool, standalone, args):
         args = _grounded_fill(model_factory(), tool, standalone, args, [standalone, *context.sources()])
+    args = _numbers_from_the_turn(tool, request, args, context)
     try:
         clean = validate_args(tool, args)
     except ToolError as exc:
@@ -696,30 +741,111 @@ def _free_text_fields(tool: str | None) -> frozenset[str]:
     return registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
 
 
+def _named_choices(tool: str, request: str) -> dict[str, str]:
+    """The choices ``request`` names by the registry's words, one per field when only one value
+    is named ("¿y la del traductor?" → ``model="seq2seq"``, "the overfitting one" →
+    ``"dense_classifier"``): in a follow-up they replace the last call's value."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    spec = registry.TOOLS.get(tool)
+    found: dict[str, str] = {}
+    for field, values in (spec.synonyms if spec else {}).items():
+        named = [value for value, words in values.items()
+                 if not value.isdigit() and grounding.grounded_enum(value, words, [request])]
+        if len(named) == 1:
+            found[field] = named[0]
+    return found
+
+
+def _turn_choices_win(decision: dict[str, Any], request: str) -> dict[str, Any]:
+    """A choice the turn names replaces one it does not name: a value read from the thread or
+    guessed by the model ("back to the lessons: the overfitting one" after the bidirectional
+    lesson means the dense classifier's lesson)."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    tool = decision["tool"]
+    spec = registry.TOOLS.get(tool)
+    args = dict(decision.get("args") or {})
+    changed = False
+    for field, value in _named_choices(tool, request).items():
+        current = args.get(field)
+        words = (spec.synonyms.get(field) or {}).get(current, ()) if spec and isinstance(current, str) else ()
+        if current != value and not (isinstance(current, str) and grounding.grounded_enum(current, words, [request])):
+            args[field], changed = value, True
+    if not changed:
+        return decision
+    try:
+        clean = validate_args(tool, args)
+    except ToolError:
+        return decision
+    out = {key: item for key, item in decision.items() if key != "error"}
+    return {**out, "args": _compact(tool, clean)}
+
+
+def _the_number_field(tool: str) -> str | None:
+    """The tool's one single-number argument (epochs, count, steps, beam size), if it has one."""
+    numbers = [name for name, rule in _field_rules(tool).items() if rule.kind == "number"]
+    return numbers[0] if len(numbers) == 1 else None
+
+
 def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
                  context: followup.ThreadContext) -> dict[str, Any]:
-    """The last call again, with what this turn changes: the turn's own values win.
+    """The last call again, with what this turn changes: the turn's own values win, and every
+    other value is the last call's.
 
     Rewriting a follow-up into a sentence and reading the arguments back loses values a small
-    model garbles ("mejor 6" after a 2-step forecast became "forecast 2 steps for the next 6
-    values"). So when the turn states a value the plan does not use yet, the LLM is shown the
-    previous call and the turn and fills the tool's whole schema; a value grounded in the turn
-    replaces the plan's, and nothing else changes. Free-text arguments keep the standalone form.
+    model garbles: "mejor 6" after a 2-step forecast became "forecast 2 steps for the next 6
+    values"; "ahora con un haz de 6" came back with the sentence translated into Spanish; "que
+    sean 4 épocas" after a correction went back to the model the correction replaced. So the
+    call is rebuilt from the last one: a value the plan read is kept only when the turn itself
+    states it (a number, a quoted text, a file, a model's name); what the rules read off the
+    turn is added; when the turn states a value the call does not use yet, the LLM is shown the
+    previous call and the turn and fills the tool's whole schema, and a value grounded in the
+    turn replaces the plan's. Free-text arguments (a question) keep the standalone form.
     """
     from taller.agent import grounding
     from taller.llm import invoke_json
     from taller.tools import registry
 
     tool = decision["tool"]
-    # Values the turn names in words ("now greedy") and the file it names ("and bruno.png?") are
-    # read by rules, no model needed: the turn's own file wins over one a rewrite carried along.
-    args = {**(decision.get("args") or {}), **followup.numbers_by_words(tool, request), **_turn_files(tool, request)}
-    decision = {**decision, "args": args}
     free = registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
+    previous = {name: value for name, value in (context.last_call.get("args") or {}).items()
+                if value not in (None, "", []) and name not in free}
+    planned = decision.get("args") or {}
+    in_turn = grounding.ground_arguments({name: value for name, value in planned.items() if name not in free},
+                                         _field_rules(tool), [request]).kept
+    # Values the turn names in words ("now greedy"), its quoted text or series (read by rules),
+    # and the file it names ("and bruno.png?") need no model: the turn's own values win over
+    # the ones a rewrite carried along.
+    read = {name: value for name, value in (extract_args(tool, request) or {}).items() if name not in free}
+    args = {**previous, **in_turn, **read, **_named_choices(tool, request), **followup.numbers_by_words(tool, request),
+            **_turn_files(tool, request)}
+    args.update({name: planned[name] for name in free if planned.get(name)})
+    try:
+        clean = validate_args(tool, args)
+    except ToolError:
+        return decision  # the last call's values do not fit what the turn changed: keep the plan
+    decision = {key: value for key, value in decision.items() if key != "error"}
+    decision = {**decision, "args": _compact(tool, clean)}
     fixed = {name: value for name, value in args.items() if name not in free}
     if not _states_more(request, fixed):
         return decision
-    previous = context.last_call.get("args") or {}
+    number_field = _the_number_field(tool)
+    if number_field:
+        # One new number for a tool with one number field ("mejor 12", "make it 20", "sorry, I
+        # meant 6, not 8"): that field, no model needed (the edit prompt got it wrong).
+        used = " ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in fixed.values())
+        unused = list((Counter(grounding.number_mentions(request)) - Counter(grounding.number_mentions(used))).elements())
+        if len(unused) == 1 and float(unused[0]).is_integer() and unused[0] > 0 \
+                and not grounding.quoted_spans(request) and not _PATHISH.search(request):
+            try:
+                clean = validate_args(tool, {**args, number_field: int(unused[0])})
+            except ToolError:
+                clean = None
+            if clean is not None:
+                return {**decision, "args": _compact(tool, clean), "edited": [number_field]}
     ask: list[BaseMessage] = [
         SystemMessage(content=prompts.ROUTER_EDIT_SYSTEM.format(tool=tool, description=prompts.TOOL_CATALOG[tool])),
         HumanMessage(content=f"Previous call: {tool}({json.dumps(previous, ensure_ascii=False)})\n"
@@ -755,7 +881,7 @@ def _same_tool_again(request: str, standalone: str, context: followup.ThreadCont
     if tool not in registry.TOOLS:
         return None
     text = standalone if standalone.strip() != request.strip() else f"{context.last_request or ''} {request}".strip()
-    args = dict(extract_args(tool, request) or {})
+    args = {**_named_choices(tool, request), **(extract_args(tool, request) or {})}
     for name in registry.TOOLS[tool].free_text_fields:
         args[name] = text
     args = {**followup.inherited(tool, context, _required(tool), args), **args}

@@ -70,8 +70,12 @@ def test_lesson_requests_are_told_from_questions(semantic, text, tool, args):
 
 def test_a_lesson_model_the_request_does_not_name_is_not_kept(semantic):
     model = FakeChatModel(responses=[{"model": "vae"}] * 4)
-    decision = router.plan("show me the lesson about beam search", lambda: model)
+    decision = router.plan("show me a lesson please", lambda: model)
     assert decision["tool"] == "show_lesson" and "model" not in decision["args"] and decision["error"]
+    # A lesson the request names by its topic replaces the model's guess.
+    model = FakeChatModel(responses=[{"model": "vae"}] * 4)
+    decision = router.plan("show me the lesson about beam search", lambda: model)
+    assert decision["tool"] == "show_lesson" and decision["args"] == {"model": "seq2seq"}
 
 
 class _UnsureClassifier:
