@@ -938,7 +938,10 @@ def _related_tools(tool: str) -> set[str]:
     spec = registry.TOOLS.get(tool)
     if spec is None:
         return {tool}
-    return {tool} | {name for name, other in registry.TOOLS.items() if other.sticky_fields & spec.sticky_fields}
+    # The video just added is the next call's video (as in :func:`followup.sticky`): adding one
+    # shares the video tools' subject, so "what does it say about X?" right after leans to asking it.
+    subject = spec.sticky_fields | ({"video"} if tool == "add_video" else set())
+    return {tool} | {name for name, other in registry.TOOLS.items() if other.sticky_fields & subject}
 
 
 def semantic_plan(request: str, favour: tuple | None = None) -> dict[str, Any] | None:

@@ -574,3 +574,9 @@ def test_a_why_question_that_names_nothing_to_run_is_answered_without_a_tool():
     assert decision["tool"] is None and decision["question_about"] == "forecast"
     # A why-question that names a file still runs on it.
     assert router._asks_why("why is rex.jpg a dog?") is False
+
+
+def test_adding_a_video_shares_the_video_tools_subject():
+    # "add <URL>" → "what does it say about interest rates?": the follow-up leans to asking it.
+    assert router._related_tools("add_video") == {"add_video", "ask_video", "summarize_video"}
+    assert router._related_tools("query_database") == {"query_database", "describe_database"}
