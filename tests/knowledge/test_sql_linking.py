@@ -155,8 +155,9 @@ def test_by_default_samples_are_drawn_only_when_the_greedy_query_is_doubtful(sta
     with use_chat_model(model):
         out = sqlmod.ask("how many departments?", "staff", candidates=3)
     assert out["rows"] == [[2]] and len(model.calls) == 1
-    # It finds nothing (a value spelled as in the question): samples are drawn and voted on.
-    model = FakeChatModel(responses=[{"sql": "SELECT full_name FROM staff WHERE status = 'on leave'"},
+    # It finds nothing (a value stored nowhere, so code cannot put it in place): samples are
+    # drawn and voted on.
+    model = FakeChatModel(responses=[{"sql": "SELECT full_name FROM staff WHERE status = 'absent'"},
                                      {"sql": "SELECT full_name FROM staff WHERE status = 'on_leave'"},
                                      {"sql": "SELECT full_name FROM staff WHERE status = 'on_leave' ORDER BY 1"}])
     with use_chat_model(model):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from taller.knowledge import sql as sqlmod
 from taller.knowledge.sql.connection import connect
-from taller.knowledge.sql.review import misplaced_values, unasked_limit
+from taller.knowledge.sql.review import misplaced_values, unasked_limit, values_in_place
 from taller.knowledge.sql.schema import introspect
 from taller.llm import FakeChatModel, use_chat_model
 
@@ -50,19 +50,40 @@ def test_a_value_compared_with_the_wrong_column_is_found_with_where_it_is_stored
         assert misplaced_values(db, sql, schema) == [], sql
 
 
-def test_the_pipeline_repairs_a_misplaced_value_and_drops_an_unasked_limit(staff):  # noqa: F811
+def test_values_are_put_where_they_are_stored_when_that_is_certain(staff):  # noqa: F811
+    db, schema = _db()
+    # A foreign key compared with the name of what it refers to: the code is looked up by name.
+    moved = values_in_place(db, "SELECT COUNT(*) FROM staff AS s WHERE s.dept_id = 'Finance'", schema)
+    assert moved == ("SELECT COUNT(*) FROM staff AS s WHERE s.dept_id IN "
+                     "(SELECT dept.dept_id FROM dept WHERE dept.dept_name = 'Finance')")
+    # The column's own spelling of the value.
+    assert values_in_place(db, "SELECT full_name FROM staff WHERE status IN ('active', 'on leave')", schema) == \
+        "SELECT full_name FROM staff WHERE status IN ('active', 'on_leave')"
+    # Not certain (no foreign key leads there), or nothing misplaced: no candidate.
+    assert values_in_place(db, "SELECT title FROM project WHERE title = 'Finance'", schema) is None
+    assert values_in_place(db, "SELECT COUNT(*) FROM staff WHERE country = 'Narnia'", schema) is None
+
+
+def test_the_pipeline_answers_a_misplaced_value_and_drops_an_unasked_limit(staff):  # noqa: F811
+    # The greedy query compares a key with a name: the values-in-place candidate answers, and no
+    # model call is needed for it.
     wrong = {"sql": "SELECT COUNT(*) FROM staff WHERE dept_id = 'Finance'"}
-    right = {"sql": "SELECT COUNT(*) FROM staff JOIN dept USING (dept_id) WHERE dept.dept_name = 'Finance'"}
-    model = FakeChatModel(responses=[wrong, right])
-    with use_chat_model(model):
-        out = sqlmod.ask("how many people work in Finance?", "staff", candidates=1)
-    assert out["rows"] == [[2]] and len(model.calls) == 2
-    repair = model.calls[1][-1].content
-    assert "'Finance' is a value of dept.dept_name (join staff.dept_id = dept.dept_id)" in repair
-    # When nothing better comes, the doubtful query's result is still given (not an error).
     model = FakeChatModel(responses=[], default=wrong)
     with use_chat_model(model):
-        out = sqlmod.ask("how many people work in Finance?", "staff", candidates=1)
+        out = sqlmod.ask("how many people work in Finance?", "staff", candidates=3)
+    assert out["rows"] == [[2]] and "IN (SELECT" in out["sql"] and len(model.calls) == 1
+    # When the value cannot be put in place by code, the repair is shown where it is stored.
+    misplaced = {"sql": "SELECT COUNT(*) FROM project WHERE title = 'Finance'"}
+    right = {"sql": "SELECT COUNT(*) FROM dept WHERE dept_name = 'Finance'"}
+    model = FakeChatModel(responses=[misplaced, right])
+    with use_chat_model(model):
+        out = sqlmod.ask("how many departments are called Finance?", "staff", candidates=1)
+    assert out["rows"] == [[1]] and len(model.calls) == 2
+    assert "'Finance' is a value of dept.dept_name" in model.calls[1][-1].content
+    # When nothing better comes, the doubtful query's result is still given (not an error).
+    model = FakeChatModel(responses=[], default=misplaced)
+    with use_chat_model(model):
+        out = sqlmod.ask("how many departments are called Finance?", "staff", candidates=1)
     assert "error" not in out and out["rows"] == [[0]]
     # The LIMIT nobody asked for is gone from what ran.
     model = FakeChatModel(responses=[{"sql": TOP.format(n=2)}])

@@ -17,7 +17,7 @@ from taller.knowledge.sql.connection import SOURCE, Database, connect
 from taller.knowledge.sql.execution import Execution, database_error_text, execute_checked
 from taller.knowledge.sql.generation import build_messages, generate_sql, repair_facts
 from taller.knowledge.sql.memory import retrieve
-from taller.knowledge.sql.review import misplaced_values, unasked_limit
+from taller.knowledge.sql.review import misplaced_values, unasked_limit, values_in_place
 from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, SQLSyntaxError, UnsafeSQLError, check_sql
 from taller.knowledge.sql.schema import introspect
 from taller.knowledge.sql.suggestions import suggest
@@ -134,6 +134,20 @@ def _try(db: Database, sql: str, timeout_s: float, schema: Any = None) -> Candid
     return candidate
 
 
+def _relocate(db: Database, tried: list[Candidate], timeout_s: float, schema: Any) -> None:
+    """After a doubtful candidate, the same query with its values put where they are stored
+    (:func:`.review.values_in_place`), when that is certain: a candidate no model had to write."""
+    last = tried[-1]
+    if not last.doubts or last.checked is None:
+        return
+    moved = values_in_place(db, last.checked.sql, schema)
+    if moved and not any(moved.strip() == other.sql.strip() for other in tried):
+        try:
+            tried.append(_try(db, moved, timeout_s, schema))
+        except UnsafeSQLError:  # built from a checked query by code: cannot happen, but never run it
+            pass
+
+
 def vote(candidates: list[Candidate]) -> Candidate | None:
     """The candidate whose result most candidates agree on; an empty result counts half (a
     misspelled filter returns nothing, and two misspellings agree), a doubtful one (a value
@@ -228,12 +242,13 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
                 if index == 0:
                     return refusal(sql, exc)
                 continue  # a sampled write is dropped; the greedy query decides about refusing
+            _relocate(db, tried, timeout_s, schema)
         ran = [candidate for candidate in tried if candidate.sound]
         if len(ran) >= 2 and len({candidate.signature() for candidate in ran}) < len(ran):
             break  # two agree: more samples would not change the vote
-        if (index == 0 and not sample_always and tried[0].sound
-                and tried[0].execution is not None and tried[0].execution.row_count > 0):
-            break  # the greedy query ran and found rows: samples are for the doubtful cases
+        if (index == 0 and not sample_always
+                and any(c.sound and c.execution is not None and c.execution.row_count > 0 for c in tried)):
+            break  # the greedy query (or its values put in place) ran and found rows: samples are for the doubtful cases
     # 2. Repairs: none ran cleanly, so the model is shown what the last query lacked (or what
     # it compared wrongly).
     retries = 0
@@ -258,6 +273,7 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
             tried.append(_try(db, sql, timeout_s, schema))
         except UnsafeSQLError as exc:
             return refusal(sql, exc)
+        _relocate(db, tried, timeout_s, schema)
     chosen = vote(tried)
     if chosen is None and tried[0].timed_out:
         message = f"The query was stopped: {tried[0].error}. Try a narrower question."

@@ -22,6 +22,7 @@ candidates, repairs with these facts, and picks it only when nothing better runs
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from taller.knowledge.sql.connection import Database
@@ -106,12 +107,12 @@ def _column_table(column: Any, aliases: dict[str, str | None], tree_tables: list
     return holders[0] if len(set(holders)) == 1 else None
 
 
-def _comparisons(tree: Any) -> list[tuple[Any, str, bool]]:
-    """(column, string literal, is_like) for ``col = 'x'``, ``'x' = col``, ``col IN ('x', …)``
-    and ``col LIKE 'x'``, in query order."""
+def _comparisons(tree: Any) -> list[tuple[Any, Any, Any, bool]]:
+    """(comparison node, column, string literal node, is_like) for ``col = 'x'``, ``'x' = col``,
+    ``col IN ('x', …)`` and ``col LIKE 'x'``, in query order."""
     from sqlglot import exp
 
-    found: list[tuple[Any, str, bool]] = []
+    found: list[tuple[Any, Any, Any, bool]] = []
     for node in tree.walk():
         node = node[0] if isinstance(node, tuple) else node
         if isinstance(node, (exp.EQ, exp.Like, exp.ILike)):
@@ -119,11 +120,11 @@ def _comparisons(tree: Any) -> list[tuple[Any, str, bool]]:
             if isinstance(right, exp.Column) and isinstance(left, exp.Literal):
                 left, right = right, left
             if isinstance(left, exp.Column) and isinstance(right, exp.Literal) and right.is_string:
-                found.append((left, right.this, not isinstance(node, exp.EQ)))
+                found.append((node, left, right, not isinstance(node, exp.EQ)))
         elif isinstance(node, exp.In) and isinstance(node.this, exp.Column):
             for item in node.expressions:
                 if isinstance(item, exp.Literal) and item.is_string:
-                    found.append((node.this, item.this, False))
+                    found.append((node, node.this, item, False))
     return found
 
 
@@ -148,21 +149,30 @@ def _holds(db: Database, table: str, column: str, value: str, like: bool) -> boo
     return execution.row_count > 0
 
 
-def misplaced_values(db: Database, sql: str, schema: Schema) -> list[str]:
-    """Facts about the string literals of ``sql`` that the column they are compared with does not
-    hold but another column does (see the module docstring); empty when there are none."""
-    from taller.knowledge.sql.generation import join_path
+@dataclass
+class Misplaced:
+    """A string the query compares with ``table.column`` that the column does not hold, and the
+    columns that do hold it (``places``: stored values, as spelled there)."""
+
+    comparison: Any
+    literal: Any
+    table: str
+    column: str
+    value: str
+    like: bool
+    places: list[Any]
+
+
+def _misplaced(db: Database, tree: Any, schema: Schema) -> list[Misplaced]:
     from taller.knowledge.sql.linking import fold, value_index
 
-    tree = _parse(sql, db.sqlglot_dialect)
-    if tree is None:
-        return []
     aliases = _aliases(tree, schema)
     tree_tables = [name for name in dict.fromkeys(aliases.values()) if name]
     stored: dict[str, list[Any]] | None = None
-    facts: list[str] = []
+    found: list[Misplaced] = []
     seen: set[tuple[str, str, str]] = set()
-    for column, value, like in _comparisons(tree)[:MAX_CHECKED_LITERALS]:
+    for comparison, column, literal, like in _comparisons(tree)[:MAX_CHECKED_LITERALS]:
+        value = literal.this
         table = _column_table(column, aliases, tree_tables, schema)
         if table is None or not value.strip():
             continue
@@ -179,27 +189,86 @@ def misplaced_values(db: Database, sql: str, schema: Schema) -> list[str]:
         wanted = fold(value.replace("%", " ").replace("_", " ") if like else value)
         if len(wanted) < 2:
             continue
-        places = stored.get(wanted, [])
+        places = list(stored.get(wanted, []))
         if like and not places:
             places = [item for key, items in stored.items() if wanted in key for item in items]
-        if not places:
-            continue
-        shown = f"{table}.{real}"
-        lines = []
-        for item in places:
-            where = f"{item.table}.{item.column}"
+        if places:
+            found.append(Misplaced(comparison, literal, table, real, value, like, places))
+    return found
+
+
+def misplaced_values(db: Database, sql: str, schema: Schema) -> list[str]:
+    """Facts about the string literals of ``sql`` that the column they are compared with does not
+    hold but another column does (see the module docstring); empty when there are none."""
+    from taller.knowledge.sql.generation import join_path
+
+    tree = _parse(sql, db.sqlglot_dialect)
+    if tree is None:
+        return []
+    facts: list[str] = []
+    for item in _misplaced(db, tree, schema):
+        shown = f"{item.table}.{item.column}"
+        lines: list[str] = []
+        for place in item.places:
+            where = f"{place.table}.{place.column}"
             if len(lines) >= MAX_PLACES or any(where in line for line in lines):
                 continue
             if where.lower() == shown.lower():
-                lines.append(f"{shown} stores it as '{item.value}'")
+                lines.append(f"{shown} stores it as '{place.value}'")
                 continue
-            path = join_path(schema, table, item.table) if item.table.lower() != table.lower() else []
-            line = f"'{item.value}' is a value of {where}"
+            path = join_path(schema, item.table, place.table) if place.table.lower() != item.table.lower() else []
+            line = f"'{place.value}' is a value of {where}"
             if path:
                 line += " (join " + " and ".join(path) + ")"
             lines.append(line)
-        if lines:
-            comparison = "LIKE" if like else "="
-            facts.append(f"{shown} {comparison} '{value}' matches no row: {shown} does not hold that value; "
-                         + "; ".join(lines) + ".")
+        comparison = "LIKE" if item.like else "="
+        facts.append(f"{shown} {comparison} '{item.value}' matches no row: {shown} does not hold that value; "
+                     + "; ".join(lines) + ".")
     return facts
+
+
+def values_in_place(db: Database, sql: str, schema: Schema) -> str | None:
+    """``sql`` with each misplaced value put where it is stored, when that is certain; else None.
+
+    Two cases are certain, and both are facts of the database:
+
+    - the column stores the value spelled otherwise, once (``status = 'on leave'`` →
+      ``status = 'on_leave'``);
+    - the column is a foreign key to a table that stores the value in one column: the code is
+      looked up by the name (``students.major = 'Biology'`` → ``students.major IN (SELECT
+      departments.dept_no FROM departments WHERE departments.dept_name = 'Biology')``).
+
+    Small models shown these facts in a repair prompt often write the same query again; this
+    candidate needs no model, and it goes through the same checks and vote as any other.
+    """
+    from sqlglot import exp
+
+    tree = _parse(sql, db.sqlglot_dialect)
+    if tree is None:
+        return None
+    changed = False
+    for item in _misplaced(db, tree, schema):
+        if item.like:
+            continue
+        same = {place.value for place in item.places
+                if (place.table.lower(), place.column.lower()) == (item.table.lower(), item.column.lower())}
+        if len(same) == 1:
+            item.literal.replace(exp.Literal.string(same.pop()))
+            changed = True
+            continue
+        table = schema.table(item.table)
+        key = next((fk for fk in table.foreign_keys if len(fk.columns) == 1 and fk.columns[0].lower() == item.column.lower()),
+                   None) if table is not None else None
+        if key is None or not isinstance(item.comparison, exp.EQ):
+            continue
+        holders = {(place.table, place.column, place.value) for place in item.places if place.table.lower() == key.table.lower()}
+        if len(holders) != 1:
+            continue
+        holder_table, holder_column, stored_value = holders.pop()
+        lookup = (exp.select(exp.column(key.referred[0], table=holder_table))
+                  .from_(exp.to_table(holder_table))
+                  .where(exp.EQ(this=exp.column(holder_column, table=holder_table), expression=exp.Literal.string(stored_value))))
+        column_node = item.comparison.this if isinstance(item.comparison.this, exp.Column) else item.comparison.expression
+        item.comparison.replace(exp.In(this=column_node.copy(), query=exp.Subquery(this=lookup)))
+        changed = True
+    return tree.sql(dialect=db.sqlglot_dialect) if changed else None
