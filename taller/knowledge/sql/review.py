@@ -15,8 +15,9 @@ question and the database, so code finds them without another model call:
   ``on_leave``), the facts say where it is stored and how to join there. A value stored nowhere
   is not a mistake of the query (the answer may be "none").
 
-The pipeline (:mod:`.answer`) treats a query with misplaced values as doubtful: it draws other
-candidates, repairs with these facts, and picks it only when nothing better runs.
+The pipeline (:mod:`.answer`) treats a query with misplaced values as doubtful: it runs the same
+query with the values put where they are stored when that is certain (:func:`values_in_place`),
+draws other candidates, repairs with these facts, and picks it only when nothing better runs.
 """
 
 from __future__ import annotations
