@@ -17,7 +17,7 @@ from taller.knowledge.sql.connection import SOURCE, Database, connect
 from taller.knowledge.sql.execution import Execution, database_error_text, execute_checked
 from taller.knowledge.sql.generation import build_messages, generate_sql, repair_facts
 from taller.knowledge.sql.memory import retrieve
-from taller.knowledge.sql.review import misplaced_values, unasked_limit, values_in_place
+from taller.knowledge.sql.review import review_values, unasked_limit
 from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, SQLSyntaxError, UnsafeSQLError, check_sql
 from taller.knowledge.sql.schema import introspect
 from taller.knowledge.sql.suggestions import suggest
@@ -96,6 +96,8 @@ class Candidate:
     timed_out: bool = False
     # What the review found wrong in a query that ran (:func:`.review.misplaced_values`).
     doubts: list[str] = field(default_factory=list)
+    # The same query with its misplaced values put where they are stored, when that is certain.
+    in_place: str | None = None
 
     @property
     def ran(self) -> bool:
@@ -130,17 +132,14 @@ def _try(db: Database, sql: str, timeout_s: float, schema: Any = None) -> Candid
     except Exception as exc:  # driver errors differ per database; all go back to the LLM
         candidate.error = database_error_text(exc)
     if candidate.ran and schema is not None:
-        candidate.doubts = misplaced_values(db, candidate.checked.sql, schema)
+        candidate.doubts, candidate.in_place = review_values(db, candidate.checked.sql, schema)
     return candidate
 
 
 def _relocate(db: Database, tried: list[Candidate], timeout_s: float, schema: Any) -> None:
     """After a doubtful candidate, the same query with its values put where they are stored
     (:func:`.review.values_in_place`), when that is certain: a candidate no model had to write."""
-    last = tried[-1]
-    if not last.doubts or last.checked is None:
-        return
-    moved = values_in_place(db, last.checked.sql, schema)
+    moved = tried[-1].in_place
     if moved and not any(moved.strip() == other.sql.strip() for other in tried):
         try:
             tried.append(_try(db, moved, timeout_s, schema))

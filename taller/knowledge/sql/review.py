@@ -198,16 +198,11 @@ def _misplaced(db: Database, tree: Any, schema: Schema) -> list[Misplaced]:
     return found
 
 
-def misplaced_values(db: Database, sql: str, schema: Schema) -> list[str]:
-    """Facts about the string literals of ``sql`` that the column they are compared with does not
-    hold but another column does (see the module docstring); empty when there are none."""
+def _facts(items: list[Misplaced], schema: Schema) -> list[str]:
     from taller.knowledge.sql.generation import join_path
 
-    tree = _parse(sql, db.sqlglot_dialect)
-    if tree is None:
-        return []
     facts: list[str] = []
-    for item in _misplaced(db, tree, schema):
+    for item in items:
         shown = f"{item.table}.{item.column}"
         lines: list[str] = []
         for place in item.places:
@@ -228,6 +223,25 @@ def misplaced_values(db: Database, sql: str, schema: Schema) -> list[str]:
     return facts
 
 
+def review_values(db: Database, sql: str, schema: Schema) -> tuple[list[str], str | None]:
+    """Both results of one look at ``sql``'s string comparisons: the facts of
+    :func:`misplaced_values` and the query of :func:`values_in_place` (None when nothing moves)."""
+    tree = _parse(sql, db.sqlglot_dialect)
+    if tree is None:
+        return [], None
+    items = _misplaced(db, tree, schema)
+    if not items:
+        return [], None
+    facts = _facts(items, schema)
+    return facts, (tree.sql(dialect=db.sqlglot_dialect) if _put_in_place(items, schema) else None)
+
+
+def misplaced_values(db: Database, sql: str, schema: Schema) -> list[str]:
+    """Facts about the string literals of ``sql`` that the column they are compared with does not
+    hold but another column does (see the module docstring); empty when there are none."""
+    return review_values(db, sql, schema)[0]
+
+
 def values_in_place(db: Database, sql: str, schema: Schema) -> str | None:
     """``sql`` with each misplaced value put where it is stored, when that is certain; else None.
 
@@ -242,13 +256,15 @@ def values_in_place(db: Database, sql: str, schema: Schema) -> str | None:
     Small models shown these facts in a repair prompt often write the same query again; this
     candidate needs no model, and it goes through the same checks and vote as any other.
     """
+    return review_values(db, sql, schema)[1]
+
+
+def _put_in_place(items: list[Misplaced], schema: Schema) -> bool:
+    """Edit the parsed query of ``items`` in place (see :func:`values_in_place`); whether any moved."""
     from sqlglot import exp
 
-    tree = _parse(sql, db.sqlglot_dialect)
-    if tree is None:
-        return None
     changed = False
-    for item in _misplaced(db, tree, schema):
+    for item in items:
         if item.like:
             continue
         same = {place.value for place in item.places
@@ -272,4 +288,4 @@ def values_in_place(db: Database, sql: str, schema: Schema) -> str | None:
         column_node = item.comparison.this if isinstance(item.comparison.this, exp.Column) else item.comparison.expression
         item.comparison.replace(exp.In(this=column_node.copy(), query=exp.Subquery(this=lookup)))
         changed = True
-    return tree.sql(dialect=db.sqlglot_dialect) if changed else None
+    return changed
