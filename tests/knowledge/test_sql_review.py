@@ -90,3 +90,60 @@ def test_the_pipeline_answers_a_misplaced_value_and_drops_an_unasked_limit(staff
     with use_chat_model(model):
         out = sqlmod.ask("which countries have the most staff?", "staff")
     assert "LIMIT" not in out["sql"] and out["row_count"] == 3
+
+
+def test_the_reading_hints_are_one_fixed_system_prompt_about_no_database(staff):  # noqa: F811
+    """The hints on how wordings read as SQL ("both", "different", "never", self-joins) are part
+    of the system message, which must not vary with the question or the database: llama.cpp then
+    reuses its evaluated prefix (the hints cost nothing after the first question). And they are
+    general: no table or column of any database appears in them."""
+    from taller.knowledge.sql.generation import READING_HINTS, build_messages
+    from taller.knowledge.sql.memory import retrieve
+
+    db, schema = _db()
+    first = build_messages("How many staff are in Finance?", db, retrieve(db, "How many staff are in Finance?", schema))
+    second = build_messages("¿Qué empleados nunca han pedido una baja?", db,
+                            retrieve(db, "¿Qué empleados nunca han pedido una baja?", schema),
+                            failed=("SELECT 1", "no such column: x"))
+    assert first[0].content == second[0].content
+    assert READING_HINTS in first[0].content and READING_HINTS not in first[1].content
+    hints = READING_HINTS.lower()
+    for table in schema.tables:
+        assert f" {table.name.lower()} " not in hints and f"{table.name.lower()}." not in hints
+
+
+def test_rows_grouped_by_name_keep_their_key_when_other_tables_refer_to_them(tmp_path):
+    """Two playlists called "Music": grouping by the name alone merges them into one group of
+    twice the size; the rewrite groups by the playlist's key too. A category column (country), a
+    table grouped over its own rows, or a key grouped already are left as written."""
+    import sqlite3
+
+    from taller.knowledge.sql.review import group_by_key
+
+    path = tmp_path / "music.sqlite"
+    with sqlite3.connect(path) as connection:
+        connection.executescript("""
+            CREATE TABLE playlist (playlist_id INTEGER PRIMARY KEY, name TEXT, country TEXT);
+            CREATE TABLE entry (entry_id INTEGER PRIMARY KEY,
+                                playlist_id INTEGER REFERENCES playlist(playlist_id), track TEXT);
+            INSERT INTO playlist VALUES (1, 'Music', 'ES'), (2, 'Music', 'ES'), (3, 'Jazz', 'FR');
+        """)
+        connection.executemany("INSERT INTO entry (playlist_id, track) VALUES (?, ?)",
+                               [(1, f"t{i}") for i in range(3)] + [(2, f"u{i}") for i in range(2)] + [(3, "j")])
+    db = connect(f"sqlite:///{path}")
+    schema = introspect(db, refresh=True)
+    dialect = db.sqlglot_dialect
+    asked = ("SELECT p.name, COUNT(*) AS songs FROM playlist AS p JOIN entry AS e ON e.playlist_id = p.playlist_id "
+             "GROUP BY p.name HAVING COUNT(*) > 1")
+    rewritten = group_by_key(asked, schema, dialect)
+    assert rewritten.endswith("GROUP BY p.name, p.playlist_id HAVING COUNT(*) > 1")
+    with sqlite3.connect(path) as connection:
+        assert connection.execute(asked).fetchall() == [("Music", 5)]
+        assert sorted(connection.execute(rewritten).fetchall()) == [("Music", 2), ("Music", 3)]
+    for kept in ["SELECT p.country, COUNT(*) FROM playlist AS p JOIN entry AS e ON e.playlist_id = p.playlist_id "
+                 "GROUP BY p.country",
+                 "SELECT name, COUNT(*) FROM playlist GROUP BY name",
+                 "SELECT p.name FROM playlist AS p JOIN entry AS e ON e.playlist_id = p.playlist_id "
+                 "GROUP BY p.playlist_id, p.name",
+                 "not sql ("]:
+        assert group_by_key(kept, schema, dialect) == kept

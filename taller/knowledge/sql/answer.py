@@ -17,7 +17,7 @@ from taller.knowledge.sql.connection import SOURCE, Database, connect
 from taller.knowledge.sql.execution import Execution, database_error_text, execute_checked
 from taller.knowledge.sql.generation import build_messages, generate_sql, repair_facts
 from taller.knowledge.sql.memory import retrieve
-from taller.knowledge.sql.review import review_values, unasked_limit
+from taller.knowledge.sql.review import group_by_key, review_values, unasked_limit
 from taller.knowledge.sql.safety import CheckedSQL, QueryTimeoutError, SQLSyntaxError, UnsafeSQLError, check_sql
 from taller.knowledge.sql.schema import introspect
 from taller.knowledge.sql.suggestions import suggest
@@ -229,7 +229,7 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
                 raise
             log.info("no further SQL candidate: %s", exc)
             break
-        sql = unasked_limit(sql, question, db.sqlglot_dialect)
+        sql = _reviewed(sql, question, db, schema)
         if any(sql.strip() == other.sql.strip() for other in tried):
             tried.append(next(other for other in tried if other.sql.strip() == sql.strip()))
         else:
@@ -263,11 +263,11 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
             facts = repair_facts(last.sql, error, schema, db.sqlglot_dialect)
         messages = build_messages(question, db, context, failed=(last.sql, error), facts=facts)
         emit({"source": SOURCE, "message": f"correcting the SQL (retry {retries})"})
-        sql = unasked_limit(generate_sql(model, messages), question, db.sqlglot_dialect)
+        sql = _reviewed(generate_sql(model, messages), question, db, schema)
         if any(sql.strip() == other.sql.strip() for other in tried):
             # The same request would get the same answer: draw a different one instead.
-            sql = unasked_limit(generate_sql(model, messages, temperature=SAMPLE_TEMPERATURE, seed=100 + retries),
-                                question, db.sqlglot_dialect)
+            sql = _reviewed(generate_sql(model, messages, temperature=SAMPLE_TEMPERATURE, seed=100 + retries),
+                            question, db, schema)
         try:
             tried.append(_try(db, sql, timeout_s, schema))
         except UnsafeSQLError as exc:
@@ -313,6 +313,12 @@ def ask(question: str, database: str | None = None, max_retries: int = MAX_RETRI
                                list(chosen.checked.tables) or context.tables),
         **base,
     }
+
+
+def _reviewed(sql: str, question: str, db: Any, schema: Any) -> str:
+    """A written query after the review's rewrites that need no lookup: no ``LIMIT`` the question
+    does not state, and rows grouped by their key as well as their name (:mod:`.review`)."""
+    return group_by_key(unasked_limit(sql, question, db.sqlglot_dialect), schema, db.sqlglot_dialect)
 
 
 def _attempts(tried: list[Candidate]) -> list[dict[str, str]]:

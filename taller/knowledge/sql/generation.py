@@ -16,6 +16,30 @@ from taller.knowledge.sql.schema import Schema
 if TYPE_CHECKING:  # pragma: no cover
     from langchain_core.language_models import BaseChatModel
 
+# How common wordings read as SQL. General, not about any one database: each line is a kind of
+# question small models get wrong on databases they have never seen (superlatives over dates,
+# "both", "different", "including those with none", "never", self-references).
+READING_HINTS = (
+    "How questions read as SQL:\n"
+    "- youngest, newest, most recent = the latest date (ORDER BY the date DESC); oldest, earliest, "
+    "longest-serving = the earliest date (ORDER BY the date ASC).\n"
+    "- both A and B (one thing related to A and also to B): INTERSECT of two queries, or GROUP BY the "
+    "thing HAVING COUNT(DISTINCT ...) = 2; never IN ('A', 'B'), which means either.\n"
+    "- how many different / distinct ...: COUNT(DISTINCT column).\n"
+    "- each X including those with none: LEFT JOIN, conditions on the joined table inside ON, and "
+    "COUNT(joined_table.column).\n"
+    "- never, no, without: NOT EXISTS, NOT IN (subquery) or LEFT JOIN ... WHERE ... IS NULL.\n"
+    "- a row that refers to another row of the same table (a manager, a prerequisite): join the table "
+    "to itself with two aliases.\n"
+    "- counting what a linking table records (enrollments, assignments, orders): count rows of that "
+    "table, not a capacity or total column of another one.\n"
+    "- Alias each table by its own name's initials (Genre AS g), never T1, T2: the alias says "
+    "which table's column it is.\n"
+    "- \"which X\" with a count or total per X: GROUP BY X's id column, and select X's name.\n"
+    "- Return the columns the question asks about (names or titles rather than ids), and no filter "
+    "the question does not state."
+)
+
 SQL_SCHEMA = {
     "type": "object",
     "properties": {"sql": {"type": "string", "description": "one read-only SQL query"}},
@@ -40,7 +64,8 @@ def build_messages(question: str, db: Database, context: Context,
         "CREATE, DROP, ALTER, PRAGMA or ATTACH. Use only the tables and columns listed. Questions may "
         "be in Spanish or English; values in the data are stored as shown in the examples "
         "(e.g. country names in English). Give readable column aliases. Use LIMIT only when the "
-        'question asks for a number of items. Reply with JSON: {"sql": "<the query>"}.'
+        'question asks for a number of items. Reply with JSON: {"sql": "<the query>"}.\n'
+        + READING_HINTS
     )
     parts = [f"Database schema:\n{context.schema_text}"]
     if context.joins:

@@ -14,6 +14,8 @@ question and the database, so code finds them without another model call:
   and another column does (as stored, or written differently: case, accents, ``on leave`` /
   ``on_leave``), the facts say where it is stored and how to join there. A value stored nowhere
   is not a mistake of the query (the answer may be "none").
+- :func:`group_by_key` — ``GROUP BY playlist.name`` merges two playlists called "Music"; the
+  rows' key is grouped too when other tables of the query refer to them.
 
 The pipeline (:mod:`.answer`) treats a query with misplaced values as doubtful: it runs the same
 query with the values put where they are stored when that is certain (:func:`values_in_place`),
@@ -23,6 +25,7 @@ draws other candidates, repairs with these facts, and picks it only when nothing
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -289,3 +292,56 @@ def _put_in_place(items: list[Misplaced], schema: Schema) -> bool:
         item.comparison.replace(exp.In(this=column_node.copy(), query=exp.Subquery(this=lookup)))
         changed = True
     return changed
+
+
+# A column that names a row of its table (the label a person reads), not a category of it.
+_LABEL = re.compile(r"(^|_)(name|title|label|nombre|titulo)$|(first|last|full)_?name$", re.I)
+
+
+def group_by_key(sql: str, schema: Schema, dialect: str) -> str:
+    """``sql`` grouping by a row's key as well as its name, when it groups by the name of rows
+    that other tables of the query refer to.
+
+    "Which playlists have more than 1000 songs?" written ``GROUP BY Playlist.Name`` merges two
+    playlists called "Music" into one group of twice the size; grouping by
+    ``Playlist.PlaylistId`` too keeps each playlist apart. Only the outermost query changes, only
+    for a name-like column (name, title, label, first/last name) of a table with a one-column
+    primary key that a foreign key of another table in the query points to (so the rows counted
+    come from that other table), and only when the key is not grouped already. Where names are
+    unique the result is the same."""
+    from sqlglot import exp
+
+    tree = _parse(sql, dialect)
+    if tree is None or not isinstance(tree, exp.Select):
+        return sql
+    group = tree.args.get("group")
+    if not isinstance(group, exp.Group) or not group.expressions:
+        return sql
+    aliases = _aliases(tree, schema)
+    tree_tables = [name for name in dict.fromkeys(aliases.values()) if name]
+    referred = {fk.table.lower() for name in tree_tables for fk in (schema.table(name).foreign_keys
+                                                                    if schema.table(name) else [])
+                if fk.table.lower() != name.lower()}
+    grouped = {(_column_table(e, aliases, tree_tables, schema) or "").lower() + "." + e.name.lower()
+               for e in group.expressions if isinstance(e, exp.Column)}
+    added = []
+    for expression in list(group.expressions):
+        if not isinstance(expression, exp.Column) or not _LABEL.search(expression.name):
+            continue
+        table_name = _column_table(expression, aliases, tree_tables, schema)
+        table = schema.table(table_name) if table_name else None
+        if table is None or table.name.lower() not in referred:
+            continue
+        keys = [c.name for c in table.columns if c.primary_key]
+        if len(keys) != 1 or f"{table.name.lower()}.{keys[0].lower()}" in grouped:
+            continue
+        qualifier = expression.table or None
+        if qualifier is None and len(tree_tables) > 1:
+            qualifier = next((alias for alias, real in aliases.items() if real == table.name and alias != table.name.lower()),
+                             table.name)
+        added.append(exp.column(keys[0], table=qualifier))
+        grouped.add(f"{table.name.lower()}.{keys[0].lower()}")
+    if not added:
+        return sql
+    group.set("expressions", list(group.expressions) + added)
+    return tree.sql(dialect=dialect)
