@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="search with the question as asked, even in the other language than the video")
     parser.add_argument("--retrieval-only", action="store_true",
                         help="no answer: only whether the moment is among the excerpts the model would read")
+    parser.add_argument("--stem-prefix", type=int, default=None,
+                        help="match words of a transcript MiniLM does not read by this many first letters "
+                             "(0: whole words; default: the answering code's STEM_PREFIX)")
     parser.add_argument("--require", action="store_true", help="fail (exit 2) when no model is installed")
     args = parser.parse_args(argv)
 
@@ -257,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.no_translate:
         answering.TRANSLATE_QUESTIONS = False
+    if args.stem_prefix is not None:
+        answering.STEM_PREFIX = args.stem_prefix
     if args.retrieval_only:
         return retrieval_only(questions, keys, folder, model, answering)
 

@@ -264,10 +264,19 @@ def backfill(collection: Any) -> None:
             delete(name, ids=gone)
 
 
-def match_query(terms: Sequence[str]) -> str:
+def match_query(terms: Sequence[str], prefix: int = 0) -> str:
     """An FTS5 query matching any of ``terms``: each one quoted (a phrase), so words such as
-    NEAR, AND, ``*``, ``-``, ``:`` or parentheses in a question are never FTS5 syntax."""
-    return " OR ".join('"' + term.replace('"', '""') + '"' for term in terms)
+    NEAR, AND, ``*``, ``-``, ``:`` or parentheses in a question are never FTS5 syntax.
+
+    With ``prefix`` > 0 a longer term matches every word that starts with its first ``prefix``
+    letters (``"march"*`` finds *marcha*, *marcharse*, *marchó*): stemming by truncation, for a
+    language without a stemmer in SQLite; ``*`` after the closing quote is FTS5's prefix query."""
+    def one(term: str) -> str:
+        if prefix and len(term) > prefix:
+            return '"' + term[:prefix].replace('"', '""') + '"*'
+        return '"' + term.replace('"', '""') + '"'
+
+    return " OR ".join(one(term) for term in terms)
 
 
 def _terms(query: str) -> list[str]:
@@ -276,10 +285,11 @@ def _terms(query: str) -> list[str]:
     return tokenize(query)
 
 
-def search(collection_name: str, query: str, n: int, video: str | None = None) -> list[tuple[str, float]]:
+def search(collection_name: str, query: str, n: int, video: str | None = None,
+           prefix: int = 0) -> list[tuple[str, float]]:
     """The ``n`` chunks with the highest BM25 score for ``query``, best first, as ``(id, score)``
     with ``score = -bm25()`` (> 0); only chunks holding at least one word of the query (not a
-    stop word), and only the chunks of ``video`` when given."""
+    stop word), and only the chunks of ``video`` when given. ``prefix``: see :func:`match_query`."""
     terms = _terms(query)
     connection = _connection()
     if not terms or n <= 0 or not _exists(connection, collection_name):
@@ -289,8 +299,10 @@ def search(collection_name: str, query: str, n: int, video: str | None = None) -
         rows = connection.execute(
             f'SELECT id, -bm25("{table}") FROM "{table}" WHERE "{table}" MATCH ? AND '
             f'+rowid IN (SELECT rowid FROM "{table}_ids" WHERE video = ?) '
-            f'ORDER BY bm25("{table}"), rowid LIMIT ?', (match_query(terms), video, n)).fetchall()
+            f'ORDER BY bm25("{table}"), rowid LIMIT ?', (match_query(terms, prefix), video, n)).fetchall()
         return [(i, float(s)) for i, s in rows]
+    if prefix:  # prefix terms have no vocabulary row to bound their scores: no pruning
+        return [(i, s) for i, s, _ in _top(connection, table, match_query(terms, prefix), n)]
     return [(i, s) for i, s, _ in _top_pruned(connection, collection_name, table, terms, n)]
 
 
@@ -349,9 +361,9 @@ def _top_pruned(connection: sqlite3.Connection, collection_name: str, table: str
     return _top(connection, table, match_query(terms), n)
 
 
-def scores(collection_name: str, query: str, chunk_ids: Sequence[str]) -> dict[str, float]:
+def scores(collection_name: str, query: str, chunk_ids: Sequence[str], prefix: int = 0) -> dict[str, float]:
     """BM25 scores (``-bm25()``) of the given chunks for ``query``; chunks without any query word
-    are left out (their score is 0)."""
+    are left out (their score is 0). ``prefix``: see :func:`match_query`."""
     terms = _terms(query)
     connection = _connection()
     if not terms or not chunk_ids or not _exists(connection, collection_name):
@@ -364,6 +376,6 @@ def scores(collection_name: str, query: str, chunk_ids: Sequence[str]) -> dict[s
         rows = connection.execute(
             f'SELECT id, -bm25("{table}") FROM "{table}" WHERE "{table}" MATCH ? AND '
             f'+rowid IN (SELECT rowid FROM "{table}_ids" WHERE id IN ({marks}))',
-            (match_query(terms), *batch)).fetchall()
+            (match_query(terms, prefix), *batch)).fetchall()
         out.update((i, float(s)) for i, s in rows)
     return out

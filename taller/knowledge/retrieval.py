@@ -119,7 +119,7 @@ def _video_filter(where: dict | None) -> tuple[bool, str | None]:
 
 def search(collection: Any, query: str, query_embedding: Sequence[float], k: int = 5,
            where: dict | None = None, hybrid: bool = True, candidates: int | None = None,
-           max_overlap: float = 0.5, lexical_weight: float = LEXICAL_WEIGHT) -> list[Hit]:
+           max_overlap: float = 0.5, lexical_weight: float = LEXICAL_WEIGHT, prefix: int = 0) -> list[Hit]:
     """The ``k`` best chunks for ``query``: dense (plus BM25 when ``hybrid``), de-duplicated.
 
     ``lexical_weight`` is how much BM25 (divided by this query's best BM25 score) adds to the
@@ -130,7 +130,8 @@ def search(collection: Any, query: str, query_embedding: Sequence[float], k: int
     Chroma should be written there too (:func:`taller.knowledge.fulltext.add`); a collection
     whose index is missing or whose row count differs is reconciled once, here, from Chroma.
     A ``where`` other than one video keeps the dense candidates and their BM25 scores but adds
-    no BM25-only chunks (the index filters by video only)."""
+    no BM25-only chunks (the index filters by video only). ``prefix`` > 0 matches words by their
+    first ``prefix`` letters (:func:`taller.knowledge.fulltext.match_query`)."""
     import numpy as np
 
     total = collection.count()
@@ -159,13 +160,13 @@ def search(collection: Any, query: str, query_embedding: Sequence[float], k: int
         try:
             fulltext.sync(collection, total)  # a no-op unless the index is missing or out of step
             understood, video = _video_filter(where)
-            top = fulltext.search(name, query, candidates, video=video) if understood else []
+            top = fulltext.search(name, query, candidates, video=video, prefix=prefix) if understood else []
             lexical = dict(top)
             # Dense candidates outside the BM25 top-N keep their real BM25 score (one more
             # query), as when every chunk was scored in memory: recall does not change.
             unscored = [chunk_id for chunk_id in hits if chunk_id not in lexical]
             if unscored:
-                lexical.update(fulltext.scores(name, query, unscored))
+                lexical.update(fulltext.scores(name, query, unscored, prefix=prefix))
         except sqlite3.Error as exc:
             # The index is derived data: a damaged or locked file costs the BM25 side of this
             # question, not the answer (deleting the file rebuilds it from Chroma).
@@ -218,8 +219,13 @@ def passages(text: str, sentences_per_passage: int = 2, max_words: int = 40) -> 
     return pieces + joined
 
 
+def stems(words: Sequence[str], prefix: int = 0) -> set[str]:
+    """``words`` cut to their first ``prefix`` letters (all of them when ``prefix`` is 0)."""
+    return {word[:prefix] if prefix else word for word in words}
+
+
 def add_evidence(hits: Sequence[Hit], query_vector: Sequence[float], embed_fn: Any,
-                 query: str = "", word_weight: float = 0.0) -> None:
+                 query: str = "", word_weight: float = 0.0, prefix: int = 0) -> None:
     """Score each hit by its best short passage and locate that passage in time.
 
     A fact said in one sentence is diluted in a minute-long chunk's embedding (a planted
@@ -228,7 +234,8 @@ def add_evidence(hits: Sequence[Hit], query_vector: Sequence[float], embed_fn: A
     that passage, interpolated by character position inside the chunk, for a precise citation.
     With ``word_weight`` the *choice* of passage also counts the share of ``query``'s words it
     holds (for text the embedding model does not read well, e.g. Spanish with English MiniLM);
-    ``evidence`` stays the cosine, which the no-answer threshold is calibrated on.
+    ``evidence`` stays the cosine, which the no-answer threshold is calibrated on. ``prefix``
+    compares words by their first letters, as the word search does (:func:`search`).
     """
     import numpy as np
 
@@ -245,14 +252,14 @@ def add_evidence(hits: Sequence[Hit], query_vector: Sequence[float], embed_fn: A
         return
     vectors = embed_fn(texts)
     scores = vectors @ query_vector
-    query_words = set(tokenize(query)) if word_weight else set()
+    query_words = stems(tokenize(query), prefix) if word_weight else set()
     for hit, (begin, end) in zip(hits, spans):
         # Kept so the answer can find the passage that says what the model wrote, unembedded.
         hit.extra["passages"] = (texts[begin:end], offsets[begin:end], vectors[begin:end])
         choice = scores[begin:end]
         if word_weight and query_words:
             choice = choice + word_weight * np.asarray(
-                [len(query_words & set(tokenize(text))) / len(query_words) for text in texts[begin:end]])
+                [len(query_words & stems(tokenize(text), prefix)) / len(query_words) for text in texts[begin:end]])
         best = begin + int(np.argmax(choice))
         hit.extra["evidence"] = max(hit.score, float(np.max(scores[begin:end])))
         hit.extra["passage"] = texts[best]

@@ -85,6 +85,24 @@ def test_exact_rare_word_and_number():
     assert fulltext.search("unknown collection", "robot", 5) == []
 
 
+QUIJOTE = ["Mañana te has de ir a gobernar la ínsula, Sancho, y esta tarde te acomodarán del traje.",
+           "Sancho se marchó contento, y don Quijote quedó pensando en los consejos que le había dado.",
+           "Come poco y cena más poco, que la salud de todo el cuerpo se fragua en la oficina del estómago."]
+
+
+def test_words_match_by_their_first_letters_when_asked():
+    """Stemming by truncation (Spanish has no stemmer in SQLite): "marcharse" finds "marchó" and
+    "gobernador" finds "gobernar" only with ``prefix``; hostile strings stay words."""
+    ids = add_paragraphs("q", "quijote", QUIJOTE)
+    assert fulltext.search("q", "¿cuándo tiene que marcharse?", 3) == []
+    assert fulltext.search("q", "¿cuándo tiene que marcharse?", 3, prefix=5)[0][0] == ids[1]
+    assert fulltext.search("q", "¿cuándo será gobernador?", 3, prefix=5)[0][0] == ids[0]
+    assert set(fulltext.scores("q", "estómagos", ids, prefix=5)) == {ids[2]}
+    assert fulltext.search("q", "cuerpo", 3, prefix=5)[0][0] == ids[2]  # a short word is itself
+    for question in HOSTILE:
+        assert all(score > 0 for _, score in fulltext.search("q", question, 3, prefix=5)), question
+
+
 def _search_in_new_process(queue) -> None:
     queue.put(fulltext.search("c", "Pimentón bottle caps", 1))
 

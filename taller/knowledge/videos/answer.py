@@ -50,6 +50,9 @@ TRANSLATE_QUESTIONS = True
 # transcript the embedding model does not read: English MiniLM on Spanish text ranks passages
 # little better than chance, the word index does not care about the language.
 WORDS_FIRST_WEIGHT = 1.0
+# For those transcripts, words also match by their first letters ("marcharse" finds "marcha"):
+# stemming by truncation, since SQLite has no Spanish stemmer. 0 turns it off.
+STEM_PREFIX = 5
 # How many of the retrieved chunks the model reads, best evidence first, and how many words of
 # each (centred on the passage that matched): a short prompt keeps a 2-core answer near 5 s, and
 # the passage that matched is where the fact is in nearly every case.
@@ -232,9 +235,11 @@ def _retrieve(query: str, collection: Any, key: str | None, k: int, hybrid: bool
     from taller.knowledge.retrieval import LEXICAL_WEIGHT, add_evidence, search
 
     query_vector = embed([query])[0]
+    prefix = STEM_PREFIX if words_first else 0
     hits = search(collection, query, query_vector, k=k, where={"video": key} if key else None, hybrid=hybrid,
-                  lexical_weight=WORDS_FIRST_WEIGHT if words_first and hybrid else LEXICAL_WEIGHT)
-    add_evidence(hits, query_vector, embed, query=query, word_weight=WORDS_FIRST_WEIGHT if words_first else 0.0)
+                  lexical_weight=WORDS_FIRST_WEIGHT if words_first and hybrid else LEXICAL_WEIGHT, prefix=prefix)
+    add_evidence(hits, query_vector, embed, query=query, word_weight=WORDS_FIRST_WEIGHT if words_first else 0.0,
+                 prefix=prefix)
     return sorted(hits, key=lambda h: h.extra.get("evidence", h.score), reverse=True)
 
 
