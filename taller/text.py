@@ -39,8 +39,8 @@ from functools import lru_cache
 from typing import Any, Iterable, NamedTuple, Sequence
 
 __all__ = [
-    "Mention", "detect_language", "grounded_number", "grounded_numbers", "normalize", "number_mentions",
-    "quoted_spans",
+    "Mention", "detect_language", "grounded_number", "grounded_numbers", "negated_numbers", "normalize",
+    "number_mentions", "quoted_spans",
 ]
 
 # --- normalisation -------------------------------------------------------------------------------
@@ -369,6 +369,26 @@ def _mentions(text: str) -> tuple[Mention, ...]:
 def number_mentions(text: str) -> list[float]:
     """Every number written in ``text``, as digits or words (English, Spanish), in order."""
     return [mention.value for mention in _mentions(text)]
+
+
+# "6, not 8", "instead of 8", "en vez de 8", "no 8 sino 6": the number after these words is the
+# value a correction takes back, not a new one.
+_NEGATION = re.compile(
+    r"\b(?:not|no|instead\s+of|rather\s+than|en\s+vez\s+de|en\s+lugar\s+de|y\s+no)\s+"
+    r"(?:the\s+|el\s+|la\s+|los\s+|las\s+)?(\S+(?:\s+\S+){0,2})", re.I)
+
+
+def negated_numbers(text: str) -> list[float]:
+    """The numbers ``text`` takes back ("I meant 6, not 8" → [8]; "12 en vez de 10" → [10]):
+    the first number right after not / no / instead of / rather than / en vez de / en lugar de."""
+    found: list[float] = []
+    for match in _NEGATION.finditer(text):
+        # Only a number that starts the phrase: "not know 7 things" takes nothing back.
+        first_word = match.group(1).split()[0]
+        mentions = _mentions(first_word)
+        if mentions:
+            found.append(mentions[0].value)
+    return found
 
 
 def _as_number(value: Any) -> float | None:

@@ -384,12 +384,21 @@ def _field_rules(tool: str) -> dict[str, Any]:
     return grounding.field_rules_from_schema(spec.args_schema, spec.free_text_fields, spec.synonyms)
 
 
+def _new_numbers(request: str, used: str) -> list[float]:
+    """The numbers ``request`` states that ``used`` does not, less the ones it takes back ("I
+    meant 6, not 8": 8 is the old value, not a new one)."""
+    from taller.text import negated_numbers, number_mentions
+
+    return list((Counter(number_mentions(request)) - Counter(number_mentions(used))
+                 - Counter(negated_numbers(request))).elements())
+
+
 def _states_more(request: str, args: dict[str, Any]) -> bool:
     """Whether ``request`` states a number, a quoted text or a file that ``args`` do not use."""
     from taller.agent import grounding
 
     used = " ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in args.values())
-    if Counter(grounding.number_mentions(request)) - Counter(grounding.number_mentions(used)):
+    if _new_numbers(request, used):
         return True
     return (any(span not in used for span in grounding.quoted_spans(request))
             or any(token not in used for token in _PATHISH.findall(request)))
@@ -837,7 +846,7 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
         # One new number for a tool with one number field ("mejor 12", "make it 20", "sorry, I
         # meant 6, not 8"): that field, no model needed (the edit prompt got it wrong).
         used = " ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in fixed.values())
-        unused = list((Counter(grounding.number_mentions(request)) - Counter(grounding.number_mentions(used))).elements())
+        unused = _new_numbers(request, used)
         if len(unused) == 1 and float(unused[0]).is_integer() and unused[0] > 0 \
                 and not grounding.quoted_spans(request) and not _PATHISH.search(request):
             try:

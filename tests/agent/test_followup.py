@@ -564,6 +564,26 @@ def test_one_new_number_goes_to_the_tools_one_number_field(turn, previous, expec
     assert decision["tool"] == "forecast" and decision["args"] == expected
 
 
+@pytest.mark.parametrize("planned_steps", [6, 8])
+def test_the_number_a_correction_takes_back_is_not_the_new_value(planned_steps):
+    """"sorry, I meant 6, not 8" after an 8-step forecast: whether the plan read 6 (the real
+    model did) or 8, the call gets 6; 8 is the value taken back, not a second new number."""
+    from taller.text import negated_numbers
+
+    series = [12, 15, 14, 18, 21, 20, 24, 27, 26, 30, 33, 32]
+    context = followup.ThreadContext(turns=("forecast the next values of 12, 15, 14, 18, 21, 20, 24, 27, 26, 30, 33, 32",
+                                            "give me 8 steps instead"),
+                                     last_call={"tool": "forecast", "args": {"values": series, "steps": 8}},
+                                     last_request="give me 8 steps instead")
+    decision = {"tool": "forecast", "args": {"values": series, "steps": planned_steps}, "source": "semantic"}
+    edited = router._edited_call(lambda: FakeChatModel(responses=[], default={"steps": 8}),
+                                 "sorry, I meant 6, not 8", decision, context)
+    assert edited["args"]["steps"] == 6
+    assert negated_numbers("sorry, I meant 6, not 8") == [8]
+    assert negated_numbers("mejor 12 en vez de diez") == [10]
+    assert negated_numbers("I do not know 7 things") == [] and negated_numbers("make it 20") == []
+
+
 def test_a_why_question_that_names_nothing_to_run_is_answered_without_a_tool():
     context = followup.ThreadContext(turns=("pronostica 7 valores de ventas.csv",),
                                      last_call={"tool": "forecast", "args": {"values": "ventas.csv", "steps": 7}})
