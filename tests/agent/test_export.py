@@ -48,8 +48,9 @@ def test_history_carries_the_tool_calls(thread):
     tools = [entry for entry in agent.history(thread_id) if entry["role"] == "tool"]
     assert [entry["name"] for entry in tools] == ["query_database", "describe_database", "list_models"]
     assert tools[0]["args"]["question"] == "top 3 genres by number of tracks"
-    # The SQL as it ran: parsed and written back by the safety check.
-    assert "GROUP BY g.Name ORDER BY Tracks DESC LIMIT 3" in tools[0]["result"]["sql"]
+    # The SQL as it ran: reviewed (genres grouped by their key too) and written back by the
+    # safety check.
+    assert "GROUP BY g.Name, g.GenreId ORDER BY Tracks DESC LIMIT 3" in tools[0]["result"]["sql"]
     assert tools[0]["result"]["rows"][0] == ["Rock", 1297]
 
 
