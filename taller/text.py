@@ -374,7 +374,7 @@ def number_mentions(text: str) -> list[float]:
 # "6, not 8", "instead of 8", "en vez de 8", "no 8 sino 6": the number after these words is the
 # value a correction takes back, not a new one.
 _NEGATION = re.compile(
-    r"\b(?:not|no|instead\s+of|rather\s+than|en\s+vez\s+de|en\s+lugar\s+de|y\s+no)\s+"
+    r"\b(?:not|no|instead\s+of|rather\s+than|en\s+vez\s+de|en\s+lugar\s+de)\s+"
     r"(?:the\s+|el\s+|la\s+|los\s+|las\s+)?(\S+(?:\s+\S+){0,2})", re.I)
 
 
@@ -383,11 +383,11 @@ def negated_numbers(text: str) -> list[float]:
     the first number right after not / no / instead of / rather than / en vez de / en lugar de."""
     found: list[float] = []
     for match in _NEGATION.finditer(text):
-        # Only a number that starts the phrase: "not know 7 things" takes nothing back.
-        first_word = match.group(1).split()[0]
-        mentions = _mentions(first_word)
-        if mentions:
-            found.append(mentions[0].value)
+        # Only a number that starts the phrase ("not know 7 things" takes nothing back), read
+        # with the words after it ("not twenty five" is 25, not 20).
+        phrase = match.group(1)
+        if _mentions(phrase.split()[0]):
+            found.append(_mentions(phrase)[0].value)
     return found
 
 

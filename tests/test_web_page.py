@@ -211,6 +211,8 @@ def test_database_answer_chart_suggestions_and_thumbs_up(browser_page, monkeypat
         page.wait_for_selector(".card.tool >> nth=1")
         page.wait_for_function("() => [...document.querySelectorAll('.msg.assistant')]"
                                ".some(m => m.textContent.startsWith('Rock.') && !m.classList.contains('streaming'))")
+        # The thread may be re-drawn from its history when the answer ends: wait for both turns.
+        page.wait_for_function("() => document.querySelectorAll('.msg.user .body').length === 2")
         assert page.locator(".msg.user .body").all_inner_texts() == ["Which 3 countries buy the most?",
                                                                      "Which genres sell most?"]
         assert asked == ["Which 3 countries buy the most?", "Which genres sell most?"]

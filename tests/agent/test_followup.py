@@ -581,6 +581,7 @@ def test_the_number_a_correction_takes_back_is_not_the_new_value(planned_steps):
     assert edited["args"]["steps"] == 6
     assert negated_numbers("sorry, I meant 6, not 8") == [8]
     assert negated_numbers("mejor 12 en vez de diez") == [10]
+    assert negated_numbers("I meant 30, not twenty five") == [25]
     assert negated_numbers("I do not know 7 things") == [] and negated_numbers("make it 20") == []
 
 

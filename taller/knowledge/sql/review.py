@@ -319,8 +319,8 @@ def group_by_key(sql: str, schema: Schema, dialect: str) -> str:
         return sql
     aliases = _aliases(tree, schema)
     tree_tables = [name for name in dict.fromkeys(aliases.values()) if name]
-    referred = {fk.table.lower() for name in tree_tables for fk in (schema.table(name).foreign_keys
-                                                                    if schema.table(name) else [])
+    # Tables some other table of the query points to (tree_tables are all schema tables).
+    referred = {fk.table.lower() for name in tree_tables for fk in schema.table(name).foreign_keys
                 if fk.table.lower() != name.lower()}
     grouped = {(_column_table(e, aliases, tree_tables, schema) or "").lower() + "." + e.name.lower()
                for e in group.expressions if isinstance(e, exp.Column)}
