@@ -152,6 +152,15 @@ def _expected_value(value: object) -> object:
 HALF_OF: dict[str, str] = {}
 
 
+# Each benchmark set and its file in bench/data. The "-dev" sets are tuning sets written blind, one
+# per round of tuning once the earlier ones were spent (see bench/data/README.md).
+REQUEST_FILES = {"requests": "routing_requests.jsonl", "requests-dev": "routing_requests_dev.jsonl",
+                 "requests-dev2": "routing_requests_dev2.jsonl"}
+DIALOGUE_FILES = {"dialogues": "routing_dialogues.jsonl", "dialogues-dev": "routing_dialogues_dev.jsonl",
+                  "dialogues-dev2": "routing_dialogues_dev2.jsonl", "dialogues-dev3": "routing_dialogues_dev3.jsonl",
+                  "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl"}
+
+
 def load_requests(split: str = "all", file: str = "routing_requests.jsonl") -> list[tuple[str, str | None, dict]]:
     """The hand-written requests of bench/data as ``(text, tool, args)`` cases.
 
@@ -238,7 +247,7 @@ def main() -> int:
     parser.add_argument("--model", help="Ollama model tag")
     parser.add_argument("--gguf", help="GGUF file for the embedded backend (default: the installed one)")
     parser.add_argument("--no-semantic", action="store_true", help="turn the MiniLM pre-router off")
-    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", "requests", "requests-dev", "dialogues", "dialogues-dev", "dialogues-dev2", "dialogues-dev3", "dialogues-dev4"])
+    parser.add_argument("--set", dest="case_set", default="legacy", choices=["legacy", *REQUEST_FILES, *DIALOGUE_FILES])
     parser.add_argument("--show-heldout", action="store_true",
                         help="print the held-out half's misses too (only when the tuning is over)")
     parser.add_argument("--split", default="all", choices=["all", "tuning", "heldout"],
@@ -270,21 +279,13 @@ def main() -> int:
     from taller.agent import router
 
     ids = frozenset(filter(None, options.only.split(",")))
-    if options.case_set == "dialogues":
-        dialogues = load_dialogues(options.split, ids=ids)
-    elif options.case_set == "dialogues-dev":
-        dialogues = load_dialogues(options.split, "routing_dialogues_dev.jsonl", ids)
-    elif options.case_set == "dialogues-dev2":
-        dialogues = load_dialogues(options.split, "routing_dialogues_dev2.jsonl", ids)
-    elif options.case_set == "dialogues-dev3":
-        dialogues = load_dialogues(options.split, "routing_dialogues_dev3.jsonl", ids)
-    elif options.case_set == "dialogues-dev4":
-        dialogues = load_dialogues(options.split, "routing_dialogues_dev4.jsonl", ids)
+    if options.case_set in DIALOGUE_FILES:
+        dialogues = load_dialogues(options.split, DIALOGUE_FILES[options.case_set], ids)
     else:
-        if options.case_set == "requests-dev":
-            cases = load_requests(options.split, "routing_requests_dev.jsonl")
+        if options.case_set in REQUEST_FILES:
+            cases = load_requests(options.split, REQUEST_FILES[options.case_set])
         else:
-            cases = CASES if options.case_set == "legacy" else load_requests(options.split)
+            cases = CASES
         dialogues = [[case] for case in cases]  # single requests: dialogues of one turn
     dialogues = dialogues[: options.limit] if options.limit else dialogues
     # Warm-up: load the LLM and MiniLM outside the timed loop (their load time is reported apart).
