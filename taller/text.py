@@ -40,7 +40,7 @@ from typing import Any, Iterable, NamedTuple, Sequence
 
 __all__ = [
     "Mention", "detect_language", "grounded_number", "grounded_numbers", "negated_numbers", "normalize",
-    "number_mentions", "quoted_spans",
+    "number_mentions", "quoted_spans", "respelled",
 ]
 
 # --- normalisation -------------------------------------------------------------------------------
@@ -65,6 +65,62 @@ def normalize(text: str) -> str:
     decomposed = unicodedata.normalize("NFKD", text.translate(_PLAIN))
     folded = "".join(ch for ch in decomposed if not unicodedata.combining(ch)).casefold()
     return " ".join(folded.split())
+
+
+def _edits(a: str, b: str, limit: int) -> int:
+    """The optimal-string-alignment distance of ``a`` and ``b`` (a swap of two neighbouring letters
+    is one edit), or ``limit + 1`` as soon as it is known to exceed ``limit``."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i] + [0] * len(b)
+        for j, char_b in enumerate(b, 1):
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b))
+            if i > 1 and j > 1 and char_a == b[j - 2] and a[i - 2] == char_b:
+                current[j] = min(current[j], before[j - 2] + 1)
+        if min(current) > limit:
+            return limit + 1
+        before, previous = previous, current
+    return previous[-1]
+
+
+# A word this long may be a misspelling of a known word one edit away ("bidireccinal"); from 12
+# letters on, two edits. Shorter words are left alone: "gru"/"gan", "dense"/"dance" are words.
+_RESPELL_MIN = 7
+_RESPELL_TWO = 12
+
+
+@lru_cache(maxsize=2048)
+def _respelled_word(word: str, vocabulary: frozenset[str]) -> str:
+    if len(word) < _RESPELL_MIN or word in vocabulary or not word.isalpha():
+        return word
+    limit = 2 if len(word) >= _RESPELL_TWO else 1
+    close = [(_edits(word, known, limit), known) for known in vocabulary
+             if len(known) >= _RESPELL_MIN and not known.endswith("*")]
+    # Not an ending of the same word ("classifies" is not "classifier" misspelled).
+    close = sorted(item for item in close if item[0] <= limit and item[1][:-1] != word[:-1])
+    if not close or (len(close) > 1 and close[0][0] == close[1][0] and close[0][1] != close[1][1]):
+        return word  # nothing near, or two known words equally near: no guess
+    return close[0][1]
+
+
+def respelled(text: str, vocabulary: frozenset[str]) -> str:
+    """``text`` normalised, each long word that is not in ``vocabulary`` but one edit (two, for a
+    long word) from exactly one word of it spelled as that word: "la lstm bidireccinal" → "la lstm
+    bidireccional". A word that starts with a ``prefix*`` of the vocabulary is not a misspelling."""
+    prefixes = tuple(known[:-1] for known in vocabulary if known.endswith("*"))
+    words = normalize(text).split(" ")
+    out = []
+    for word in words:
+        core = word.strip(".,;:!?¿¡()'\"")
+        if core and not core.startswith(prefixes or ("\0",)):
+            fixed = _respelled_word(core, vocabulary)
+            if fixed != core:
+                word = word.replace(core, fixed)
+        out.append(word)
+    return " ".join(out)
 
 
 def _is_word_char(ch: str) -> bool:
@@ -192,6 +248,10 @@ _LANGUAGE_OF_AMBIGUOUS = {"once": "es", "ten": "en"}
 _ARTICLES = {"a", "an", "un", "una"}
 _COUPLES = {("a", "couple"), ("a", "pair"), ("un", "par")}
 _HALVES = {"half", "media", "medio"}
+# Words after which "one" stands for a thing, not a number: "that one", "the bidirectional one",
+# "a bigger one", "which one". (Two words back counts too: "the" in "the bidirectional one".)
+_POINTING = {"the", "this", "that", "which", "another", "each", "every", "any", "same", "other", "first",
+             "last", "next", "previous", "a", "an", "new", "old", "right", "wrong", "little", "big"}
 
 _SPANISH_WORDS = frozenset(
     "el la los las del con por para que y en un una unos unas es al lo se su sus mi mis esta este esto "
@@ -300,9 +360,23 @@ class _Words:
         rest = self.below_hundred(rest_index)
         return (hundreds + rest[0], rest[1]) if rest else (hundreds, after)
 
+    def _pronoun(self, index: int) -> bool:
+        """Whether the "one" at ``index`` names a thing ("the bidirectional one") rather than a
+        count ("one epoch", "train for one"): a pointing word one or two words before it, and no
+        counted word after it (a word follows only as "one too", "one again", "one instead")."""
+        before = self.word(index - 1) if index else None
+        two_back = self.word(index - 2) if index > 1 else None
+        pointed = before in _POINTING or (two_back in _POINTING and before is not None
+                                          and before not in _NUMBER_WORDS)
+        following = self.word(index + 1)
+        return pointed and (following is None or not following.isalpha() or following in {"too", "again", "instead", "please", "also",
+                                                                 "with", "and", "or", "but", "then", "now"})
+
     def number(self, index: int) -> tuple[int, int] | None:
         """The number written in words from ``index``: (value, index after it), or None."""
         word, following = self.word(index), self.word(index + 1)
+        if word == "one" and self._pronoun(index):
+            return None
         if (word, following) in _COUPLES:
             return 2, index + 2
         if word in _HALVES:

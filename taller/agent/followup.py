@@ -31,10 +31,10 @@ _CONTINUATION = re.compile(
     r"en vez|en lugar|mejor|only|just|solo|s[oó]lo|solamente|except|excepto|"
     r"one more|another|una m[aá]s|uno m[aá]s|otra m[aá]s|otro m[aá]s)\b", re.I)
 # Words that point back to something in the thread. ("él" is the pronoun; the article "el"
-# points at nothing.)
+# points at nothing; "le"/"les" are the Spanish "her"/"him"/"them" as indirect objects.)
 _REFERENCE = re.compile(
     r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that(?!'s|\s+(?:is|was|helps|works|sounds|looks|seems|makes|would|will)\b)|this one|the same|"
-    r"same one|instead|again|ella|él|ellos|ellas|su|sus|ese|esos?|esas?|eso|esto|este|esta|mismo|misma|"
+    r"same one|instead|again|ella|él|ellos|ellas|le|les|su|sus|ese|esos?|esas?|eso|esto|este|esta|mismo|misma|"
     r"en vez|en lugar|otra vez|de nuevo|hazlo|anterior|previous|last one|el [uú]ltimo|la [uú]ltima)\b", re.I)
 # A turn that corrects the previous one ("no wait, I meant the GRU", "perdón, quería decir de
 # Argentina", "sorry, the bidirectional one"): it points back to the last call, whose tool and
@@ -47,9 +47,9 @@ _CORRECTION = re.compile(
 # A turn that keeps the last call's quantity while changing something else ("the same number of
 # images with pix2pix", "la misma cantidad pero con el VAE", "as many epochs").
 _SAME_AMOUNT = re.compile(
-    r"\bsame (?:number|amount|count|quantity)\b|\bsame (?:epochs|steps|images|samples|pictures)\b|"
+    r"\bsame (?:number|amount|count|quantity)\b|\bsame (?:epochs|steps|images|samples|pictures|beam(?: size)?)\b|"
     r"\bas many\b|\bmism[oa]s? (?:n[uú]mero|cantidad)\b|\btant[oa]s como\b|"
-    r"\bmism[oa]s (?:[eé]pocas|im[aá]genes|muestras|pasos|fotos)\b", re.I)
+    r"\bmism[oa]s (?:[eé]pocas|im[aá]genes|muestras|pasos|fotos)\b|\bmismo (?:haz|beam)\b", re.I)
 # A turn that repeats the last call on something else ("and the same for sales_2024.csv", "haz
 # lo mismo con luna.png"): every value it does not change is kept.
 _SAME_CALL = re.compile(
@@ -191,6 +191,67 @@ def numbers_by_words(tool: str, text: str) -> dict[str, int]:
     return found
 
 
+# Words between a number argument's word and its number: "a beam of 4", "haz de tres", "beam = 2".
+_LINK_WORDS = {"of", "de", "del", "=", ":", "is", "es", "to", "a", "the", "los", "las", "el", "la"}
+
+
+def numbers_by_units(tool: str, text: str) -> dict[str, int]:
+    """Numeric arguments of ``tool`` that ``text`` states with the argument's word (the registry's
+    ``units``): "what about 10 steps?" → ``steps=10``; "con un haz de tres" → ``beam_size=3``; "the
+    next 8" → ``steps=8``. A word with no single whole number beside it states nothing."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    spec = registry.TOOLS.get(tool)
+    found: dict[str, int] = {}
+    words = grounding.normalize(text).replace("-", " ").split()
+    for field, (after_number, before_number) in (spec.units if spec else {}).items():
+        for index, word in enumerate(words):
+            bare = word.strip(".,;:!?¿¡()'\"")
+            value = None
+            if any(_word_is(bare, unit) for unit in after_number):
+                value = _number_in(words[max(0, index - 3):index], backwards=True)
+            if value is None and any(_word_is(bare, lead) for lead in before_number):
+                value = _number_in(words[index + 1:index + 5], backwards=False)
+            if value is not None:
+                found[field] = value
+                break
+    return found
+
+
+def _word_is(word: str, unit: str) -> bool:
+    from taller.agent import grounding
+
+    unit = grounding.normalize(unit)
+    if " " in unit:
+        unit = unit.split()[-1]  # "beam size": its last word, the number comes right after it
+    return word.startswith(unit[:-1]) if unit.endswith("*") else word == unit
+
+
+def _number_in(words: Sequence[str], backwards: bool) -> int | None:
+    """The one whole positive number written at the near end of ``words`` (digits or words),
+    widening word by word while it still reads as one number ("twenty five")."""
+    from taller.agent import grounding
+
+    found = None
+    span = list(words)
+    if not backwards:
+        while span and span[0].strip(".,;:!?¿¡") in _LINK_WORDS:
+            span = span[1:]
+    for size in range(1, len(span) + 1):
+        part = span[-size:] if backwards else span[:size]
+        mentions = grounding.number_mentions(" ".join(part))
+        if len(mentions) > 1:
+            break
+        if mentions:
+            found = mentions[0]
+        elif found is not None:
+            break
+    if found is None or found != int(found) or found <= 0:
+        return None
+    return int(found)
+
+
 def _value_words(text: str) -> bool:
     """Whether ``text`` names a value of any tool by a word the registry gives for it."""
     from taller.tools import registry
@@ -240,7 +301,20 @@ def looks_like_followup(text: str, context: ThreadContext) -> bool:
     return not context.empty and (refers_back(text) or changes_a_value(text))
 
 
-_TOOL_CALL = re.compile(r"\b[a-z]+_[a-z_]+\s*\(\s*\{")
+# A rewrite that reads like code ("classify_pet({...})", "translate('…', beam=3)", "forecast(6
+# steps, data.csv)") copied the prompt's tool line instead of rewriting the user.
+_TOOL_CALL = re.compile(r"\b[a-z]+_[a-z_]+\s*\(\s*\{|\b[A-Za-z_]\w*\(")
+
+
+def _speaks_code(standalone: str, said: Sequence[str]) -> bool:
+    """Whether the rewrite reads like a call or names a tool (``query_database``) that nobody in
+    the thread wrote: a sentence a person would type has neither."""
+    from taller.tools import TOOL_NAMES
+
+    written = " ".join(said)
+    if any(match.group(0) not in written for match in _TOOL_CALL.finditer(standalone)):
+        return True
+    return any(re.search(rf"\b{name}\b", standalone) and name not in written for name in TOOL_NAMES)
 
 REWRITE_SCHEMA = {"type": "object", "properties": {"request": {"type": "string"}}, "required": ["request"]}
 
@@ -308,7 +382,8 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     standalone = str(reply.get("request") or "").strip()
     # A rewrite far longer than both turns together is the model rambling, not a rewrite; one
     # that reads like a tool call ("classify_pet({...})") copied the prompt instead of the user.
-    if not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40 or _TOOL_CALL.search(standalone):
+    if (not standalone or len(standalone) > 2 * (len(previous) + len(text)) + 40
+            or _speaks_code(standalone, [text, previous, *earlier])):
         return text
     if refers_back(text) and not _content_words(standalone) - _content_words(text):
         # "¿y cuánto sumaron en total?" came back as "¿Cuánto sumaron en total?": the rewrite took
@@ -318,6 +393,13 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     if _copies_an_earlier_turn(text, standalone, [previous, *earlier]):
         return text  # "show that classifier's metrics" came back as the previous request, word for word
     if not _keeps_what_the_turn_says(text, standalone):
+        from taller.agent import grounding
+
+        words = _content_words(text)
+        if words and not any(word in grounding.normalize(standalone) for word in words):
+            # It dropped the file and every word of the turn: it is another request ("enséñame
+            # cómo reconstruye cero.png" came back as the progress question before it).
+            return text
         # The rewrite dropped a number, a quote or a file the user just wrote ("now with beam 5"):
         # keep the turn itself beside it, so the arguments are read from what was said.
         return f"{standalone} {text}"
@@ -381,6 +463,21 @@ def inherited(tool: str, context: ThreadContext, required: Sequence[str], args: 
             if name not in args and name in CARRY_OVER and name in previous}
 
 
+# A playlist or channel link: many videos, not one.
+_YOUTUBE_COLLECTION = re.compile(r"[?&]list=|youtube\.com/(?:@|channel/|c/|user/)", re.I)
+
+
+def _many_videos(source: str) -> bool:
+    """Whether ``source`` (what add_video was given) names many videos: a playlist or channel
+    link, or a folder (a path ending in "/" or whose last part has no extension)."""
+    text = str(source).strip()
+    if _YOUTUBE_COLLECTION.search(text):
+        return True
+    if "://" in text or VIDEO_ID.fullmatch(text):
+        return False
+    return text.endswith(("/", "\\")) or "." not in text.rstrip("/").rsplit("/", 1)[-1]
+
+
 def sticky(tool: str, context: ThreadContext, args: dict[str, Any]) -> dict[str, Any]:
     """The conversation's current database or video (``ToolSpec.sticky_fields``) that ``args``
     lack, from the last call of any tool: after "resume el vídeo kCc8FmEb1nY", "¿qué dice sobre
@@ -392,8 +489,10 @@ def sticky(tool: str, context: ThreadContext, args: dict[str, Any]) -> dict[str,
     previous = dict(last.get("args") or {})
     if spec is None:
         return {}
-    if last.get("tool") == "add_video" and previous.get("url_or_path"):
-        previous.setdefault("video", previous["url_or_path"])  # the video just added is the subject
+    if last.get("tool") == "add_video" and previous.get("url_or_path") and not _many_videos(previous["url_or_path"]):
+        # The video just added is the subject; a playlist, a channel or a folder is not one
+        # video ("¿en qué vídeo explican X?" after adding a playlist asks all of them).
+        previous.setdefault("video", previous["url_or_path"])
     return {name: previous[name] for name in spec.sticky_fields
             if args.get(name) in (None, "") and previous.get(name) not in (None, "")}
 

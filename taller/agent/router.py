@@ -15,9 +15,12 @@ babble or loop when left free. So planning is a single decision, ``{"tool", "arg
    database), the LLM fills the tool's whole schema and :mod:`taller.agent.grounding` keeps only
    the values the text supports.
 4. A follow-up turn is first made standalone (:mod:`taller.agent.followup`); a turn that changes
-   a value of the previous call edits that call, the turn's own values winning.
+   a value of the previous call edits that call, the turn's own values winning (a number goes to
+   the argument whose word is beside it: "what about 10 steps?"; a correction swaps the number it
+   takes back: "25, not 24"); a turn that goes back to an earlier call ("go back to the dog pic")
+   gets that call.
 
-Why one module of about 650 lines: these steps are one decision read top to bottom (rules →
+Why one module of about 1,150 lines: these steps are one decision read top to bottom (rules →
 classifier → LLM choice → grounded arguments → follow-up edit → veto); the mechanisms with their
 own state or vocabulary (the classifier, grounding, follow-ups, the registry) live in their own
 modules.
@@ -30,6 +33,7 @@ import logging
 import re
 import threading
 from collections import Counter
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -86,13 +90,34 @@ _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 _NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\d+)?)+")
 
 
+@lru_cache(maxsize=1)
+def _registry_words() -> frozenset[str]:
+    """Every word the registry gives for a model or an argument value ("bidireccional", "greedy")."""
+    from taller.tools import registry
+
+    phrases = [word for words in registry.model_words().values() for word in words]
+    phrases += [word for spec in registry.TOOLS.values() for values in spec.synonyms.values()
+                for words in values.values() for word in words]
+    from taller.text import normalize
+
+    return frozenset(token for phrase in phrases for token in re.split(r"[\s_-]+", normalize(phrase)) if token)
+
+
+def spelled(text: str) -> str:
+    """``text`` normalised, a misspelt registry word one edit away spelled right (see
+    :func:`taller.text.respelled`): typos are how people write, and a model's name must survive them."""
+    from taller.text import respelled
+
+    return respelled(text, _registry_words())
+
+
 def _model_name(text: str, allowed: Sequence[str]) -> str | None:
     """The model of ``allowed`` that ``text`` names (registry words), the longest match winning:
     "variational autoencoder" is the VAE although it contains "autoencoder"."""
     from taller.agent import grounding
     from taller.tools import registry
 
-    folded = grounding.normalize(text)
+    folded = spelled(text)  # "la lstm bidireccinal" names the bidirectional model
     best: tuple[int, str] | None = None
     for name, words in registry.model_words().items():
         if name not in allowed:
@@ -140,6 +165,9 @@ def _payload_candidate(text: str) -> str | None:
         body = _TARGET_LANGUAGE.sub("", text[command.end():]).strip()
         return body or None
     return None
+
+
+_LESSON_WORD = re.compile(r"\b(?:lessons?|lecci[oó]n|lecciones|experiments?|experimentos?)\b", re.I)
 
 
 def extract_args(tool: str, text: str) -> dict[str, Any] | None:
@@ -201,6 +229,12 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         return {"question": text.strip(), **video} if tool == "ask_video" else video
     if tool == "query_database":
         return {"question": text.strip()}
+    if tool == "show_lesson" and _LESSON_WORD.search(text):
+        # "the dropout lesson", "la lección de la atención": the lesson named by its model or its
+        # subject (the registry's words). Without the word "lesson" a subject is a concept question
+        # ("¿qué es el beam search?"), which the classifier and the model decide.
+        named = _named_choices(tool, text).get("model")
+        return {"model": named} if named else None
     return None
 
 
@@ -578,6 +612,9 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             and any(call.get("tool") == "train_model" for call in (context.calls or ((context.last_call,) if context.last_call else ()))[-2:])):
         # "how's it doing?" right after a training started: its status is what the models list shows.
         return {"tool": "list_models", "args": {}, "source": "follow-up"}
+    returned = _returned_call(request, context) if results_note is None else None
+    if returned is not None:
+        return _stated_defaults(returned, request)
     standalone = request
     quick = None
     sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
@@ -616,9 +653,12 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context, favour)
     changes_a_value = followup.changes_a_value(request)
     if (not decision.get("tool") and results_note is None and context.last_call
-            and (followup.continues(request) or changes_a_value)):
-        # "and …?", "make that 10 steps" after a tool call that routing could not place (the
-        # rewrite came back empty or unchanged): the same tool again, with what this turn adds.
+            and (followup.continues(request) or changes_a_value
+                 or (followup.refers_back(request)
+                     and followup.numbers_by_units(context.last_call.get("tool"), request)))):
+        # "and …?", "make that 10 steps", "can you try it with a beam of 3" after a tool call that
+        # routing could not place (the rewrite came back empty or unchanged): the same tool
+        # again, with what this turn adds.
         decision = _same_tool_again(request, standalone, context) or decision
     if (decision.get("tool") and results_note is None and context.last_call
             and decision["tool"] == context.last_call.get("tool")
@@ -646,9 +686,88 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # is answered, whatever the rewrite carried into it.
         decision = {"tool": None, "args": {}, "source": decision.get("source", "llm"),
                     "question_about": decision["tool"]}
+    if decision.get("tool") and results_note is None:
+        decision = _stated_defaults(_without_unused_image(decision, request), request)
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
     return decision
+
+
+def _without_unused_image(decision: dict[str, Any], request: str) -> dict[str, Any]:
+    """An input image carried from the thread to a model that takes none is dropped ("now the vae,
+    12 samples" after reconstructing digit7.png with the autoencoder: the VAE samples from noise)."""
+    from taller.trainers import MODELS
+
+    args = decision.get("args") or {}
+    spec = MODELS.get(args.get("model")) if isinstance(args.get("model"), str) else None
+    if (spec is None or spec.generation is None or spec.generation.from_image is not None
+            or not args.get("image_path") or str(args["image_path"]) in request):
+        return decision
+    return {**decision, "args": {name: value for name, value in args.items() if name != "image_path"}}
+
+
+def _stated_defaults(decision: dict[str, Any], request: str) -> dict[str, Any]:
+    """A default the user stated stays in the call ("now with beam 4" when 4 is the default):
+    the call shows the value they asked for, and a later change of default cannot change it."""
+    tool = decision["tool"]
+    args = dict(decision.get("args") or {})
+    fields = get_tool(tool).args_schema.model_fields
+    stated = {name: value for name, value in followup.numbers_by_units(tool, request).items()
+              if name in fields and name not in args and value == fields[name].default}
+    return {**decision, "args": {**args, **stated}} if stated else decision
+
+
+# A turn that goes back to something of an earlier call ("go back to the dog pic", "volviendo a
+# la serie de antes", "vuelve a mirar la primera foto"), and the words for the things calls take.
+_RETURN = re.compile(
+    r"\b(?:go(?:ing)? back to|back to|return(?:ing)? to|vuelve a|volv\w* a|regres\w* a|de antes|from before|"
+    r"earlier|the first|la primera|el primer[oa]?)\b", re.I)
+_FIRST = re.compile(r"\b(?:first|primer[oa]?)\b", re.I)
+_THING_WORDS = {
+    "image_path": re.compile(r"\b(?:fotos?|photos?|pics?|pictures?|images?|im[aá]gen(?:es)?|selfies?)\b", re.I),
+    "values": re.compile(r"\b(?:series|serie|secuencias?|sequences?|numbers|n[uú]meros)\b", re.I),
+    "video": re.compile(r"\b(?:v[ií]deos?|talks?|charlas?|lectures?|clases?)\b", re.I),
+    "text": re.compile(r"\b(?:frases?|sentences?|textos?|texts?)\b", re.I),
+}
+
+
+def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, Any] | None:
+    """The earlier call a turn goes back to, with the values the turn changes: the newest call
+    before the current subject that took the kind of thing the turn names (a photo, a series, a
+    video, a text), or with "first", the oldest such call of the thread."""
+    if not _RETURN.search(request) or len(context.calls) < 2:
+        return None
+    kinds = [name for name, pattern in _THING_WORDS.items() if pattern.search(request)]
+    if not kinds:
+        return None
+    calls = list(context.calls)
+    last_args = calls[-1].get("args") or {}
+    first = bool(_FIRST.search(request))
+
+    def holds(call: dict[str, Any]) -> bool:
+        args = call.get("args") or {}
+        return any(args.get(kind) not in (None, "", []) for kind in kinds)
+
+    if first:
+        matching = [call for call in calls if holds(call)]
+    else:  # before the current subject: not the thing the last call was about
+        matching = [call for call in calls[:-1] if holds(call)
+                    and all((call.get("args") or {}).get(kind) != last_args.get(kind) for kind in kinds)]
+    if not matching:
+        return None
+    target = matching[0] if first else matching[-1]
+    tool = target.get("tool")
+    if tool not in TOOL_NAMES:
+        return None
+    free = _free_text_fields(tool)
+    args = {name: value for name, value in (target.get("args") or {}).items() if name not in free or value}
+    args.update({**_named_choices(tool, request), **followup.numbers_by_words(tool, request),
+                 **followup.numbers_by_units(tool, request), **_turn_files(tool, request)})
+    try:
+        clean = validate_args(tool, args)
+    except ToolError:
+        return None
+    return {"tool": tool, "args": _compact(tool, clean), "source": "follow-up", "returned_to": True}
 
 
 # A question that asks why ("why does…", "¿por qué…", "and why is…").
@@ -761,7 +880,7 @@ def _named_choices(tool: str, request: str) -> dict[str, str]:
     found: dict[str, str] = {}
     for field, values in (spec.synonyms if spec else {}).items():
         named = [value for value, words in values.items()
-                 if not value.isdigit() and grounding.grounded_enum(value, words, [request])]
+                 if not value.isdigit() and grounding.grounded_enum(value, words, [spelled(request)])]
         if len(named) == 1:
             found[field] = named[0]
     return found
@@ -830,7 +949,7 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
     # the ones a rewrite carried along.
     read = {name: value for name, value in (extract_args(tool, request) or {}).items() if name not in free}
     args = {**previous, **in_turn, **read, **_named_choices(tool, request), **followup.numbers_by_words(tool, request),
-            **_turn_files(tool, request)}
+            **followup.numbers_by_units(tool, request), **_turn_files(tool, request)}
     args.update({name: planned[name] for name in free if planned.get(name)})
     try:
         clean = validate_args(tool, args)
@@ -841,6 +960,14 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
     fixed = {name: value for name, value in args.items() if name not in free}
     if not _states_more(request, fixed):
         return decision
+    replaced = _number_replaced(request, fixed)
+    if replaced:
+        try:
+            clean = validate_args(tool, {**args, **replaced})
+        except ToolError:
+            clean = None
+        if clean is not None:
+            return {**decision, "args": _compact(tool, clean), "edited": sorted(replaced)}
     number_field = _the_number_field(tool)
     if number_field:
         # One new number for a tool with one number field ("mejor 12", "make it 20", "sorry, I
@@ -877,6 +1004,26 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
     return {**decision, "args": _compact(tool, clean), "edited": sorted(stated)}
 
 
+def _number_replaced(request: str, args: dict[str, Any]) -> dict[str, Any]:
+    """The one value a correction swaps ("the last number should be 25, not 24"; "6, not 8"): the
+    argument that holds the number taken back (once), with the one new number in its place."""
+    from taller.text import negated_numbers
+
+    taken_back = negated_numbers(request)
+    used = " ".join(" ".join(map(str, v)) if isinstance(v, list) else str(v) for v in args.values())
+    new = _new_numbers(request, used)
+    if len(taken_back) != 1 or len(new) != 1:
+        return {}
+    old_value, new_value = taken_back[0], new[0]
+    holders = {}
+    for name, value in args.items():
+        if isinstance(value, list) and [float(x) for x in value if isinstance(x, (int, float))].count(old_value) == 1:
+            holders[name] = [new_value if isinstance(x, (int, float)) and float(x) == old_value else x for x in value]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == old_value:
+            holders[name] = int(new_value) if float(new_value).is_integer() else new_value
+    return holders if len(holders) == 1 else {}
+
+
 def _same_tool_again(request: str, standalone: str, context: followup.ThreadContext) -> dict[str, Any] | None:
     """The last call's tool for a continuation turn, its arguments from the turn and the thread.
 
@@ -890,7 +1037,8 @@ def _same_tool_again(request: str, standalone: str, context: followup.ThreadCont
     if tool not in registry.TOOLS:
         return None
     text = standalone if standalone.strip() != request.strip() else f"{context.last_request or ''} {request}".strip()
-    args = {**_named_choices(tool, request), **(extract_args(tool, request) or {})}
+    args = {**_named_choices(tool, request), **followup.numbers_by_units(tool, request),
+            **(extract_args(tool, request) or {})}
     for name in registry.TOOLS[tool].free_text_fields:
         args[name] = text
     args = {**followup.inherited(tool, context, _required(tool), args), **args}

@@ -75,6 +75,10 @@ class ToolSpec:
     # had it, unless the request names its own ("describe the hr database" → "how many employees?").
     sticky_fields: frozenset[str] = frozenset()
     argument_hints: Mapping[str, str] = field(default_factory=dict)
+    # Words that say which number argument a number is: field → (words written after the number,
+    # "12 epochs", "6 imágenes"; words written before it, "beam 4", "a beam of 4", "the next 10").
+    # A final * is a prefix. A follow-up's "what about 10 steps?" changes ``steps`` by them.
+    units: Mapping[str, tuple[tuple[str, ...], tuple[str, ...]]] = field(default_factory=dict)
     # What the user may send next after this tool's result (offered, never run by itself):
     # language → ((button label, message), ...), each formatted with the call's arguments and the
     # result's fields and left out when one is missing (see taller/agent/suggestions.py).
@@ -171,6 +175,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                       "es": "¿Entrenar {model} durante {epochs}? Se ejecuta en segundo plano y puede tardar un rato."},
         synonyms={"model": _model_synonyms()},
         carry_over_fields=frozenset({"model"}),
+        units={"epochs": (("epoch*", "época*", "epoca*"), ())},
     ),
     ToolSpec(
         "list_models", "taller.tools.training", "list trained models and training runs with their metrics",
@@ -188,6 +193,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=_generation_details() + ".",
         synonyms={"model": _model_synonyms(generative=True)},
         carry_over_fields=frozenset({"model", "image_path"}),
+        units={"count": (("sample*", "image*", "imagen*", "imágenes", "muestra*", "digit*", "dígito*", "picture*",
+                          "foto*", "photo*", "ejemplo*", "example*"), ())},
         # The description already lists the models; the catalog has always said "str" here.
         argument_hints={"model": "str"},
         next_steps={"en": (("More samples", "generate {count} more samples with the {model}"),),
@@ -199,6 +206,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                  "model is fitted on this series in a few seconds; for 30+ values it is also checked on the "
                  "series' last values against simply repeating the last value."),
         carry_over_fields=frozenset({"values"}),
+        units={"steps": (("step*", "paso*", "value*", "valor*", "number*", "número*", "point*", "punto*"),
+                         ("next", "following", "siguiente*", "próximo*", "proximo*"))},
         argument_hints={"values": "[numbers] or a CSV path"},
         next_steps={"en": (("Forecast further", "forecast the next 10 values"),),
                     "es": (("Pronosticar más", "pronostica los 10 próximos valores"),)},
@@ -217,6 +226,8 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                                       "decodificación voraz", "sin beam search", "without beam search",
                                       "no beam search", "sin búsqueda en haz")}},
         carry_over_fields=frozenset({"text"}),
+        units={"beam_size": ((), ("beam", "beam size", "beam width", "beam search", "haz", "tamaño de haz",
+                                  "ancho de haz", "búsqueda en haz"))},
         next_steps={"en": (("Greedy decoding", "translate '{source}' with greedy decoding"),),
                     "es": (("Decodificación voraz", "traduce '{source}' con decodificación voraz"),)},
     ),

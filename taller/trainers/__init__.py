@@ -142,8 +142,9 @@ MODELS: dict[str, ModelSpec] = {spec.name: spec for spec in (
     ),
     ModelSpec(
         "seq2seq", "taller.trainers.seq2seq", "English-to-Spanish translator",
-        words_en=("translator", "translat*", "attention model"),
-        words_es=("traductor", "traduc*"),
+        words_en=("translator", "translat*", "attention model", "attention"),
+        # The English side names the attention model; Spanish speakers say the same.
+        words_es=("traductor", "traduc*", "modelo de atención", "atención"),
         lesson=LessonSpec(
             "what beam search adds over greedy decoding",
             "qué aporta la búsqueda en haz frente a la decodificación voraz",

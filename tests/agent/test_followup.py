@@ -601,3 +601,145 @@ def test_adding_a_video_shares_the_video_tools_subject():
     # "add <URL>" → "what does it say about interest rates?": the follow-up leans to asking it.
     assert router._related_tools("add_video") == {"add_video", "ask_video", "summarize_video"}
     assert router._related_tools("query_database") == {"query_database", "describe_database"}
+
+
+@pytest.mark.parametrize("tool,text,expected", [
+    ("forecast", "what about 10 steps?", {"steps": 10}),
+    ("forecast", "forecast the next 5 values of 10 12 15 19 24", {"steps": 5}),
+    ("forecast", "a 10-step forecast of 1 2 3", {"steps": 10}),
+    ("forecast", "dame doce pasos", {"steps": 12}),
+    ("translate", "can you try it with a beam of 3", {"beam_size": 3}),
+    ("translate", "con un haz de tres", {"beam_size": 3}),
+    ("train_model", "mejor veinte épocas", {"epochs": 20}),
+    ("generate_images", "make nine pictures with it", {"count": 9}),
+    # A number away from the argument's word states nothing about it.
+    ("forecast", "forecast 1, 2, 3, 4 please", {}),
+    ("translate", "translate 'I have 3 cats'", {}),
+])
+def test_a_number_goes_to_the_argument_its_word_names(tool, text, expected):
+    assert followup.numbers_by_units(tool, text) == expected
+
+
+def test_a_changed_number_that_the_series_also_holds_is_still_the_new_value():
+    """"what about 10 steps?" after a forecast of 10, 12, 15, …: 10 is in the series, and still
+    the new number of steps (the word "steps" says which argument it is)."""
+    series = [10, 12, 15, 19, 24]
+    context = followup.ThreadContext(turns=("forecast the next values of 10 12 15 19 24",),
+                                     last_call={"tool": "forecast", "args": {"values": series}},
+                                     last_request="forecast the next values of 10 12 15 19 24")
+    model = FakeChatModel(responses=[], default={"request": "forecast 10 12 15 19 24 for the next 10 steps",
+                                                 "tool": "forecast", "values": series})
+    decision = router.plan("what about 10 steps?", lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "forecast" and decision["args"] == {"values": series, "steps": 10}
+
+
+def test_a_correction_swaps_the_number_inside_the_series():
+    series = [10.0, 12.0, 15.0, 19.0, 24.0]
+    assert router._number_replaced("wait the last number should be 25 not 24", {"values": series, "steps": 10}) \
+        == {"values": [10.0, 12.0, 15.0, 19.0, 25.0]}
+    assert router._number_replaced("sorry, I meant 6, not 8", {"model": "vae", "epochs": 8}) == {"epochs": 6}
+    # Two places hold the number taken back: no guess.
+    assert router._number_replaced("25 not 10", {"values": [10.0, 12.0], "steps": 10}) == {}
+
+
+def test_a_stated_default_stays_in_the_call():
+    context = followup.ThreadContext(turns=("translate 'The weather is nice today.'",),
+                                     last_call={"tool": "translate", "args": {"text": "The weather is nice today."}},
+                                     last_request="translate 'The weather is nice today.'")
+    model = FakeChatModel(responses=[], default={"request": "translate 'The weather is nice today.' with beam 4",
+                                                 "tool": "translate", "text": "The weather is nice today."})
+    decision = router.plan("now with beam 4", lambda: model, use_semantic=False, context=context)
+    assert decision["args"] == {"text": "The weather is nice today.", "beam_size": 4}  # 4 is the default
+
+
+@pytest.mark.parametrize("rewrite", [
+    "forecast(6 steps, data/sales_2023.csv, 2013)",
+    "translate('Don't forget to take your medicine.', beam=3)}",
+    "what columns does the query_database function return for the given question?",
+])
+def test_a_rewrite_that_reads_like_code_is_not_used(rewrite):
+    context = followup.ThreadContext(turns=("haz una previsión con data/sales_2023.csv",),
+                                     last_call={"tool": "forecast", "args": {"values": "data/sales_2023.csv"}},
+                                     last_request="haz una previsión con data/sales_2023.csv")
+    turn = "¿y cuántas facturas hubo en 2013 en la base de datos?"
+    assert followup.rewrite(FakeChatModel(responses=[{"request": rewrite}]), turn, context) == turn
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("the bidirectional one", []), ("that one", []), ("which one?", []), ("the first one", []),
+    ("train for one epoch", [1.0]), ("only one", [1.0]), ("one", [1.0]), ("one more", [1.0]),
+])
+def test_one_that_names_a_thing_is_not_a_number(text, expected):
+    from taller.text import number_mentions
+
+    assert number_mentions(text) == expected
+
+
+def test_a_misspelt_model_name_is_still_the_model():
+    assert router.extract_args("train_model", "entrena la lstm bidireccinal por 3 epocas") == {"model": "birnn", "epochs": 3}
+    assert router.extract_args("train_model", "train the autoencodr") == {"model": "autoencoder"}
+    from taller.text import respelled
+
+    vocabulary = frozenset({"classifier", "bidireccional", "bidirectional"})
+    assert respelled("the model classifies", vocabulary) == "the model classifies"  # an ending, not a typo
+    assert respelled("bidirecitonal", vocabulary) == "bidirectional"  # two letters swapped: one edit
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("¿qué edad le sale a la novia?", True), ("¿qué emoción les ves?", True),  # someone already in the thread
+    ("¿cuántas canciones tiene el álbum?", False),
+])
+def test_spanish_indirect_object_pronouns_point_back(text, expected):
+    assert followup.refers_back(text) is expected
+
+
+def test_a_rewrite_that_drops_the_turns_file_and_words_is_another_request():
+    context = followup.ThreadContext(turns=("entrena el autoencoder", "¿Cómo va el entrenamiento?"),
+                                     last_call={"tool": "list_models", "args": {}},
+                                     last_request="¿Cómo va el entrenamiento?")
+    turn = "enséñame cómo reconstruye cero.png"
+    model = FakeChatModel(responses=[{"request": "¿Cómo va el entrenamiento del autoencoder?"}])
+    assert followup.rewrite(model, turn, context) == turn
+
+
+def test_a_playlist_or_folder_added_is_not_the_video_asked():
+    for added in ("https://www.youtube.com/playlist?list=PLZHQObOWTQDNU6R1_67000Dx_ZCJB-3pi", "talks/2024/"):
+        context = followup.ThreadContext(turns=(f"add {added}",), last_call={"tool": "add_video", "args": {"url_or_path": added}})
+        assert followup.sticky("ask_video", context, {"question": "which talk mentions transformers?"}) == {}
+    one = "https://youtu.be/kCc8FmEb1nY"
+    context = followup.ThreadContext(turns=(f"add {one}",), last_call={"tool": "add_video", "args": {"url_or_path": one}})
+    assert followup.sticky("ask_video", context, {"question": "what does it say about attention?"}) == {"video": one}
+
+
+@pytest.mark.parametrize("turn,expected", [
+    ("go back to the dog pic and run it again, I think you got it wrong", {"image_path": "pics/buddy.jpg"}),
+    ("vuelve a mirar la primera foto, porfa", {"image_path": "pics/buddy.jpg"}),
+])
+def test_a_turn_that_goes_back_gets_the_earlier_call(turn, expected):
+    calls = ({"tool": "classify_pet", "args": {"image_path": "pics/buddy.jpg"}},
+             {"tool": "analyze_face", "args": {"image_path": "~/Pictures/me.png"}},
+             {"tool": "analyze_face", "args": {"image_path": "~/Pictures/me.png"}})
+    context = followup.ThreadContext(turns=("is pics/buddy.jpg a cat or a dog?", "how old do I look in ~/Pictures/me.png?",
+                                            "and what emotion?"), last_call=calls[-1], calls=calls)
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[]), use_semantic=False, context=context)
+    assert decision["tool"] == "classify_pet" and decision["args"] == expected
+
+
+def test_going_back_to_a_series_takes_the_turns_new_number():
+    series = [100.0, 98.0, 103.0, 107.0]
+    calls = ({"tool": "forecast", "args": {"values": series, "steps": 3}},
+             {"tool": "translate", "args": {"text": "hello"}})
+    context = followup.ThreadContext(turns=("forecast 100, 98, 103, 107", "translate 'hello'"),
+                                     last_call=calls[-1], calls=calls)
+    decision = router.plan("volviendo a la serie de antes, dame 10 pasos", lambda: FakeChatModel(responses=[]),
+                           use_semantic=False, context=context)
+    assert decision["tool"] == "forecast" and decision["args"] == {"values": series, "steps": 10}
+
+
+def test_an_input_image_is_not_carried_to_a_model_that_takes_none():
+    decision = {"tool": "generate_images", "args": {"model": "vae", "count": 12, "image_path": "digit7.png"}}
+    assert router._without_unused_image(decision, "now the vae, 12 samples")["args"] == {"model": "vae", "count": 12}
+    kept = {"tool": "generate_images", "args": {"model": "autoencoder", "image_path": "digit7.png"}}
+    assert router._without_unused_image(kept, "and with the autoencoder")["args"] == kept["args"]
+    assert router.extract_args("show_lesson", "mientras tanto enséñame la lección de la atención") == {"model": "seq2seq"}
+
