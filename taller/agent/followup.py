@@ -192,7 +192,9 @@ def numbers_by_words(tool: str, text: str) -> dict[str, int]:
 
 
 # Words between a number argument's word and its number: "a beam of 4", "haz de tres", "beam = 2".
-_LINK_WORDS = {"of", "de", "del", "=", ":", "is", "es", "to", "a", "the", "los", "las", "el", "la"}
+_LINK_WORDS = {"of", "de", "del", "=", ":", "is", "es", "to", "the", "los", "las", "el", "la"}
+# Words that start a number only with the word after them: "a dozen", "una docena", "half a dozen".
+_ARTICLE_WORDS = {"a", "an", "un", "una", "half", "media", "medio"}
 
 
 def numbers_by_units(tool: str, text: str) -> dict[str, int]:
@@ -238,6 +240,11 @@ def _number_in(words: Sequence[str], backwards: bool) -> int | None:
     if not backwards:
         while span and span[0].strip(".,;:!?¿¡") in _LINK_WORDS:
             span = span[1:]
+        # The number comes right after the word: "next 5", not "next after 100".
+        first = span[0].strip(".,;:!?¿¡") if span else ""
+        if not (grounding.number_mentions(first)
+                or (first in _ARTICLE_WORDS and grounding.number_mentions(" ".join(span[:2])))):
+            return None
     for size in range(1, len(span) + 1):
         part = span[-size:] if backwards else span[:size]
         mentions = grounding.number_mentions(" ".join(part))

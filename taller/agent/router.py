@@ -198,7 +198,10 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     if tool == "forecast":
         csv = _CSV_PATH.search(text)
         steps_match = re.search(r"(?:next|siguientes|próximos|proximos)\s+(\d+)|(\d+)\s*(?:steps?|pasos|values|valores)", text, re.I)
-        steps = int(next(g for g in steps_match.groups() if g)) if steps_match else None
+        # Digits by the rule below; a count in words ("doce pasos", "seven more") by the registry's
+        # words for ``steps``.
+        steps = (int(next(g for g in steps_match.groups() if g)) if steps_match
+                 else followup.numbers_by_units("forecast", text).get("steps"))
         if csv:
             values: Any = csv.group(1)
         else:

@@ -206,7 +206,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                  "model is fitted on this series in a few seconds; for 30+ values it is also checked on the "
                  "series' last values against simply repeating the last value."),
         carry_over_fields=frozenset({"values"}),
-        units={"steps": (("step*", "paso*", "value*", "valor*", "number*", "número*", "point*", "punto*"),
+        units={"steps": (("step*", "paso*", "value*", "valor*", "number*", "número*", "point*", "punto*", "more", "más"),
                          ("next", "following", "siguiente*", "próximo*", "proximo*"))},
         argument_hints={"values": "[numbers] or a CSV path"},
         next_steps={"en": (("Forecast further", "forecast the next 10 values"),),

@@ -615,6 +615,9 @@ def test_adding_a_video_shares_the_video_tools_subject():
     # A number away from the argument's word states nothing about it.
     ("forecast", "forecast 1, 2, 3, 4 please", {}),
     ("translate", "translate 'I have 3 cats'", {}),
+    ("forecast", "whats next after 100, 90, 81, 73?", {}),  # the number must come right after "next"
+    ("forecast", "pronostica doce pasos de 5.5, 6.1, 6.8, 7.2", {"steps": 12}),
+    ("forecast", "what comes next? give me seven more", {"steps": 7}),
 ])
 def test_a_number_goes_to_the_argument_its_word_names(tool, text, expected):
     assert followup.numbers_by_units(tool, text) == expected
