@@ -211,8 +211,9 @@ def test_no_fill_call_when_the_request_states_nothing_more():
 
 
 def test_the_forecast_series_is_the_longest_run_of_numbers():
+    # "10-step" is the step count (by the registry's words for ``steps``), not part of the series.
     assert router.extract_args("forecast", "give me a 10-step forecast of 5 7 6 8 7 9 8 10 9 11 10 12") == {
-        "values": [5, 7, 6, 8, 7, 9, 8, 10, 9, 11, 10, 12]}
+        "values": [5, 7, 6, 8, 7, 9, 8, 10, 9, 11, 10, 12], "steps": 10}
     decision, _ = _plan("predict 2 more after 0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10",
                         {"tool": "forecast"}, {"values": [0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10], "steps": 2})
     assert decision["args"] == {"values": [0, 10, 0, 10, 0, 10, 0, 10, 0, 10, 0, 10], "steps": 2}
