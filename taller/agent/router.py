@@ -93,13 +93,12 @@ _NUMBER_RUN = re.compile(r"-?\d+(?:\.\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:\.\
 @lru_cache(maxsize=1)
 def _registry_words() -> frozenset[str]:
     """Every word the registry gives for a model or an argument value ("bidireccional", "greedy")."""
+    from taller.text import normalize
     from taller.tools import registry
 
     phrases = [word for words in registry.model_words().values() for word in words]
     phrases += [word for spec in registry.TOOLS.values() for values in spec.synonyms.values()
                 for words in values.values() for word in words]
-    from taller.text import normalize
-
     return frozenset(token for phrase in phrases for token in re.split(r"[\s_-]+", normalize(phrase)) if token)
 
 
@@ -762,8 +761,11 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
     tool = target.get("tool")
     if tool not in TOOL_NAMES:
         return None
-    free = _free_text_fields(tool)
-    args = {name: value for name, value in (target.get("args") or {}).items() if name not in free or value}
+    # The earlier call's things (photo, series, video, model) with this turn's question, if the
+    # tool takes one ("going back to the first video, what does it say about X?").
+    args = {name: value for name, value in (target.get("args") or {}).items()
+            if value not in (None, "", []) and name not in _free_text_fields(tool)}
+    args.update({name: request.strip() for name in _free_text_fields(tool)})
     args.update({**_named_choices(tool, request), **followup.numbers_by_words(tool, request),
                  **followup.numbers_by_units(tool, request), **_turn_files(tool, request)})
     try:

@@ -746,3 +746,13 @@ def test_an_input_image_is_not_carried_to_a_model_that_takes_none():
     assert router._without_unused_image(kept, "and with the autoencoder")["args"] == kept["args"]
     assert router.extract_args("show_lesson", "mientras tanto enséñame la lección de la atención") == {"model": "seq2seq"}
 
+
+
+def test_going_back_to_an_earlier_video_asks_this_turns_question():
+    calls = ({"tool": "ask_video", "args": {"question": "what is a neuron?", "video": "intro.srt"}},
+             {"tool": "summarize_video", "args": {"video": "talk2.srt"}})
+    context = followup.ThreadContext(turns=("what does intro.srt say about neurons?", "summarize talk2.srt"),
+                                     last_call=calls[-1], calls=calls)
+    turn = "going back to the first video, what does it say about bias?"
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[]), use_semantic=False, context=context)
+    assert decision["tool"] == "ask_video" and decision["args"] == {"question": turn, "video": "intro.srt"}
