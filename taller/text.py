@@ -101,7 +101,7 @@ def _respelled_word(word: str, vocabulary: frozenset[str]) -> str:
              if len(known) >= _RESPELL_MIN and not known.endswith("*")]
     # Not an ending of the same word ("classifies" is not "classifier" misspelled).
     close = sorted(item for item in close if item[0] <= limit and item[1][:-1] != word[:-1])
-    if not close or (len(close) > 1 and close[0][0] == close[1][0] and close[0][1] != close[1][1]):
+    if not close or (len(close) > 1 and close[0][0] == close[1][0]):
         return word  # nothing near, or two known words equally near: no guess
     return close[0][1]
 
@@ -115,7 +115,7 @@ def respelled(text: str, vocabulary: frozenset[str]) -> str:
     out = []
     for word in words:
         core = word.strip(".,;:!?¿¡()'\"")
-        if core and not core.startswith(prefixes or ("\0",)):
+        if core and not core.startswith(prefixes):
             fixed = _respelled_word(core, vocabulary)
             if fixed != core:
                 word = word.replace(core, fixed)

@@ -212,9 +212,9 @@ def numbers_by_units(tool: str, text: str) -> dict[str, int]:
             bare = word.strip(".,;:!?¿¡()'\"")
             value = None
             if any(_word_is(bare, unit) for unit in after_number):
-                value = _number_in(words[max(0, index - 3):index], backwards=True)
+                value = number_near(words[max(0, index - 3):index], backwards=True)
             if value is None and any(_word_is(bare, lead) for lead in before_number):
-                value = _number_in(words[index + 1:index + 5], backwards=False)
+                value = number_near(words[index + 1:index + 5], backwards=False)
             if value is not None:
                 found[field] = value
                 break
@@ -230,9 +230,10 @@ def _word_is(word: str, unit: str) -> bool:
     return word.startswith(unit[:-1]) if unit.endswith("*") else word == unit
 
 
-def _number_in(words: Sequence[str], backwards: bool) -> int | None:
+def number_near(words: Sequence[str], backwards: bool) -> int | None:
     """The one whole positive number written at the near end of ``words`` (digits or words),
-    widening word by word while it still reads as one number ("twenty five")."""
+    widening word by word while it still reads as one number: "five" → "twenty five"; "2 models
+    for 5" stops at 5. Forwards (after "next", "beam of"), it must start right there."""
     from taller.agent import grounding
 
     found = None

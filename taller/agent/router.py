@@ -68,21 +68,10 @@ def _number_before(text: str, unit: re.Pattern[str]) -> int | None:
     """The whole number written just before a unit word: "12 epochs", "twelve epochs", "cinco
     épocas", "veinte muestras" (digits or English/Spanish number words, up to three words back).
     The first unit word with a number before it counts ("sample 12 digits": the digits)."""
-    from taller.agent import grounding
-
     for match in unit.finditer(text):
-        before = text[:match.start()].split()[-3:]
-        found = None
-        # Widen the window word by word from the unit backwards while it still reads as one
-        # number: "five" -> "twenty five"; "2 models for 5" stops at 5.
-        for start in range(len(before) - 1, -1, -1):
-            mentions = grounding.number_mentions(" ".join(before[start:]))
-            if len(mentions) > 1:
-                break
-            if mentions:
-                found = mentions[0]
-        if found is not None and found == int(found) and found > 0:
-            return int(found)
+        found = followup.number_near(text[:match.start()].split()[-3:], backwards=True)
+        if found is not None:
+            return found
     return None
 
 
