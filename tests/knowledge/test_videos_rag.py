@@ -574,3 +574,47 @@ def test_the_installed_model_states_the_fact(planted_video, planted_cues):
     out = videos.ask(QUESTION, model=get_chat_model("embedded"))
     assert out["answered"] and "1,200" in out["answer"].replace("1200", "1,200")
     assert abs(out["citations"][0]["start"] - fact_time(planted_cues)) <= 8
+
+
+# --- "how many …?": a quantity the excerpts state, or none -----------------------------------
+
+NUMBERLESS = {"excerpt": 1, "answer": "The robot Pimentón was assembled from recycled bottle caps."}
+
+
+def test_a_quantity_the_model_leaves_out_is_quoted_from_the_passage(planted_video, planted_cues):
+    # Asked "how many", the model twice answers without a number; the passage it read states
+    # one ("1,200"), so the answer quotes the passage instead of saying the video does not say.
+    videos.add_video(str(planted_video))
+    fake = FakeChatModel(responses=[NUMBERLESS, NUMBERLESS])
+    with use_chat_model(fake):
+        out = videos.ask("How many recycled bottle caps was the robot Pimentón assembled from?")
+    assert len(fake.calls) == 2
+    assert out["answered"] and out["method"] == "extractive" and "1,200" in out["answer"]
+    assert abs(out["citations"][0]["start"] - fact_time(planted_cues)) <= 8
+
+
+GARDEN = ("Our gardener planted roses along the old stone fence behind the library. She waters the roses "
+          "every morning before the students arrive. The roses grew tall and red during the warm spring. "
+          "Visitors often stop at the fence to smell the roses. The library keeps a small notebook about "
+          "the garden, and the gardener writes in it each week. Bees come to the roses when the sun is "
+          "high. In autumn the gardener cuts the roses back so that they grow strong again. ") * 3
+
+
+def test_a_quantity_no_passage_states_is_declined(tmp_path):
+    garden = write_transcript(tmp_path, "garden.vtt", cues_from_text(GARDEN))
+    videos.add_video(str(garden))
+    numberless = {"excerpt": 1, "answer": "The gardener planted roses along the old stone fence."}
+    fake = FakeChatModel(responses=[numberless, numberless])
+    with use_chat_model(fake):
+        out = videos.ask("How many roses did the gardener plant along the stone fence?")
+    assert len(fake.calls) == 2
+    assert not out["answered"] and out["reason"] == "the excerpts state no quantity for it"
+    assert out["nearest"] and "roses" in out["summary"]
+
+
+def test_only_a_number_the_question_does_not_hold_is_a_quantity():
+    from taller.knowledge.videos.answer import _states_a_quantity
+
+    said = Hit(id="a", text="In 1962 the budget was balanced.", metadata={}, score=0.5)
+    assert not _states_a_quantity(said, "How many ships were built in 1962?")
+    assert _states_a_quantity(said, "How many ships were built that year?")

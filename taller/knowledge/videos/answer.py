@@ -294,6 +294,11 @@ def _answer(question: str, collection: Any, key: str | None, k: int, hybrid: boo
                               "seconds": seconds}
     if query != question:
         result["search_query"] = query
+    if reply == "decline" and method == "no number" and _states_a_quantity(shown[0], question):
+        # "how many …?" answered twice without a number, yet the best passage states one
+        # ("155,000 members of the Reserve … were activated"): the model missed it, the passage
+        # did not. Quote it, as for any reply the model could not put into words.
+        reply, method = None, "extractive"
     if reply == "decline":
         reason = ("the excerpts state no quantity for it" if method == "no number"
                   else "the model found no answer in the excerpts")
@@ -321,6 +326,11 @@ def _answer(question: str, collection: Any, key: str | None, k: int, hybrid: boo
     result.update({"summary": text, "answered": True, "answer": text, "citations": [source],
                    "method": method})
     return result
+
+
+def _states_a_quantity(hit: Any, question: str) -> bool:
+    """Whether the passage an extractive answer would quote states a number the question does not."""
+    return bool(numbers_in(hit.extra.get("passage") or hit.text) - numbers_in(question))
 
 
 def _prompt(question: str, shown: Sequence[Any], excerpts: Sequence[tuple[int, str]]) -> str:
