@@ -359,7 +359,7 @@ def llm_plan(model: Any, request: str, candidates: Sequence[str], history: Seque
             if error:
                 ask.append(HumanMessage(content=f"That was invalid ({error}). Reply again."))
             try:
-                filled = invoke_json(model, ask, _args_schema(tool, only=missing), max_tokens=200)
+                filled = invoke_json(model, ask, _args_schema(tool, only=missing), max_tokens=reply_budget(request))
             except ValueError as exc:  # a reply cut off mid-JSON (a small model repeating itself)
                 log.warning("filling %s's arguments failed: %s", tool, str(exc)[:200])
                 error = "the model's reply was not valid JSON"
@@ -473,6 +473,18 @@ _NOT_A_NAME = {"the", "a", "an", "my", "this", "that", "your", "our", "sales", "
                "esta", "ventas", "y", "and", "of", "in", "en", "to", "from", "query", "consulta", "datos", "la", "que"}
 
 
+# Tokens an argument reply may take at most, and at least: its keys and punctuation.
+ARGS_TOKENS, ARGS_OVERHEAD = 200, 32
+
+
+def reply_budget(*texts: str) -> int:
+    """Tokens for a JSON reply of arguments that can only keep what ``texts`` say (grounding drops
+    the rest): their length, generously (a token is 3-4 characters), plus the JSON around them.
+    A small model that starts counting ("values": [24, 25, 26, … 70, …) stops there instead of
+    at ``ARGS_TOKENS``, seconds later, with the same unusable reply."""
+    return min(ARGS_TOKENS, ARGS_OVERHEAD + sum(len(text) for text in texts) // 2)
+
+
 def _grounded_fill(model: Any, tool: str, request: str, args: dict[str, Any], sources: Sequence[str]) -> dict[str, Any]:
     """Ask the LLM for every argument of ``tool`` and keep those grounded in ``sources``.
 
@@ -488,7 +500,7 @@ def _grounded_fill(model: Any, tool: str, request: str, args: dict[str, Any], so
         HumanMessage(content=request),
     ]
     try:
-        filled = invoke_json(model, ask, _args_schema(tool, optional_too=True), max_tokens=200)
+        filled = invoke_json(model, ask, _args_schema(tool, optional_too=True), max_tokens=reply_budget(*sources))
     except Exception as exc:  # a reply that is not JSON, a schema the backend refuses: keep the rules' args
         log.warning("argument fill for %s failed: %s", tool, exc)
         return args
@@ -982,7 +994,8 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
                              f"User: {request}\nNew call arguments:"),
     ]
     try:
-        filled = invoke_json(model_factory(), ask, _args_schema(tool, optional_too=True), max_tokens=200)
+        filled = invoke_json(model_factory(), ask, _args_schema(tool, optional_too=True),
+                             max_tokens=reply_budget(str(ask[1].content)))
     except Exception as exc:  # a reply that is not JSON: keep the plan as it was
         log.warning("editing the previous %s call failed: %s", tool, exc)
         return decision

@@ -205,6 +205,23 @@ def test_a_database_named_in_the_sentence_is_kept_and_an_invented_one_dropped():
     assert len(model.calls) == 1  # the fill was really asked
 
 
+def test_an_argument_reply_is_bounded_by_what_it_could_keep():
+    # A fill can keep only values its sources state, so its reply needs about their length: a
+    # small model that starts counting a series is stopped there, not 200 tokens later.
+    budgets = []
+
+    class Counting:
+        def invoke_json(self, messages, schema, max_tokens=256):
+            budgets.append(max_tokens)
+            return {"values": list(range(24, 90))}
+
+    request = "¿y cuántas facturas hubo en 2013?"
+    assert router._grounded_fill(Counting(), "forecast", request, {}, [request]) == {}
+    assert budgets == [router.reply_budget(request)] and budgets[0] < router.ARGS_TOKENS
+    assert router.reply_budget("5, 7, 6, 8, 7, 9, 8, 10, 9, 11, 10, 12") >= 32 + 18  # the whole series fits
+    assert router.reply_budget("x" * 2000) == router.ARGS_TOKENS
+
+
 def test_no_fill_call_when_the_request_states_nothing_more():
     decision, model = _plan("describe the database", {"tool": "describe_database"})
     assert decision == {"tool": "describe_database", "args": {}, "source": "llm"} and len(model.calls) == 1
