@@ -988,14 +988,14 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
                 clean = None
             if clean is not None:
                 return {**decision, "args": _compact(tool, clean), "edited": [number_field]}
+    user = f"Previous call: {tool}({json.dumps(previous, ensure_ascii=False)})\nUser: {request}\nNew call arguments:"
     ask: list[BaseMessage] = [
         SystemMessage(content=prompts.ROUTER_EDIT_SYSTEM.format(tool=tool, description=prompts.TOOL_CATALOG[tool])),
-        HumanMessage(content=f"Previous call: {tool}({json.dumps(previous, ensure_ascii=False)})\n"
-                             f"User: {request}\nNew call arguments:"),
+        HumanMessage(content=user),
     ]
     try:
-        filled = invoke_json(model_factory(), ask, _args_schema(tool, optional_too=True),
-                             max_tokens=reply_budget(str(ask[1].content)))
+        # The new call's values come from the previous call and the user's words: both are in ``user``.
+        filled = invoke_json(model_factory(), ask, _args_schema(tool, optional_too=True), max_tokens=reply_budget(user))
     except Exception as exc:  # a reply that is not JSON: keep the plan as it was
         log.warning("editing the previous %s call failed: %s", tool, exc)
         return decision
