@@ -747,7 +747,6 @@ def test_an_input_image_is_not_carried_to_a_model_that_takes_none():
     assert router.extract_args("show_lesson", "mientras tanto enséñame la lección de la atención") == {"model": "seq2seq"}
 
 
-
 def test_going_back_to_an_earlier_video_asks_this_turns_question():
     calls = ({"tool": "ask_video", "args": {"question": "what is a neuron?", "video": "intro.srt"}},
              {"tool": "summarize_video", "args": {"video": "talk2.srt"}})
