@@ -9,10 +9,11 @@
    match within one language.
 2. **Decline without asking** when the best passage is below ``MIN_SCORE``: the transcripts are
    not about this.
-3. **Ask for the answer itself**: one line, "<excerpt number>: <the answer, in the question's
-   language>". A small model told to "cite [n]" replies ``[3]`` and nothing else; asked for the
-   number first and then the sentence, it writes the fact. Plain text, not a JSON schema: the
-   grammar makes llama.cpp a third slower per token, and the reply is short.
+3. **Ask for the answer itself**: JSON ``{"excerpt": <number>, "answer": <the answer, in the
+   question's language>}`` (``ANSWER_SCHEMA``). A small model told to "cite [n]" replies ``[3]``
+   and nothing else; asked for the number first and then the sentence, it writes the fact. (The
+   embedded model decodes freely first and under the schema's grammar only when it must:
+   :meth:`taller.llm.chat.EmbeddedChatModel.invoke_json`.)
 4. **Check the reply** (:func:`check_reply`): it must say something beyond citations, every
    number in it must be in the excerpts (in digits or in words), and when it is in the
    transcript's language most of its words must be there too. A reply that fails is asked again
