@@ -158,7 +158,8 @@ REQUEST_FILES = {"requests": "routing_requests.jsonl", "requests-dev": "routing_
                  "requests-dev2": "routing_requests_dev2.jsonl"}
 DIALOGUE_FILES = {"dialogues": "routing_dialogues.jsonl", "dialogues-dev": "routing_dialogues_dev.jsonl",
                   "dialogues-dev2": "routing_dialogues_dev2.jsonl", "dialogues-dev3": "routing_dialogues_dev3.jsonl",
-                  "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl"}
+                  "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl",
+                  "dialogues-dev6": "routing_dialogues_dev6.jsonl"}
 
 
 def load_requests(split: str = "all", file: str = "routing_requests.jsonl") -> list[tuple[str, str | None, dict]]:
