@@ -242,6 +242,11 @@ for _kind, _table in {
     for _word, _value in _table.items():
         _NUMBER_WORDS[_word] = (_kind, _value)
 
+def is_number_word(word: str) -> bool:
+    """Whether ``word`` is an English or Spanish number word ("five", "cinco", "veintidós")."""
+    return normalize(word) in _NUMBER_WORDS
+
+
 # Number words that are ordinary words in the other language: they count only in text that
 # reads as the language where they are numbers.
 _LANGUAGE_OF_AMBIGUOUS = {"once": "es", "ten": "en"}

@@ -275,8 +275,11 @@ def changes_a_value(text: str) -> bool:
     rest = VIDEO_ID.sub(" ", PATHISH.sub(" ", text))
     for span in quotes:
         rest = rest.replace(span, " ")
-    words = [word for word in re.findall(r"[^\W\d_]+", rest)]
-    # Four other words at most: "train the autoencoder for 3 epochs" is a request of its own.
+    from taller.text import is_number_word
+
+    # Four other words at most: "train the autoencoder for 3 epochs" is a request of its own. The
+    # value's own words are not other words: "con un haz de cinco" is "con un haz de 5".
+    words = [word for word in re.findall(r"[^\W\d_]+", rest) if not is_number_word(word)]
     if len(words) > 4:
         return False
     return bool(grounding.number_mentions(rest) or quotes or PATHISH.search(text) or VIDEO_ID.search(text)

@@ -59,6 +59,9 @@ _IMAGE_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(
 _TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:vtt|srt|json))\b""", re.I)
 _CSV_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
 _URL = re.compile(r"https?://\S+", re.I)
+# A SQLAlchemy database URL ("postgresql://analyst@db.local/library", "sqlite:///data/shop.db",
+# "mysql+pymysql://…"), without a sentence's closing punctuation: the database argument as written.
+_DATABASE_URL = re.compile(r"(?<![\w/])((?!https?://)[a-z][a-z0-9]*(?:\+[a-z0-9]+)?://[^\s'\"<>]*[^\s'\"<>.,;:?!)])", re.I)
 # A bare YouTube id: 11 characters of [A-Za-z0-9_-] with a digit, "_" or "-" or mixed case inside.
 _EPOCH_WORD = re.compile(r"(?:(?<=\d)|\b)(?:epochs?|épocas?|epocas?)\b", re.I)
 _SAMPLE_WORD = re.compile(r"(?:(?<=\d)|\b)(?:samples?|images?|imágenes|imagenes|muestras|digits?|dígitos|digitos|pictures?)\b", re.I)
@@ -160,6 +163,10 @@ _LESSON_WORD = re.compile(r"\b(?:lessons?|lecci[oó]n|lecciones|experiments?|exp
 
 def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     """Arguments for ``tool`` read off ``text`` by rules, or None when rules cannot tell."""
+    database = _DATABASE_URL.search(text)
+    if tool in ("describe_database", "query_database") and database:
+        named = {"database": database.group(1)}
+        return {"question": text.strip(), **named} if tool == "query_database" else named
     if tool in ("list_models", "describe_database", NONE):
         return {}
     if tool == "train_model":
@@ -622,7 +629,8 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     quick = None
     sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
     rewritten = False
-    if results_note is None and followup.looks_like_followup(request, context):
+    again = _takes_the_bare_value(request, context) if results_note is None else None
+    if results_note is None and again is None and followup.looks_like_followup(request, context):
         # A turn the classifier places on a tool with every argument read off it needs no
         # rewrite ("add this one too: <URL>", "and luna.png?" with the last tool favoured),
         # except a free-text argument (a question) that points back: "who are those
@@ -647,7 +655,11 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             favour = _followup_prior(request, context.last_call["tool"])
         else:
             favour = (context.last_call["tool"], THREAD_PRIOR)
-    if sure_tool and standalone != request and not followup.changes_a_value(request):
+    if again is not None:
+        # Only a new value for the last call ("¿y dibujos/tres_mio.png?" after a reconstruction):
+        # the same call with it, whatever tool the value alone suggests (a photo: faces).
+        decision = {"tool": again, "args": {}, "source": "follow-up"}
+    elif sure_tool and standalone != request and not followup.changes_a_value(request):
         # The classifier was sure of the turn's tool; the rewrite only fills in what the turn
         # leaves to the thread (a small model's rewrite may drift to another tool: "ok, sample
         # 12 digits from it" became a training request).
@@ -673,6 +685,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
                                        refers=followup.refers_back(request), request=request)
         decision = _model_from_thread(decision, request, context)
         decision = _turn_choices_win(decision, request)
+        decision = _default_database_named(decision, request)
     if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
             and decision["tool"] == (context.last_call or {}).get("tool") and followup.refers_back(request)
             and context.last_request):
@@ -694,6 +707,43 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if standalone.strip() != request.strip():
         decision = {**decision, "standalone": standalone}
     return decision
+
+
+def _default_database_named(decision: dict[str, Any], request: str) -> dict[str, Any]:
+    """Without the conversation's database when the turn names the default one: "vuelve a la base
+    sales: ¿cuántos clientes hay en Chile?" after questions to ``inventario`` asks ``sales``."""
+    if "database" not in decision.get("carried_over", ()):
+        return decision
+    named = _NAMED_DATABASE.search(request)
+    name = named and next((group for group in named.groups() if group), None)
+    from taller.config import get_settings
+
+    if not name or name.lower() not in {get_settings().default_database.lower(), "default"}:
+        return decision
+    args = {key: value for key, value in decision["args"].items() if key != "database"}
+    carried = [field for field in decision["carried_over"] if field != "database"]
+    return {**decision, "args": args, "carried_over": carried}
+
+
+def _takes_the_bare_value(request: str, context: followup.ThreadContext) -> str | None:
+    """The last call's tool, when this turn is only a new value (:func:`followup.bare_ellipsis`)
+    that one of that tool's own arguments takes: a file, a quoted text, a series, a number of
+    its units. A value only a free-text argument (a question) could hold needs the rewrite.
+    So is a short turn that states a number by that tool's words for it and no other tool's
+    ("con un haz de cinco" after a translation; not "5 more images" after a forecast)."""
+    from taller.tools import registry
+
+    tool = (context.last_call or {}).get("tool")
+    if tool not in registry.TOOLS:
+        return None
+    if (followup.changes_a_value(request) and followup.numbers_by_units(tool, request)
+            and not any(followup.numbers_by_units(other, request) for other in registry.TOOLS if other != tool)):
+        return tool
+    if not followup.bare_ellipsis(request):
+        return None
+    read = {**(extract_args(tool, request) or {}), **_turn_files(tool, request),
+            **followup.numbers_by_units(tool, request)}
+    return tool if any(name not in _free_text_fields(tool) for name in read) else None
 
 
 def _without_unused_image(decision: dict[str, Any], request: str) -> dict[str, Any]:
@@ -791,17 +841,24 @@ def _asks_why(request: str) -> bool:
 
 def _model_from_thread(decision: dict[str, Any], request: str, context: followup.ThreadContext) -> dict[str, Any]:
     """The model a turn points back to ("reconstruct my_digit.png with it", "entrena ese modelo")
-    when no call carried one: the latest earlier request that names a model the tool takes."""
+    when the turn names none: the latest earlier request that names a model the tool takes. The
+    latest mention wins over the model a rewrite or the last call brought: "vale, entrénalo" right
+    after "¿cuánto tardaría en entrenarse el pix2pix?" trains pix2pix, not the model generated with
+    before that question."""
     from taller.tools import registry
 
     tool = decision["tool"]
     args = dict(decision.get("args") or {})
-    if "model" not in _required(tool) or args.get("model") or not followup.refers_back(request):
+    if "model" not in _required(tool) or not followup.refers_back(request):
         return decision
-    args = {**_turn_files(tool, request), **args}  # a plan that failed validation kept no file
     allowed = list((registry.TOOLS[tool].synonyms.get("model") or {}).keys()) if tool in registry.TOOLS else []
+    if _model_name(request, allowed):
+        return decision  # the turn names its model
+    args = {**_turn_files(tool, request), **args}  # a plan that failed validation kept no file
     for turn in reversed(context.turns):
         name = _model_name(turn, allowed)
+        if name == args.get("model"):
+            return decision
         if name:
             try:
                 clean = validate_args(tool, {**args, "model": name})
@@ -854,7 +911,7 @@ def _with_standalone(tool: str, request: str, standalone: str, model_factory: An
 
 # Which file each path argument takes, by its name.
 _FILE_ARGUMENTS = {"image_path": (_IMAGE_PATH,), "url_or_path": (_URL, _TRANSCRIPT_PATH),
-                   "video": (_URL, _TRANSCRIPT_PATH), "values": (_CSV_PATH,)}
+                   "video": (_URL, _TRANSCRIPT_PATH), "values": (_CSV_PATH,), "database": (_DATABASE_URL,)}
 
 
 def _turn_files(tool: str, request: str) -> dict[str, str]:

@@ -755,3 +755,88 @@ def test_going_back_to_an_earlier_video_asks_this_turns_question():
     turn = "going back to the first video, what does it say about bias?"
     decision = router.plan(turn, lambda: FakeChatModel(responses=[]), use_semantic=False, context=context)
     assert decision["tool"] == "ask_video" and decision["args"] == {"question": turn, "video": "intro.srt"}
+
+
+def _no_llm():
+    raise AssertionError("the LLM is not needed")
+
+
+def test_a_bare_new_file_keeps_the_last_tool_whatever_the_file_alone_suggests(monkeypatch):
+    # A photo alone reads as a face; after a reconstruction it is the next image to reconstruct.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("analyze_face", 0.995), ("classify_pet", 0.004), ("generate_images", 0.001)]))
+    context = followup.ThreadContext(
+        turns=("ahora reconstruye dibujos/siete_mio.png con el autoencoder",),
+        last_call={"tool": "generate_images", "args": {"model": "autoencoder", "image_path": "dibujos/siete_mio.png"}},
+        last_request="ahora reconstruye dibujos/siete_mio.png con el autoencoder")
+    decision = router.plan("¿y dibujos/tres_mio.png?", _no_llm, context=context)
+    assert decision["tool"] == "generate_images"
+    assert decision["args"] == {"model": "autoencoder", "image_path": "dibujos/tres_mio.png"}
+    # A value only a question could hold ("¿y 2012?" after a database question) is not one of the
+    # tool's own arguments: that turn is still rewritten.
+    database = followup.ThreadContext(turns=("¿cuántas facturas hubo en 2011?",),
+                                      last_call={"tool": "query_database", "args": {"question": "¿cuántas facturas hubo en 2011?"}},
+                                      last_request="¿cuántas facturas hubo en 2011?")
+    assert router._takes_the_bare_value("¿y 2012?", database) is None
+
+
+@pytest.mark.parametrize("turn, expected", [
+    ("con un haz de cinco", {"text": "It's raining, so we'll stay home", "beam_size": 5}),
+    ("with a beam of three", {"text": "It's raining, so we'll stay home", "beam_size": 3}),
+])
+def test_a_number_in_words_by_the_last_tools_words_edits_that_call(monkeypatch, turn, expected):
+    # The classifier reads a short Spanish phrase as chat; the unit word ("haz", "beam") says which
+    # argument the number is, and only the translation has it.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("none", 0.97), ("translate", 0.03)]))
+    context = followup.ThreadContext(
+        turns=("traduce al español: 'It's raining, so we'll stay home'",),
+        last_call={"tool": "translate", "args": {"text": "It's raining, so we'll stay home"}},
+        last_request="traduce al español: 'It's raining, so we'll stay home'")
+    decision = router.plan(turn, _no_llm, context=context)
+    assert decision["tool"] == "translate" and decision["args"] == expected
+    assert followup.changes_a_value(turn)  # "cinco" is the value, not one of the "four other words"
+
+
+def test_a_number_by_another_tools_words_does_not_edit_the_last_call():
+    context = followup.ThreadContext(turns=("forecast 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12",),
+                                     last_call={"tool": "forecast", "args": {"values": [float(n) for n in range(1, 13)]}})
+    assert router._takes_the_bare_value("now 5 more images", context) is None
+    assert router._takes_the_bare_value("now 5 more", context) == "forecast"
+
+
+def test_a_database_url_in_the_turn_is_the_database_as_written(monkeypatch):
+    url = "postgresql://analyst@db.local/library"
+    assert router.extract_args("query_database", "how many tracks in sqlite:///data/shop.db?") == {
+        "question": "how many tracks in sqlite:///data/shop.db?", "database": "sqlite:///data/shop.db"}
+    assert router.extract_args("describe_database", "describe https://example.com/page") == {}
+    # Read by the rules, so no model shortens it to "library"; the next question keeps it.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("describe_database", 0.99), ("none", 0.01)]))
+    decision = router.plan(f"describe the database at {url}", _no_llm)
+    assert decision == {"tool": "describe_database", "args": {"database": url}, "source": "semantic", "confidence": 0.99}
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("query_database", 0.99), ("none", 0.01)]))
+    context = followup.ThreadContext(turns=(f"describe the database at {url}",), last_call=decision)
+    after = router.plan("how many books were borrowed last month?", _no_llm, context=context)
+    assert after["args"] == {"question": "how many books were borrowed last month?", "database": url}
+
+
+def test_naming_the_default_database_drops_the_conversations_other_one():
+    decision = {"tool": "query_database", "args": {"question": "¿cuántos clientes hay en Chile?", "database": "inventario"},
+                "carried_over": ["database"]}
+    back = router._default_database_named(decision, "vuelve a la base sales: ¿cuántos clientes hay en Chile?")
+    assert back["args"] == {"question": "¿cuántos clientes hay en Chile?"} and back["carried_over"] == []
+    # A turn that names no database keeps the conversation's.
+    assert router._default_database_named(decision, "¿y en Perú?") == decision
+
+
+def test_a_pointing_turn_takes_the_latest_model_mentioned_even_in_a_chat_turn():
+    calls = ({"tool": "generate_images", "args": {"model": "vae", "count": 9}},)
+    context = followup.ThreadContext(
+        turns=("genera nueve imágenes con el VAE", "¿cuánto tardaría en entrenarse el pix2pix en un portátil sin GPU?"),
+        last_call=calls[-1], calls=calls)
+    # Whatever model the rewrite or the last call brought, "it" is the one just talked about.
+    decision = {"tool": "train_model", "args": {"model": "vae", "epochs": 30}}
+    assert router._model_from_thread(decision, "vale, entrénalo con treinta épocas", context)["args"] == {
+        "model": "pix2pix", "epochs": 30}
+    # A turn that names its model keeps it.
+    named = {"tool": "train_model", "args": {"model": "vae", "epochs": 30}}
+    assert router._model_from_thread(named, "entrena el vae con treinta épocas", context) == named
