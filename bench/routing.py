@@ -155,7 +155,7 @@ HALF_OF: dict[str, str] = {}
 # Each benchmark set and its file in bench/data. The "-dev" sets are tuning sets written blind, one
 # per round of tuning once the earlier ones were spent (see bench/data/README.md).
 REQUEST_FILES = {"requests": "routing_requests.jsonl", "requests-dev": "routing_requests_dev.jsonl",
-                 "requests-dev2": "routing_requests_dev2.jsonl"}
+                 "requests-dev2": "routing_requests_dev2.jsonl", "requests-dev3": "routing_requests_dev3.jsonl"}
 DIALOGUE_FILES = {"dialogues": "routing_dialogues.jsonl", "dialogues-dev": "routing_dialogues_dev.jsonl",
                   "dialogues-dev2": "routing_dialogues_dev2.jsonl", "dialogues-dev3": "routing_dialogues_dev3.jsonl",
                   "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl",

@@ -175,7 +175,7 @@ def check_tuning_dialogues(name: str) -> None:
 
 
 # Tuning-only request sets written blind for later rounds: every request `tuning`.
-TUNING_REQUEST_SETS = ("routing_requests_dev.jsonl", "routing_requests_dev2.jsonl")
+TUNING_REQUEST_SETS = ("routing_requests_dev.jsonl", "routing_requests_dev2.jsonl", "routing_requests_dev3.jsonl")
 
 
 

@@ -58,7 +58,8 @@ CANDIDATES = 4
 _IMAGE_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:png|jpe?g|bmp|gif|webp|tiff?))\b""", re.I)
 _TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:vtt|srt|json))\b""", re.I)
 _CSV_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
-_URL = re.compile(r"https?://\S+", re.I)
+# A link, without the punctuation of the sentence around it ("in https://youtu.be/x, how …").
+_URL = re.compile(r"https?://\S*[^\s.,;:?!)\]'\"”»]", re.I)
 # A SQLAlchemy database URL ("postgresql://analyst@db.local/library", "sqlite:///data/shop.db",
 # "mysql+pymysql://…"), without a sentence's closing punctuation: the database argument as written.
 _DATABASE_URL = re.compile(r"(?<![\w/])((?!https?://)[a-z][a-z0-9]*(?:\+[a-z0-9]+)?://[^\s'\"<>]*[^\s'\"<>.,;:?!)])", re.I)
@@ -158,14 +159,30 @@ def _payload_candidate(text: str) -> str | None:
     return None
 
 
+def _known_database(text: str) -> str | None:
+    """A database the configuration knows by name (``databases`` in the settings, or the sample's
+    other name, "chinook"), other than the default, named as a word of ``text``."""
+    from taller.config import get_settings
+    from taller.knowledge.sql.connection import SAMPLE_NAMES
+
+    settings = get_settings()
+    names = ({*settings.databases, *SAMPLE_NAMES} - {settings.default_database})
+    for name in sorted(names, key=len, reverse=True):
+        match = re.search(rf"(?<![\w/.:@-]){re.escape(name)}(?![\w/.:@-])", text, re.I)
+        if match:
+            return name
+    return None
+
+
 _LESSON_WORD = re.compile(r"\b(?:lessons?|lecci[oó]n|lecciones|experiments?|experimentos?)\b", re.I)
 
 
 def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     """Arguments for ``tool`` read off ``text`` by rules, or None when rules cannot tell."""
     database = _DATABASE_URL.search(text)
-    if tool in ("describe_database", "query_database") and database:
-        named = {"database": database.group(1)}
+    known = None if database else _known_database(text)
+    if tool in ("describe_database", "query_database") and (database or known):
+        named = {"database": database.group(1) if database else known}
         return {"question": text.strip(), **named} if tool == "query_database" else named
     if tool in ("list_models", "describe_database", NONE):
         return {}
@@ -468,14 +485,23 @@ def _unexplained(tool: str, request: str, args: dict[str, Any]) -> bool:
             if grounding.grounded_enum(value, words, [request]):
                 return True
     # A database named in the sentence ("in the payroll database", "la base de datos de nóminas").
-    named = _NAMED_DATABASE.search(request)
-    name = named and next((group for group in named.groups() if group), None)
+    name = _named_database(request)
     return bool("database" in missing and name and name.lower() not in _NOT_A_NAME)
+
+
+def _named_database(request: str) -> str | None:
+    """The word ``request`` puts before "database" or after "base de datos", "database" misspelt
+    too ("in the hr databse"); None when it names none that way."""
+    from taller.text import respelled
+
+    named = _NAMED_DATABASE.search(respelled(request, _DATABASE_WORDS))
+    return next((group for group in named.groups() if group), None) if named else None
 
 
 _NAMED_DATABASE = re.compile(
     r"\b([\w-]+)\s+(?:database|db)\b|\b(?:database|db)\s+(?:called|named)\s+([\w-]+)"
     r"|\bbase(?:\s+de\s+datos)?\s+(?:de\s+|llamada\s+)?([\w-]+)", re.I)
+_DATABASE_WORDS = frozenset({"database", "databases"})
 _NOT_A_NAME = {"the", "a", "an", "my", "this", "that", "your", "our", "sales", "default", "de", "la", "el", "mi",
                "esta", "ventas", "y", "and", "of", "in", "en", "to", "from", "query", "consulta", "datos", "la", "que"}
 
@@ -714,10 +740,9 @@ def _default_database_named(decision: dict[str, Any], request: str) -> dict[str,
     sales: ¿cuántos clientes hay en Chile?" after questions to ``inventario`` asks ``sales``."""
     if "database" not in decision.get("carried_over", ()):
         return decision
-    named = _NAMED_DATABASE.search(request)
-    name = named and next((group for group in named.groups() if group), None)
     from taller.config import get_settings
 
+    name = _named_database(request)
     if not name or name.lower() not in {get_settings().default_database.lower(), "default"}:
         return decision
     args = {key: value for key, value in decision["args"].items() if key != "database"}
@@ -1176,6 +1201,8 @@ def semantic_plan(request: str, favour: tuple | None = None) -> dict[str, Any] |
         return None
     if best != NONE and _unexplained(best, request, args):
         return None  # the request says more than the rules read: let the LLM fill, then ground
+    if best == NONE and _tools_for_files(request):
+        return None  # a photo, a transcript, a CSV or a video link to work on: not chat
     if best == NONE:
         return {"tool": None, "args": {}, "source": "semantic", "confidence": round(score, 3)}
     try:

@@ -840,3 +840,18 @@ def test_a_pointing_turn_takes_the_latest_model_mentioned_even_in_a_chat_turn():
     # A turn that names its model keeps it.
     named = {"tool": "train_model", "args": {"model": "vae", "epochs": 30}}
     assert router._model_from_thread(named, "entrena el vae con treinta épocas", context) == named
+
+
+def test_a_link_or_database_named_in_passing_is_read_as_meant(monkeypatch):
+    # The sentence's comma is not part of the link.
+    assert router.extract_args("ask_video", "in https://www.youtube.com/watch?v=aircAruvnKk, how many layers?")["video"] == \
+        "https://www.youtube.com/watch?v=aircAruvnKk"
+    # The sample's other name is a database the configuration knows.
+    assert router.extract_args("describe_database", "show me the schema of chinook") == {"database": "chinook"}
+    assert router.extract_args("describe_database", "show me the schema of the sales data") == {}
+    # "database" misspelt still names the word before it.
+    assert router._named_database("in the hr databse, which employees were hired after 2019?") == "hr"
+    # A video link is something to work on, whatever the classifier reads in the question around it.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("none", 0.9), ("ask_video", 0.1)]))
+    assert router.semantic_plan("in https://youtu.be/aircAruvnKk, how many layers does the network have?") is None
+    assert router.semantic_plan("how many layers does a deep network have?")["tool"] is None
