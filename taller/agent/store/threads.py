@@ -58,17 +58,27 @@ class ThreadStore:
         """
         # check_same_thread=False: the server and the TUI call from worker threads; self.lock
         # serialises them. timeout sets SQLite's busy timeout for waits on other processes.
-        connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
-        try:
-            connection.execute("PRAGMA journal_mode=WAL")
-            apply_migrations(connection, path, migrations)
-        except sqlite3.DatabaseError as exc:
-            connection.close()
-            raise ThreadStoreError(f"{path}: cannot open the thread database: {exc}") from exc
-        except BaseException:
-            connection.close()
-            raise
-        return cls(connection, path)
+        deadline = time.monotonic() + BUSY_TIMEOUT_S
+        while True:
+            connection = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, check_same_thread=False)
+            try:
+                connection.execute("PRAGMA journal_mode=WAL")
+                apply_migrations(connection, path, migrations)
+            except sqlite3.OperationalError as exc:
+                connection.close()
+                # SQLite answers "locked" at once, without its busy wait, while another process
+                # switches a new file to WAL or recovers its log: try again, for as long.
+                if "locked" in str(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise ThreadStoreError(f"{path}: cannot open the thread database: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                connection.close()
+                raise ThreadStoreError(f"{path}: cannot open the thread database: {exc}") from exc
+            except BaseException:
+                connection.close()
+                raise
+            return cls(connection, path)
 
     def threads(self) -> list[dict[str, Any]]:
         """Saved conversations, most recently used first."""
