@@ -134,14 +134,23 @@ class Optional:
     value: object
 
 
+@dataclass(frozen=True)
+class Excludes:
+    """Text a free-text argument must not contain: the value a follow-up replaced ("and to
+    France?" after Canada asks about France alone, not "Canada and France")."""
+
+    text: str
+
+
 DATA = Path(__file__).resolve().parent / "data"
 
 
 def _expected_value(value: object) -> object:
     """bench/data's JSON forms → the matcher's: ``{"contains": ...}`` and ``{"optional": ...}``."""
-    if isinstance(value, dict) and set(value) == {"contains"}:
-        words = value["contains"]
-        return tuple(Contains(word) for word in ([words] if isinstance(words, str) else words))
+    if isinstance(value, dict) and set(value) in ({"contains"}, {"contains", "excludes"}):
+        words, absent = value["contains"], value.get("excludes", [])
+        return (tuple(Contains(word) for word in ([words] if isinstance(words, str) else words))
+                + tuple(Excludes(word) for word in ([absent] if isinstance(absent, str) else absent)))
     if isinstance(value, dict) and set(value) == {"optional"}:
         return Optional(_expected_value(value["optional"]))
     return value
@@ -159,7 +168,7 @@ REQUEST_FILES = {"requests": "routing_requests.jsonl", "requests-dev": "routing_
 DIALOGUE_FILES = {"dialogues": "routing_dialogues.jsonl", "dialogues-dev": "routing_dialogues_dev.jsonl",
                   "dialogues-dev2": "routing_dialogues_dev2.jsonl", "dialogues-dev3": "routing_dialogues_dev3.jsonl",
                   "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl",
-                  "dialogues-dev6": "routing_dialogues_dev6.jsonl"}
+                  "dialogues-dev6": "routing_dialogues_dev6.jsonl", "substitutions": "routing_substitutions.jsonl"}
 
 
 def load_requests(split: str = "all", file: str = "routing_requests.jsonl") -> list[tuple[str, str | None, dict]]:
@@ -209,6 +218,8 @@ def value_match(want: object, got: object) -> bool:
         return all(value_match(word, got) for word in want)
     if isinstance(want, Contains):
         return isinstance(got, str) and want.text.lower() in got.lower()
+    if isinstance(want, Excludes):
+        return isinstance(got, str) and want.text.lower() not in got.lower()
     if isinstance(want, list):
         try:
             return isinstance(got, list) and [float(x) for x in got] == [float(x) for x in want]
@@ -230,7 +241,9 @@ def shown(value: object) -> object:
     if isinstance(value, Optional):
         return {"optional": shown(value.value)}
     if isinstance(value, tuple):
-        return {"contains": [word.text for word in value]}
+        absent = [word.text for word in value if isinstance(word, Excludes)]
+        return {"contains": [word.text for word in value if isinstance(word, Contains)],
+                **({"excludes": absent} if absent else {})}
     if isinstance(value, Contains):
         return {"contains": value.text}
     return value

@@ -81,9 +81,15 @@ def check_value(where: str, key: str, value, context: str) -> None:
         if set(value) == {"optional"}:
             check_value(where, key, value["optional"], context)
             return
-        if set(value) != {"contains"}:
-            complain(where, f"{key}: an expectation object has one key, 'contains' or 'optional'; got {sorted(value)}")
+        if set(value) not in ({"contains"}, {"contains", "excludes"}):
+            complain(where, f"{key}: an expectation object has 'contains' (and maybe 'excludes') or 'optional'; "
+                            f"got {sorted(value)}")
             return
+        absent = value.get("excludes", [])
+        for word in absent if isinstance(absent, list) else [absent]:
+            # The value a follow-up replaced: said earlier in the dialogue, so a rewrite could keep it.
+            if not isinstance(word, str) or not word.strip() or word.lower() not in context.lower():
+                complain(where, f"{key}: excludes {word!r}, which the user never wrote")
         words = value["contains"]
         words = words if isinstance(words, list) else [words]
         if not words or not all(isinstance(word, str) and word.strip() for word in words):
@@ -194,6 +200,30 @@ def check_request(where: str, item: dict, splits: tuple[str, ...]) -> list[str] 
     if "long" in labels and words <= 25:
         complain(where, f"marked long but has {words} words")
     return labels
+
+SUBSTITUTIONS = "routing_substitutions.jsonl"
+
+
+def check_substitutions() -> None:
+    """Two-turn dialogues whose follow-up replaces one value: every follow-up excludes the old one,
+    and each language is split half and half."""
+    halves = collections.defaultdict(collections.Counter)
+    for item in load(SUBSTITUTIONS):
+        where = f"{SUBSTITUTIONS} {item.get('id', '?')}"
+        turns = item.get("turns") or []
+        if len(turns) != 2:
+            complain(where, f"{len(turns)} turns (2 wanted)")
+            continue
+        halves[item.get("lang")][item.get("split")] += 1
+        so_far = ""
+        for index, turn in enumerate(turns):
+            so_far += "\n" + turn.get("text", "")
+            check_call(f"{where} turn {index + 1}", turn.get("tool"), turn.get("args"), so_far)
+        question = (turns[1].get("args") or {}).get("question")
+        if not (isinstance(question, dict) and question.get("excludes")):
+            complain(where, "the follow-up's question needs 'excludes' (the value it replaced)")
+    check_split(SUBSTITUTIONS, halves)
+
 
 def check_tuning_requests(name: str, seen_texts: set) -> None:
     """Validate one tuning-only request set like the main one, and print its counts."""
@@ -310,6 +340,7 @@ def main() -> int:
 
     for name in TUNING_DIALOGUE_SETS:
         check_tuning_dialogues(name)
+    check_substitutions()
     seen_texts = {item.get("text") for item in requests}
     for name in TUNING_REQUEST_SETS:
         check_tuning_requests(name, seen_texts)

@@ -8,6 +8,11 @@ invoices were billed to France?"), using the recent turns and the last tool call
 arguments. The standalone form is what the router and the tool get, what the ``tool_start``
 event shows and what the thread stores.
 
+A turn that is only a cue and a new value ("and to France?", "¿y de jazz?", "now the top 10")
+is resolved without the model (:func:`substituted`): the value replaces the part of the previous
+request of its kind. Asked to rewrite it, a small model asks about both ("… billed to Canada and
+to France?"), which is another question.
+
 Two guards keep the rewrite honest: it runs only when the turn reads like a follow-up (it
 starts like a continuation — "and…", "¿y…", "now…", "what about…" — or a word points back —
 "her", "the same", "instead"), and :func:`carry_over` fills an argument the standalone request still lacks
@@ -374,13 +379,142 @@ def _call_text(call: dict[str, Any] | None) -> str:
     return f"{call.get('tool')}({json.dumps(call.get('args') or {}, ensure_ascii=False)})"
 
 
+# An elliptical turn: a cue, then only the new value ("and to France?", "what about marketing?",
+# "¿y de jazz?", "ok, and in 2004?", "now the top 10", "same for albums").
+_ELLIPSIS = re.compile(
+    r"^\s*(?:(?:ok(?:ay)?|vale|bueno|great|cool|perfecto|genial|thanks|gracias)[,!.]?\s+)?[¿¡]?\s*"
+    r"(?:and now|y ahora|and|y|e|what about|how about|same for|same with|lo mismo (?:para|con|en|de)|"
+    r"igual (?:para|con)|now|ahora)\s+(?P<value>.+?)\s*[?？!.]*\s*$", re.I)
+# Words that make the rest a request or a question of its own, not a value: "and what's their
+# salary?", "and now train the vae", "¿y cómo se llama?".
+_NOT_A_VALUE = re.compile(
+    r"\b(what|what's|whats|who|how|which|why|when|where|is|are|was|were|does|do|did|can|could|will|"
+    r"train|translate|generate|make|create|summari[sz]e|forecast|predict|classify|describe|show|add|analy[sz]e|"
+    r"list|punctuate|run|query|tell|give|explain|"
+    r"qu[eé]|qui[eé]n(?:es)?|c[oó]mo|cu[aá]l(?:es)?|cu[aá]nt[oa]s?|d[oó]nde|cu[aá]ndo|por qu[eé]|es|son|hay|"
+    r"entrena\w*|traduc\w*|genera\w*|crea\w*|haz|resum\w*|pronostica\w*|predic\w*|clasifica\w*|describ\w*|"
+    r"muestra\w*|ense[nñ]a\w*|a[nñ]ade\w*|analiza\w*|lista\w*|dime|dame|explica\w*)\b", re.I)
+_LEADING_PREPOSITION = re.compile(r"^(?:to|in|for|from|of|on|at|by|with|about|regarding|concerning|de|del|en|para|por|con|a|al|sobre|acerca de)\s+", re.I)
+_SPAN_STOPWORDS = frozenset("""the a an of to in for from on at by with and or is are was were do does did how
+many much what which who de del la el los las en para por con y o un una que hay es son cuantos cuantas""".split())
+# How well a part of the previous request must fit the new value to be the part it replaces: the
+# MiniLM cosine of the two ("Canada" for "France" 0.65, "2011" for "2012" 0.87), plus what says
+# two values are of one kind when the embedding does not ("Iron Maiden" for "Led Zeppelin" is
+# only 0.43): both names (capitalised), both numbers, or the part sits after the preposition the
+# value comes with ("de jazz" for "¿y de heavy metal?", "about inflation" for "and about
+# unemployment?"; about / on / regarding / sobre introduce the same thing, a topic).
+SUBSTITUTION_FIT = 0.45
+_SAME_PREPOSITION, _BOTH_NAMES, _BOTH_NUMBERS = 0.3, 0.2, 0.3
+_TOPIC = frozenset({"about", "on", "regarding", "concerning", "sobre", "acerca"})
+
+
+def _kind_of_preposition(word: str) -> str:
+    word = word.lower()
+    return "topic" if word in _TOPIC else word
+
+
+def _is_name(text: str, start: int) -> bool:
+    """A capitalised word that does not open a sentence."""
+    return text[start:start + 1].isupper() and bool(re.search(r"\w[\s,]*$", text[:start]))
+
+
+def substituted(text: str, previous: str) -> str | None:
+    """``previous`` with the part ``text``'s new value replaces ("How many invoices were billed to
+    Canada?" + "and to France?" → "How many invoices were billed to France?"), or None when
+    ``text`` is not only a cue and a value, or no part of ``previous`` is of the value's kind.
+
+    A small model asked to rewrite such a turn joins both ("… billed to Canada and to France?"),
+    which asks another question. The part replaced is the span of one to four words of
+    ``previous`` that fits the value best (:data:`SUBSTITUTION_FIT`): a value of the same kind
+    as the old one (a country, a genre, a year, a department, a topic, "the most tracks")."""
+    from taller.text import number_mentions
+
+    match = _ELLIPSIS.match(text or "")
+    if not match or not previous:
+        return None
+    value = match.group("value").strip(" ,;:")
+    if (len(value.split()) > 4 or _NOT_A_VALUE.search(value) or _REFERENCE.search(value)
+            or PATHISH.search(value) or VIDEO_ID.search(value) or re.search(r"['\"“‘«]", value)):
+        return None
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    if any(numbers_by_units(tool, value) for tool in registry.TOOLS):
+        return None  # "now with beam 5", "make it 10 epochs": a setting of the call, not its subject
+    preposition = _LEADING_PREPOSITION.match(value)
+    core = value[preposition.end():] if preposition else value
+    tokens = list(re.finditer(r"[^\s¿?¡!,.;:]+", previous))
+    # A quoted text is the user's own words (the text to translate): never edited.
+    quoted = [(at, at + len(span)) for span in grounding.quoted_spans(previous) if (at := previous.find(span)) >= 0]
+
+    def slot_ends(index: int) -> bool:
+        """The phrase after a preposition ends here: punctuation, the end, or a word of no content
+        next ("de rock hay", "about taxes and …")."""
+        if index + 1 >= len(tokens):
+            return True
+        between = previous[tokens[index].end():tokens[index + 1].start()]
+        following = tokens[index + 1].group(0)
+        return (bool(re.search(r"[?!,.;:]", between)) or following.lower() in _SPAN_STOPWORDS
+                or bool(_LEADING_PREPOSITION.match(following + " ")))
+
+    spans, bonuses = [], []
+    for first in range(len(tokens)):
+        before = tokens[first - 1].group(0) if first else ""
+        for last in range(first, min(first + 4, len(tokens))):
+            words = [token.group(0).lower() for token in tokens[first:last + 1]]
+            if words[-1] in _SPAN_STOPWORDS:
+                continue  # a phrase does not end on "the", "de", "hay"
+            start, end = tokens[first].start(), tokens[last].end()
+            if any(start < stop and begin < end for begin, stop in quoted):
+                continue
+            bonus = 0.0
+            # The whole phrase after the same preposition, not a piece of it ("la energía" of
+            # "sobre la energía nuclear" would leave "nuclear" behind).
+            if (preposition and slot_ends(last)
+                    and _kind_of_preposition(before) == _kind_of_preposition(preposition.group(0).strip())):
+                bonus += _SAME_PREPOSITION
+            if _is_name(previous, start) and core[:1].isupper():
+                bonus += _BOTH_NAMES
+            if number_mentions(core) and number_mentions(previous[start:end]):
+                bonus += _BOTH_NUMBERS
+            spans.append((start, end))
+            bonuses.append(bonus)
+    if not spans:
+        return None
+    try:
+        from taller.embeddings import embed
+
+        vectors = embed([core, *(previous[start:end] for start, end in spans)])
+    except Exception:  # no embedding model here: the LLM rewrite does without
+        return None
+    fits = [float(similarity) + bonus for similarity, bonus in zip(vectors[1:] @ vectors[0], bonuses)]
+    best = max(fits)
+    if best < SUBSTITUTION_FIT:
+        return None
+    # Of the spans that fit about as well as the best, the one as long as the value, then the
+    # shortest: "sales" for "marketing", not "the sales"; "la energía nuclear" for "la energía
+    # solar", not "la energía".
+    size = len(core.split())
+    start, end = min((span for span, fit in zip(spans, fits) if fit >= best - 0.05),
+                     key=lambda span: (abs(len(previous[span[0]:span[1]].split()) - size), span[1] - span[0]))
+    if previous[start:end].lower() == core.lower():
+        return None  # the value is already there: not a substitution
+    return previous[:start] + core + previous[end:]
+
+
 def rewrite(model: Any, text: str, context: ThreadContext) -> str:
-    """The standalone form of ``text`` (``text`` itself when the model returns nothing usable)."""
+    """The standalone form of ``text`` (``text`` itself when the model returns nothing usable).
+
+    An elliptical turn that only gives a new value is resolved without the model
+    (:func:`substituted`)."""
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from taller.llm import invoke_json
 
     previous = context.last_request or (context.turns[-1] if context.turns else "")
+    replaced = substituted(text, previous)
+    if replaced is not None:
+        return replaced
     earlier = [turn for turn in context.turns[-4:-1] if turn != previous]
     history = "".join(f"Earlier request: {turn}\n" for turn in earlier)
     user = (f"{history}Previous request: {previous}\nTool used for it: {_call_text(context.last_call)}\n"

@@ -68,16 +68,16 @@ def test_database_follow_up_gets_the_standalone_question_and_shows_it(monkeypatc
     ])
     agent = Agent(chat_model=model)
     list(agent.run("How many invoices were billed to Canada?", "t-db"))
-    events = list(agent.run("and to France?", "t-db"))
+    events = list(agent.run("who are those customers?", "t-db"))
     assert asked == ["How many invoices were billed to Canada?", "How many invoices were billed to France?"]
     start = next(e for e in events if e["type"] == "tool_start")
     assert start["request"] == "How many invoices were billed to France?"
     # The rewrite prompt saw the previous request and the call it made.
     rewrite_prompt = model.calls[2][-1].content
-    assert "Canada" in rewrite_prompt and "query_database" in rewrite_prompt and "and to France?" in rewrite_prompt
+    assert "Canada" in rewrite_prompt and "query_database" in rewrite_prompt and "who are those customers?" in rewrite_prompt
     # The thread keeps what the user typed and its standalone form.
     human = [m for m in agent.graph.get_state({"configurable": {"thread_id": "t-db"}}).values["messages"] if m.type == "human"]
-    assert human[-1].content == "and to France?"
+    assert human[-1].content == "who are those customers?"
     assert human[-1].additional_kwargs["standalone"] == "How many invoices were billed to France?"
 
 
@@ -120,8 +120,8 @@ def test_a_continuation_routing_cannot_place_reuses_the_last_tool():
     context = followup.ThreadContext(turns=("¿qué dice la charla sobre Keynes?",),
                                      last_call={"tool": "ask_video", "args": {"question": "¿qué dice la charla sobre Keynes?"}},
                                      last_request="¿qué dice la charla sobre Keynes?")
-    model = FakeChatModel(responses=[{"request": "¿y sobre Marx?"}, {"tool": "none"}])  # rewrite and routing both fail
-    decision = router.plan("¿y sobre Marx?", lambda: model, use_semantic=False, context=context)
+    model = FakeChatModel(responses=[{"request": "¿y qué opina de Marx?"}, {"tool": "none"}])  # rewrite and routing both fail
+    decision = router.plan("¿y qué opina de Marx?", lambda: model, use_semantic=False, context=context)
     assert decision["tool"] == "ask_video" and decision["source"] == "follow-up"
     assert "Keynes" in decision["args"]["question"] and "Marx" in decision["args"]["question"]
     # A quoted text after a translation: the same tool, the new text.
@@ -855,3 +855,39 @@ def test_a_link_or_database_named_in_passing_is_read_as_meant(monkeypatch):
     monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("none", 0.9), ("ask_video", 0.1)]))
     assert router.semantic_plan("in https://youtu.be/aircAruvnKk, how many layers does the network have?") is None
     assert router.semantic_plan("how many layers does a deep network have?")["tool"] is None
+
+
+@pytest.mark.parametrize("previous, turn, expected", [
+    ("How many invoices were billed to Canada?", "and to France?", "How many invoices were billed to France?"),
+    ("¿Cuántas canciones de rock hay?", "¿y de jazz?", "¿Cuántas canciones de jazz hay?"),
+    ("how many albums does Iron Maiden have in the store?", "and Led Zeppelin?",
+     "how many albums does Led Zeppelin have in the store?"),
+    ("which artist has the most albums?", "and the most tracks?", "which artist has the most tracks?"),
+    ("list the top 5 customers by total spent", "now the top 10", "list the top 10 customers by total spent"),
+    ("how many employees were hired in 2003 in the hr database?", "ok and in 2004?",
+     "how many employees were hired in 2004 in the hr database?"),
+    ("¿qué dice la conferencia sobre la energía nuclear?", "¿y sobre la energía solar?",
+     "¿qué dice la conferencia sobre la energía solar?"),
+    ("what does the talk say about inflation?", "and regarding unemployment?", "what does the talk say about unemployment?"),
+])
+def test_an_elliptical_value_replaces_the_part_of_its_kind(previous, turn, expected):
+    assert followup.substituted(turn, previous) == expected
+
+
+@pytest.mark.parametrize("previous, turn", [
+    ("How many invoices were billed to Canada?", "who are those customers?"),  # a question of its own
+    ("How many invoices were billed to Canada?", "and what's their total?"),
+    ("generate 5 images with the autoencoder", "and now train the vae"),  # a request of its own
+    ("what emotion does the face in me.jpg show?", "and her age?"),  # points back: the model rewrites it
+    ("translate 'good morning'", "and 'see you tomorrow'?"),  # a quoted text: read as the tool's text
+    ("what does the talk say about GPUs?", "and TPUs?"),  # nothing of its kind that MiniLM can tell
+])
+def test_a_turn_that_is_not_a_bare_value_is_left_to_the_model(previous, turn):
+    assert followup.substituted(turn, previous) is None
+
+
+def test_an_elliptical_turn_is_resolved_without_the_model():
+    context = followup.ThreadContext(turns=("How many invoices were billed to Canada?",),
+                                     last_call={"tool": "query_database", "args": {"question": "How many invoices were billed to Canada?"}},
+                                     last_request="How many invoices were billed to Canada?")
+    assert followup.rewrite(FakeChatModel(responses=[]), "and to France?", context) == "How many invoices were billed to France?"
