@@ -341,10 +341,35 @@ message. Take what it leaves out (the file, the numbers, the text, the model, th
 video, the subject) from the previous request. Copy file names, numbers, quoted text and names \
 exactly. If the last message does not depend on the conversation, copy it unchanged.
 
+A new value REPLACES the value of the same kind in the previous request (a country, a year, a \
+genre, a topic, a department, a file): the new request asks only about the new value, never about \
+both. A new question about the same thing replaces the previous question: keep its subject, not \
+the question itself.
+
 Examples:
 Previous request: How many albums does Queen have?
 Last message: and Metallica?
 Standalone: How many albums does Metallica have?
+
+Previous request: How many orders were shipped to Italy last year?
+Last message: and to Spain?
+Standalone: How many orders were shipped to Spain last year?
+
+Previous request: ¿Cuántas reservas tiene el hotel de Sevilla?
+Last message: ¿y el de Bilbao?
+Standalone: ¿Cuántas reservas tiene el hotel de Bilbao?
+
+Previous request: which composer wrote the most songs?
+Last message: and the most symphonies?
+Standalone: which composer wrote the most symphonies?
+
+Previous request: what does the lecture say about loss functions?
+Last message: ¿y de los optimizadores?
+Standalone: ¿qué dice la charla sobre los optimizadores?
+
+Previous request: list the customers from Chile
+Last message: what did they buy?
+Standalone: what did the customers from Chile buy?
 
 Previous request: ¿qué emoción muestra la cara en ana.jpg?
 Last message: ¿y su edad?
@@ -357,14 +382,6 @@ Standalone: translate 'see you soon'
 Previous request: forecast 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
 Last message: now 8 steps
 Standalone: forecast 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12 for the next 8 steps
-
-Previous request: summarize the video about transformers
-Last message: what does it say about attention?
-Standalone: what does the video about transformers say about attention?
-
-Previous request: ¿cuántas facturas hubo en 2011?
-Last message: ¿y en 2012?
-Standalone: ¿cuántas facturas hubo en 2012?
 
 Previous request: train the vae for 2 epochs
 Last message: thanks!
