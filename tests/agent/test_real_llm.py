@@ -7,30 +7,13 @@ or ``TALLER_EMBEDDED_MODEL_PATH``; ``llama-cpp-python`` must be importable.
 from __future__ import annotations
 
 import importlib.util
-import os
-from pathlib import Path
 
 import pytest
 
-from taller.config import default_home
+from tests.real_model import installed_model
 
 
-def _real_model() -> Path | None:
-    env = os.environ.get("TALLER_EMBEDDED_MODEL_PATH")
-    if env and Path(env).is_file():
-        return Path(env)
-    # default_home() honours TALLER_HOME, which the test fixture points at a temp folder.
-    saved = os.environ.pop("TALLER_HOME", None)
-    try:
-        folder = default_home() / "models"
-    finally:
-        if saved is not None:
-            os.environ["TALLER_HOME"] = saved
-    files = sorted(folder.glob("qwen2.5-coder-0.5b*.gguf")) or sorted(folder.glob("*.gguf"))
-    return files[0] if files else None
-
-
-MODEL = _real_model()
+MODEL = installed_model()
 pytestmark = [
     pytest.mark.real_llm,
     pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None,

@@ -563,13 +563,21 @@ def test_a_declined_spanish_question_is_declined_in_spanish(planted_video):
 
 
 @pytest.mark.real_llm
-def test_the_installed_model_states_the_fact(planted_video, planted_cues):
+def test_the_installed_model_states_the_fact(planted_video, planted_cues, monkeypatch):
     """Smoke test with the real embedded model (runs when one is installed)."""
-    from taller.config import load_settings
-    from taller.llm import embedded_model_path, get_chat_model
+    import importlib.util
 
-    if embedded_model_path(load_settings()) is None:
-        pytest.skip("no embedded model installed (taller models install)")
+    from taller.llm import get_chat_model
+    from tests.real_model import installed_model
+
+    model = installed_model()
+    if model is None or importlib.util.find_spec("llama_cpp") is None:
+        pytest.skip("no embedded model installed (taller models install) or no llama-cpp-python")
+    # The tests' temporary home hides the user's installed model: name the file.
+    monkeypatch.setenv("TALLER_EMBEDDED_MODEL_PATH", str(model))
+    from taller.config import get_settings
+
+    get_settings(reload=True)
     videos.add_video(str(planted_video))
     out = videos.ask(QUESTION, model=get_chat_model("embedded"))
     assert out["answered"] and "1,200" in out["answer"].replace("1200", "1,200")

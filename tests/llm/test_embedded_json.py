@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from taller.errors import ModelReplyError
 from taller.llm.chat import EmbeddedChatModel, grammar_prefix, grammar_reply
+from tests.real_model import installed_model
 
 TOOL_SCHEMA = {"type": "object", "properties": {"tool": {"type": "string", "enum": ["translate", "none"]}},
                "required": ["tool"]}
@@ -142,30 +142,13 @@ def test_a_sampled_reply_goes_straight_to_the_grammar(monkeypatch):
 
 # --- the real model: both ways give the same reply -------------------------------------------------
 
-def _installed_model() -> Path | None:
-    import os
-
-    from taller.config import default_home
-
-    env = os.environ.get("TALLER_EMBEDDED_MODEL_PATH")
-    if env and Path(env).is_file():
-        return Path(env)
-    saved = os.environ.pop("TALLER_HOME", None)
-    try:
-        files = sorted((default_home() / "models").glob("*.gguf"))
-    finally:
-        if saved is not None:
-            os.environ["TALLER_HOME"] = saved
-    return files[0] if files else None
-
-
 @pytest.mark.real_llm
 @pytest.mark.skipif(importlib.util.find_spec("llama_cpp") is None, reason="llama-cpp-python is not installed")
-@pytest.mark.skipif(_installed_model() is None, reason="no embedded GGUF model installed (run `taller model install`)")
+@pytest.mark.skipif(installed_model() is None, reason="no embedded GGUF model installed (run `taller model install`)")
 def test_free_first_decoding_gives_the_grammars_reply_on_the_real_model():
     from taller.agent.followup import REWRITE_SCHEMA, REWRITE_SYSTEM
 
-    model = EmbeddedChatModel(model_path=str(_installed_model()), n_ctx=2048, n_threads=2)
+    model = EmbeddedChatModel(model_path=str(installed_model()), n_ctx=2048, n_threads=2)
     cases = [  # one reply the model writes on one line, one it fences and spreads over lines
         (REWRITE_SYSTEM, REWRITE_SCHEMA, "Previous request: translate 'good morning'\nTool used for it: "
          "translate({\"text\": \"good morning\"})\nLast message: and 'see you tomorrow'?\nStandalone:"),
