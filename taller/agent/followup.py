@@ -425,8 +425,9 @@ _SAME_PREPOSITION, _BOTH_NAMES, _BOTH_NUMBERS = 0.3, 0.2, 0.3
 _TOPIC = frozenset({"about", "on", "regarding", "concerning", "sobre", "acerca"})
 
 
-def _kind_of_preposition(word: str) -> str:
-    word = word.lower()
+def _kind_of_preposition(words: str) -> str:
+    """"topic" for the prepositions that introduce one ("about", "acerca de"), else the word."""
+    word = (words.lower().split() or [""])[0]
     return "topic" if word in _TOPIC else word
 
 

@@ -179,12 +179,12 @@ _LESSON_WORD = re.compile(r"\b(?:lessons?|lecci[oó]n|lecciones|experiments?|exp
 
 def extract_args(tool: str, text: str) -> dict[str, Any] | None:
     """Arguments for ``tool`` read off ``text`` by rules, or None when rules cannot tell."""
-    database = _DATABASE_URL.search(text)
-    known = None if database else _known_database(text)
-    if tool in ("describe_database", "query_database") and (database or known):
-        named = {"database": database.group(1) if database else known}
+    if tool in ("describe_database", "query_database"):
+        url = _DATABASE_URL.search(text)
+        database = url.group(1) if url else _known_database(text)
+        named = {"database": database} if database else {}
         return {"question": text.strip(), **named} if tool == "query_database" else named
-    if tool in ("list_models", "describe_database", NONE):
+    if tool in ("list_models", NONE):
         return {}
     if tool == "train_model":
         model = _model_name(text, ["dense_classifier", "autoencoder", "rnn", "birnn", "seq2seq", "vae", "pix2pix"])
@@ -242,8 +242,6 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         named = _URL.search(text) or _TRANSCRIPT_PATH.search(text) or followup.VIDEO_ID.search(text)
         video = {"video": named.group(1) if named.re is _TRANSCRIPT_PATH else named.group(0)} if named else {}
         return {"question": text.strip(), **video} if tool == "ask_video" else video
-    if tool == "query_database":
-        return {"question": text.strip()}
     if tool == "show_lesson" and _LESSON_WORD.search(text):
         # "the dropout lesson", "la lección de la atención": the lesson named by its model or its
         # subject (the registry's words). Without the word "lesson" a subject is a concept question
