@@ -1256,6 +1256,10 @@ def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMes
         # Semantic veto: small models rarely answer "none" to a general question. When the request
         # reads more like chit-chat than like the chosen tool, and the rules found nothing for that
         # tool in it (no file, no model name, no quoted text), answer without a tool.
-        if scores.get(NONE, -1.0) > scores.get(tool, -1.0) and not extract_args(tool, request):
+        # A turn that points back to the conversation's subject with a tool of that subject
+        # ("nice, can you summarize it?" after a question about the video) is not chit-chat.
+        on_subject = (context is not None and bool(context.last_call) and followup.refers_back(request)
+                      and tool in _related_tools(context.last_call.get("tool")))
+        if scores.get(NONE, -1.0) > scores.get(tool, -1.0) and not extract_args(tool, request) and not on_subject:
             return {"tool": None, "args": {}, "source": "llm+semantic", "vetoed": tool}
     return decision

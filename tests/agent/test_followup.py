@@ -891,3 +891,21 @@ def test_an_elliptical_turn_is_resolved_without_the_model():
                                      last_call={"tool": "query_database", "args": {"question": "How many invoices were billed to Canada?"}},
                                      last_request="How many invoices were billed to Canada?")
     assert followup.rewrite(FakeChatModel(responses=[]), "and to France?", context) == "How many invoices were billed to France?"
+
+
+def test_a_turn_pointing_back_to_the_subject_is_not_vetoed_as_chat(monkeypatch):
+    # The classifier leans to chat ("nice, can you…"), the model picks the summary: the turn
+    # points back ("it") and the summary shares the thread's subject, the video.
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier(
+        [("none", 0.55), ("list_models", 0.3), ("ask_video", 0.1), ("summarize_video", 0.02), ("add_video", 0.03)]))
+    url = "https://www.youtube.com/watch?v=aircAruvnKk"
+    context = followup.ThreadContext(
+        turns=(f"add this video {url}", "what does the video say about gradient descent?"),
+        last_call={"tool": "ask_video", "args": {"question": "what does the video say about gradient descent?", "video": url}},
+        last_request="what does the video say about gradient descent?")
+    model = FakeChatModel(responses=[{"request": "nice, can you summarize it?"}, {"tool": "summarize_video"}])
+    decision = router.plan("nice, can you summarize it?", lambda: model, context=context)
+    assert decision["tool"] == "summarize_video" and decision["args"] == {"video": url}
+    # Without a thread the same scores and choice are chit-chat about summaries: vetoed.
+    model = FakeChatModel(responses=[{"tool": "summarize_video"}])
+    assert router.plan("nice, can you summarize it?", lambda: model)["tool"] is None
