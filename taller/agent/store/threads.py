@@ -64,16 +64,14 @@ class ThreadStore:
             try:
                 connection.execute("PRAGMA journal_mode=WAL")
                 apply_migrations(connection, path, migrations)
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 connection.close()
                 # SQLite answers "locked" at once, without its busy wait, while another process
                 # switches a new file to WAL or recovers its log: try again, for as long.
-                if "locked" in str(exc) and time.monotonic() < deadline:
+                if (isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
+                        and time.monotonic() < deadline):
                     time.sleep(0.05)
                     continue
-                raise ThreadStoreError(f"{path}: cannot open the thread database: {exc}") from exc
-            except sqlite3.DatabaseError as exc:
-                connection.close()
                 raise ThreadStoreError(f"{path}: cannot open the thread database: {exc}") from exc
             except BaseException:
                 connection.close()
