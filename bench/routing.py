@@ -164,11 +164,13 @@ HALF_OF: dict[str, str] = {}
 # Each benchmark set and its file in bench/data. The "-dev" sets are tuning sets written blind, one
 # per round of tuning once the earlier ones were spent (see bench/data/README.md).
 REQUEST_FILES = {"requests": "routing_requests.jsonl", "requests-dev": "routing_requests_dev.jsonl",
-                 "requests-dev2": "routing_requests_dev2.jsonl", "requests-dev3": "routing_requests_dev3.jsonl"}
+                 "requests-dev2": "routing_requests_dev2.jsonl", "requests-dev3": "routing_requests_dev3.jsonl",
+                 "requests-dev4": "routing_requests_dev4.jsonl"}
 DIALOGUE_FILES = {"dialogues": "routing_dialogues.jsonl", "dialogues-dev": "routing_dialogues_dev.jsonl",
                   "dialogues-dev2": "routing_dialogues_dev2.jsonl", "dialogues-dev3": "routing_dialogues_dev3.jsonl",
                   "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl",
-                  "dialogues-dev6": "routing_dialogues_dev6.jsonl", "substitutions": "routing_substitutions.jsonl"}
+                  "dialogues-dev6": "routing_dialogues_dev6.jsonl", "dialogues-dev7": "routing_dialogues_dev7.jsonl",
+                  "substitutions": "routing_substitutions.jsonl"}
 
 
 def load_requests(split: str = "all", file: str = "routing_requests.jsonl") -> list[tuple[str, str | None, dict]]:

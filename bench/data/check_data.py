@@ -139,7 +139,7 @@ def check_split(name: str, counter: dict) -> None:
 
 # Tuning-only dialogue sets written blind for later rounds: every dialogue `tuning`, 3 to 5 turns.
 TUNING_DIALOGUE_SETS = ("routing_dialogues_dev3.jsonl", "routing_dialogues_dev4.jsonl", "routing_dialogues_dev5.jsonl",
-                        "routing_dialogues_dev6.jsonl")
+                        "routing_dialogues_dev6.jsonl", "routing_dialogues_dev7.jsonl")
 
 
 def check_tuning_dialogues(name: str) -> None:
@@ -181,7 +181,8 @@ def check_tuning_dialogues(name: str) -> None:
 
 
 # Tuning-only request sets written blind for later rounds: every request `tuning`.
-TUNING_REQUEST_SETS = ("routing_requests_dev.jsonl", "routing_requests_dev2.jsonl", "routing_requests_dev3.jsonl")
+TUNING_REQUEST_SETS = ("routing_requests_dev.jsonl", "routing_requests_dev2.jsonl", "routing_requests_dev3.jsonl",
+                       "routing_requests_dev4.jsonl")
 
 
 
