@@ -457,6 +457,13 @@ _NEGATION = re.compile(
     r"(?:the\s+|el\s+|la\s+|los\s+|las\s+)?(\S+(?:\s+\S+){0,2})", re.I)
 
 
+def negated_starts(text: str) -> set[int]:
+    """Where the phrases that ``text`` takes back start ("el de puntuación, no el traductor" → the
+    offset of "traductor"): right after not / no / instead of / rather than / en vez de / en
+    lugar de, and an article."""
+    return {match.start(1) for match in _NEGATION.finditer(text)}
+
+
 def negated_numbers(text: str) -> list[float]:
     """The numbers ``text`` takes back ("I meant 6, not 8" → [8]; "12 en vez de 10" → [10]):
     the first number right after not / no / instead of / rather than / en vez de / en lugar de."""

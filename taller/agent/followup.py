@@ -31,7 +31,8 @@ CARRY_OVER = ("image_path", "values", "model", "database", "video", "text", "url
 
 # A turn that starts like this continues the previous one ("and to France?", "¿y de jazz?").
 _CONTINUATION = re.compile(
-    r"^\s*[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
+    r"^\s*(?:(?:ok(?:ay)?|vale|bueno|great|cool|nice|perfect|perfecto|genial|thanks|gracias|hmm+)\s*[,!.]?\s+)?"
+    r"[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
     r"but|y qu[eé]|y si|tambi[eé]n|lo mismo|igual|otra vez|de nuevo|ahora|entonces|pero|"
     r"en vez|en lugar|mejor|only|just|solo|s[oó]lo|solamente|except|excepto|"
     r"one more|another|una m[aá]s|uno m[aá]s|otra m[aá]s|otro m[aá]s)\b", re.I)
@@ -71,6 +72,8 @@ _PROGRESS = re.compile(
     r"^\W*(?:(?:ok|so|and|y|oye|vale|bueno)\W+)?(?:how(?:'s|\s+is|\s+are)?\s+(?:it|things|the training|training|"
     r"that|we)\s+(?:going|doing|coming along|progressing|looking)|hows\s+it\s+\w+|c[oó]mo\s+va(?:s|mos)?\b(?!\s+a\b)|"
     r"qu[eé]\s+tal\s+va|(?:any\s+)?progress\b|(?:alg[uú]n\s+)?progreso\b|is it (?:done|finished) yet|"
+    r"how\s+far\s+(?:along\s+)?(?:is|are)\b|how\s+(?:much\s+)?longer\b|how\s+long\s+(?:left|to\s+go|until)\b|eta\b|"
+    r"cu[aá]nto\s+(?:le\s+)?(?:falta|queda)\b|(?:what|which)\s+epoch\s+is\s+it\b|(?:en|por)\s+qu[eé]\s+[eé]poca\s+va\b|"
     r"(?:ya\s+)?(?:termin[oó]|acab[oó])\b)", re.I)
 
 
@@ -131,14 +134,55 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
                          calls=tuple(calls[-limit:]))
 
 
+# Chat spellings of the words that make a turn a follow-up ("n blues?", "wat about u?", "y q tal
+# en 2010?"): the cue is what matters, and people type it fast.
+_CHAT_WORDS = {"nd": "and", "u": "you", "r": "are", "ur": "your", "abt": "about", "wat": "what", "wut": "what",
+               "wht": "what", "dat": "that", "dis": "this", "thx": "thanks", "pls": "please", "plz": "please",
+               "q": "qué", "xq": "por qué", "pq": "por qué", "tb": "también", "tmb": "también"}
+# The cue words a swap of two neighbouring letters may hide ("tehm", "waht", "agian", "thier").
+# Only swaps: one changed letter turns a real word into a cue word ("name" → "same", "than" → "that").
+_CUE_WORDS = frozenset(
+    "and what about them they those these their that this again same instead also with how many much please "
+    "thanks now then only just other another ellos ellas esos esas estos estas mismo misma otra otro ahora "
+    "también tambien cuántos cuántas cuanto cuantos sobre".split())
+
+
+def _swapped(word: str) -> str | None:
+    lower = word.lower()
+    for index in range(len(lower) - 1):
+        candidate = lower[:index] + lower[index + 1] + lower[index] + lower[index + 2:]
+        if candidate != lower and candidate in _CUE_WORDS:
+            return candidate
+    return None
+
+
+def cue_spelled(text: str) -> str:
+    """``text`` with its cue words spelled out: chat forms (:data:`_CHAT_WORDS`; a leading "n" is
+    "and") and cue words with two letters swapped. Everything else is left as typed, so values,
+    names and quoted text are untouched."""
+    def fix(match: re.Match[str]) -> str:
+        word = match.group(0)
+        lower = word.lower()
+        if match.start() == len(text) - len(text.lstrip(" ¿¡")) and lower == "n":
+            return "and"
+        if lower in _CHAT_WORDS and not (lower == "q" and not text[match.end():].strip(" ?!.¿¡")):
+            return _CHAT_WORDS[lower]  # "q" is "qué" before words ("y q tal"), not at the end ("y de Oslo q?")
+        if len(lower) >= 3 and lower not in _CUE_WORDS:
+            return _swapped(word) or word
+        return word
+
+    return re.sub(r"(?<![\w'’/.-])[^\W\d_]+(?![\w'’/.-])", fix, text) if text else text
+
+
 def continues(text: str) -> bool:
     """Whether ``text`` starts like a continuation of the last request ("and…?", "¿y…?", "now…")."""
-    return bool(_CONTINUATION.search(text))
+    return bool(_CONTINUATION.search(cue_spelled(text)))
 
 
 def refers_back(text: str) -> bool:
     """Whether ``text`` starts like a continuation or points back ("and…", "her age", "the same",
-    "ordénalas", "no wait, I meant …")."""
+    "ordénalas", "no wait, I meant …"), its cue words read through typos (:func:`cue_spelled`)."""
+    text = cue_spelled(text)
     return bool(_CONTINUATION.search(text) or _REFERENCE.search(text) or _CLITIC.search(text)
                 or _CORRECTION.search(text))
 
@@ -422,6 +466,8 @@ many much what which who de del la el los las en para por con y o un una que hay
 # unemployment?"; about / on / regarding / sobre introduce the same thing, a topic).
 SUBSTITUTION_FIT = 0.45
 _SAME_PREPOSITION, _BOTH_NAMES, _BOTH_NUMBERS = 0.3, 0.2, 0.3
+# A new value for the topic slot of the previous question: enough alone (see :func:`substituted`).
+_TOPIC_SLOT = SUBSTITUTION_FIT
 _TOPIC = frozenset({"about", "on", "regarding", "concerning", "sobre", "acerca"})
 
 
@@ -447,7 +493,7 @@ def substituted(text: str, previous: str) -> str | None:
     as the old one (a country, a genre, a year, a department, a topic, "the most tracks")."""
     from taller.text import number_mentions
 
-    match = _ELLIPSIS.match(text or "")
+    match = _ELLIPSIS.match(cue_spelled(text or ""))
     if not match or not previous:
         return None
     value = match.group("value").strip(" ,;:")
@@ -491,6 +537,12 @@ def substituted(text: str, previous: str) -> str | None:
             if (preposition and slot_ends(last)
                     and _kind_of_preposition(before) == _kind_of_preposition(preposition.group(0).strip())):
                 bonus += _SAME_PREPOSITION
+            # The topic of a question ("did she talk about type hints?", "¿qué dice sobre el
+            # dropout?") is what "and async?" or "¿y de batch norm?" replaces, however far apart
+            # MiniLM places the two topics (0.04 and 0.08 here).
+            if (slot_ends(last) and _kind_of_preposition(before) == "topic"
+                    and (not preposition or _kind_of_preposition(preposition.group(0).strip()) in ("topic", "de"))):
+                bonus += _TOPIC_SLOT
             if _is_name(previous, start) and core[:1].isupper():
                 bonus += _BOTH_NAMES
             if number_mentions(core) and number_mentions(previous[start:end]):
@@ -520,19 +572,52 @@ def substituted(text: str, previous: str) -> str | None:
     return previous[:start] + core + previous[end:]
 
 
+# "that year", "ese año", "the same month": a time the previous request named. A small model's
+# rewrite often keeps the phrase as it is ("¿qué autor fue el más prestado ese año?").
+_THAT_TIME = re.compile(
+    r"(?:\b(?:in|during|for|en|durante|de)\s+)?\b(?:that|the same|ese|aquel|el mismo|dicho)\s+"
+    r"(?P<unit>year|a[nñ]o|month|mes)\b", re.I)
+_YEAR = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")
+_MONTH = re.compile(
+    r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|enero|"
+    r"febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre)"
+    r"(?:\s+(?:of\s+|de\s+)?(?:1[89]\d\d|20\d\d))?\b", re.I)
+
+
+def with_the_time_named(text: str, previous: str) -> str:
+    """``text`` with "that year" / "ese mes" written out as the one year or month of ``previous``
+    ("¿qué autor fue el más prestado ese año?" after "… en 2022?" → "… en 2022?"); unchanged when
+    ``previous`` names none or several."""
+    def named(match: re.Match[str]) -> str:
+        unit = match.group("unit").lower()
+        pattern = _YEAR if unit in ("year", "año", "ano") else _MONTH
+        found = {value.group(0) for value in pattern.finditer(previous or "")}
+        if len(found) != 1:
+            return match.group(0)
+        spanish = unit in ("año", "ano", "mes")
+        return f"{'en' if spanish else 'in'} {found.pop()}"
+
+    return _THAT_TIME.sub(named, text)
+
+
 def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     """The standalone form of ``text`` (``text`` itself when the model returns nothing usable).
 
     An elliptical turn that only gives a new value is resolved without the model
-    (:func:`substituted`)."""
-    from langchain_core.messages import HumanMessage, SystemMessage
-
-    from taller.llm import invoke_json
-
+    (:func:`substituted`); a time it points back to ("that year") is written out
+    (:func:`with_the_time_named`)."""
     previous = context.last_request or (context.turns[-1] if context.turns else "")
     replaced = substituted(text, previous)
     if replaced is not None:
         return replaced
+    return with_the_time_named(_rewritten(model, text, context, previous), previous)
+
+
+def _rewritten(model: Any, text: str, context: ThreadContext, previous: str) -> str:
+    from langchain_core.messages import HumanMessage, SystemMessage
+
+    from taller.llm import invoke_json
+
     earlier = [turn for turn in context.turns[-4:-1] if turn != previous]
     history = "".join(f"Earlier request: {turn}\n" for turn in earlier)
     user = (f"{history}Previous request: {previous}\nTool used for it: {_call_text(context.last_call)}\n"
@@ -593,8 +678,9 @@ def _copies_an_earlier_turn(text: str, standalone: str, earlier: Sequence[str]) 
 # A file, a path or a link, as the user wrote it ("labels/house_02.png", "https://youtu.be/…").
 PATHISH = re.compile(r"(?:\b[a-z][a-z0-9+.-]*://\S+|[\w~./-]+\.[A-Za-z]{2,5}\b)", re.I)
 # A bare YouTube id: 11 characters with a digit, "_" or "-", or an upper-case letter after another
-# letter ("aircAruvnKk"), so not an 11-letter word ("autoencoder", "Transformer").
-VIDEO_ID = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9_-]{11}(?![\w/.-]))"
+# letter ("aircAruvnKk"), so not an 11-letter word ("autoencoder", "Transformer") nor lower-case
+# words joined by hyphens ("fine-tuning", "end-to-end").
+VIDEO_ID = re.compile(r"(?<![\w/.-])(?=[A-Za-z0-9_-]{11}(?![\w/.-]))(?![a-z]+(?:-[a-z]+)+(?![\w/.-]))"
                       r"(?=[A-Za-z0-9_-]{0,10}[0-9_-]|[A-Za-z0-9_-]{0,9}[A-Za-z][A-Za-z0-9_-]{0,9}[A-Z])"
                       r"[A-Za-z0-9_-]{11}")
 

@@ -13,8 +13,8 @@ learns instead, the way intent classifiers in dialogue systems do (Rasa's defaul
   (:func:`taller.tools.registry.router_examples`), so each word weighs what it tells about the
   tool across all examples, and the probabilities say how sure the router is.
 
-What a request *carries* is masked before both features (a quoted text, a file, a link, a
-number series become placeholders): "translate 'the train leaves at six'" is about translating,
+What a request *carries* is masked before both features (a quoted text, a file, a folder, a
+link, a number series become placeholders): "translate 'the train leaves at six'" is about translating,
 not training, and a photo's file name says nothing about the tool beyond being a photo.
 
 Training takes well under a second; the examples' embeddings are cached under
@@ -43,16 +43,28 @@ REGULARIZATION_C = 100.0
 _QUOTED = re.compile(r"""(?<!\w)(["“«'‘])(.+?)(["”»'’])(?!\w)""")
 _URL = re.compile(r"https?://\S+|\b(?:www\.)?youtu(?:\.be|be\.com)/\S+", re.I)
 _FILE = re.compile(r"(?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(png|jpe?g|bmp|gif|webp|tiff?|vtt|srt|json|csv|sqlite|db)\b", re.I)
+# A folder written with its final slash: what a request carries, like a file (a folder of transcripts).
+_FOLDER = re.compile(r"(?<![\w/])(?:~|\.{1,2})?/?(?:[\w.~-]+/)+(?=[\s'\")?!,;:]|$)")
 _NUMBER_RUN = re.compile(r"-?\d+(?:[.,]\d+)?(?:\s*[,;]?\s*(?:and|y)?\s*-?\d+(?:[.,]\d+)?){3,}")
 _FILE_KINDS = {"png": "photo", "jpg": "photo", "jpeg": "photo", "bmp": "photo", "gif": "photo", "webp": "photo",
                "tif": "photo", "tiff": "photo", "vtt": "subtitles", "srt": "subtitles", "json": "transcript",
                "csv": "csvfile", "sqlite": "dbfile", "db": "dbfile"}
 
 
+# An acknowledgement that opens a turn ("nice, can you summarize it?", "vale, ahora resúmelo"):
+# it says how the last answer landed, not what this turn asks, and it weighs on the side of chat.
+_ACKNOWLEDGEMENT = re.compile(
+    r"^\s*(?:(?:nice|great|cool|ok|okay|thanks|thank you|thx|perfect|awesome|sweet|good|lol|haha|hmm+|oh|ah|wow|"
+    r"vale|genial|perfecto|gracias|bueno|bien|estupendo|guay|jaja|ok[eé]y?)\s*[,.!]+\s*)+(?=\S)", re.I)
+
+
 def masked(text: str) -> str:
-    """``text`` with what it carries replaced by placeholders: quotes, links, files, number series."""
+    """``text`` with what it carries replaced by placeholders (quotes, links, files, number series)
+    and without an opening acknowledgement (:data:`_ACKNOWLEDGEMENT`)."""
+    text = _ACKNOWLEDGEMENT.sub("", text)
     text = _URL.sub(" youtubelink ", text)
     text = _FILE.sub(lambda match: f" {_FILE_KINDS[match.group(1).lower()]}file ", text)
+    text = _FOLDER.sub(" transcriptfolder ", text)
     text = _NUMBER_RUN.sub(" numberseries ", text)
     text = _QUOTED.sub(" quotedtext ", text)
     return re.sub(r"\s+", " ", text).strip()

@@ -57,6 +57,9 @@ CANDIDATES = 4
 
 _IMAGE_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:png|jpe?g|bmp|gif|webp|tiff?))\b""", re.I)
 _TRANSCRIPT_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.(?:vtt|srt|json))\b""", re.I)
+# A folder, written with its final slash ("transcripciones/curso_pytorch/", "~/talks/"): the only
+# tool that takes one is add_video (a folder of transcripts).
+_FOLDER = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2})?/?(?:[\w.~-]+/)+)(?=[\s'")?!,;:]|$)""")
 _CSV_PATH = re.compile(r"""(?:^|[\s'"(¿¡])((?:~|\.{1,2}|/)?[\w./~-]*[\w-]\.csv)\b""", re.I)
 # A link, without the punctuation of the sentence around it ("in https://youtu.be/x, how …").
 _URL = re.compile(r"https?://\S*[^\s.,;:?!)\]'\"”»]", re.I)
@@ -105,17 +108,22 @@ def spelled(text: str) -> str:
 
 def _model_name(text: str, allowed: Sequence[str]) -> str | None:
     """The model of ``allowed`` that ``text`` names (registry words), the longest match winning:
-    "variational autoencoder" is the VAE although it contains "autoencoder"."""
+    "variational autoencoder" is the VAE although it contains "autoencoder". A model the text
+    takes back ("el de puntuación, no el traductor") is not the one it names."""
     from taller.agent import grounding
+    from taller.text import negated_starts
     from taller.tools import registry
 
     folded = spelled(text)  # "la lstm bidireccinal" names the bidirectional model
+    taken_back = negated_starts(folded)
     best: tuple[int, str] | None = None
     for name, words in registry.model_words().items():
         if name not in allowed:
             continue
         for word in words:
             for match in grounding.phrase_pattern(word).finditer(folded):
+                if match.start() in taken_back:
+                    continue
                 length = match.end() - match.start()
                 if best is None or length > best[0]:
                     best = (length, name)
@@ -231,9 +239,9 @@ def extract_args(tool: str, text: str) -> dict[str, Any] | None:
         payload = _payload_text(text)
         return {"text": payload, **followup.numbers_by_words(tool, text)} if payload else None
     if tool == "add_video":
-        url = _URL.search(text) or _TRANSCRIPT_PATH.search(text)
+        url = _URL.search(text) or _TRANSCRIPT_PATH.search(text) or _FOLDER.search(text)
         if url:
-            return {"url_or_path": url.group(1) if url.re is _TRANSCRIPT_PATH else url.group(0)}
+            return {"url_or_path": url.group(0) if url.re is _URL else url.group(1)}
         video_id = re.search(r"\b([A-Za-z0-9_-]{11})\b", text)
         return {"url_or_path": video_id.group(1)} if video_id and re.search(r"[0-9_-]", video_id.group(1)) else None
     if tool in ("ask_video", "summarize_video"):
@@ -584,6 +592,39 @@ def _compact(tool: str, args: dict[str, Any]) -> dict[str, Any]:
 # Questions that name a video, a talk or a lecture are about an added video (an URL or a
 # transcript file in the request means adding or summarising it instead).
 _VIDEO_QUESTION = re.compile(r"\b(v[ií]deos?|lectures?|talks?|charlas?|conferencias?|ponentes?|speakers?|clases?)\b", re.I)
+# What shows a request is about a recording: a word for one, for the person speaking in it, or for
+# speaking itself ("what does she say about…", "¿qué dice de…?"), or a time in it ("at minute 12").
+_RECORDING = re.compile(
+    r"\b(v[ií]deos?|lectures?|talks?|charlas?|conferencias?|conferenciantes?|ponentes?|ponencias?|speakers?|"
+    r"speech(?:es)?|discursos?|keynotes?|clases?|profes?|professors?|profesor(?:a|es)?|presenters?|"
+    r"presentador(?:a|es)?|orador(?:a|es)?|hosts?|episodes?|episodios?|podcasts?|recordings?|grabaci[oó]n(?:es)?|"
+    r"clips?|webinars?|seminar(?:io)?s?|interviews?|entrevistas?|transcripts?|transcripci[oó]n(?:es)?|"
+    r"subt[ií]tulos|subtitles|captions?|youtube|channels?|canal(?:es)?|playlists?|"
+    r"says?|said|saying|mentions?|mentioned|talks? about|talked about|dice|dijo|dicen|menciona(?:n|ba)?|"
+    r"mencion[oó]|habla(?:n|ba)?|habl[oó]|comenta(?:n|ba)?|coment[oó]|opina|minutos?|minutes?)\b", re.I)
+# The tools that answer from a recording in the library.
+_RECORDING_TOOLS = frozenset({"ask_video", "summarize_video"})
+
+
+def _ruled_out(texts: Sequence[str], context: followup.ThreadContext | None) -> frozenset[str]:
+    """Tools the request cannot mean for want of what they work on.
+
+    The classifier learnt video questions that never say "video" ("¿qué opina el ponente de…?"),
+    and with them it places concept questions on the video tools ("¿en qué consiste exactamente el
+    sobreajuste?", "what does the beam size actually change?"): their wording is the same. What
+    tells them apart is whether anything points at a recording: a word for one or its speaker, a
+    link, a transcript, a video id, or a thread that has been about a video. Without any, a
+    question is answered, not looked up in a transcript.
+    """
+    calls = (context.calls or ((context.last_call,) if context.last_call else ())) if context is not None else ()
+    if any((call or {}).get("tool") in _RECORDING_TOOLS | {"add_video"} for call in calls):
+        return frozenset()
+    said = [*texts, *(context.turns if context is not None else ())]
+    for text in said:
+        if (_RECORDING.search(text) or _URL.search(text) or _TRANSCRIPT_PATH.search(text)
+                or followup.VIDEO_ID.search(text) or re.search(r"youtu\.?be", text, re.I)):
+            return frozenset()
+    return _RECORDING_TOOLS
 _QUESTION = re.compile(r"[?¿]|^\s*(what|who|when|where|why|how|which|does|did|is|are|qu[eé]|qui[eé]n|cu[aá]ndo|d[oó]nde|por qu[eé]|c[oó]mo|cu[aá]l)\b", re.I)
 
 
@@ -605,6 +646,7 @@ _FILE_TOOLS = (
     (_IMAGE_PATH, ("classify_pet", "analyze_face", "generate_images")),
     (_TRANSCRIPT_PATH, ("add_video", "summarize_video", "ask_video")),
     (_CSV_PATH, ("forecast",)),
+    (_FOLDER, ("add_video",)),
 )
 
 
@@ -647,6 +689,8 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # "how's it doing?" right after a training started: its status is what the models list shows.
         return {"tool": "list_models", "args": {}, "source": "follow-up"}
     returned = _returned_call(request, context) if results_note is None else None
+    if returned is None and results_note is None:
+        returned = _extended_series(request, context)
     if returned is not None:
         return _stated_defaults(returned, request)
     standalone = request
@@ -662,9 +706,10 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # rewritten: in a thread it rarely is chat.
         last_tool = (context.last_call or {}).get("tool")
         prior = _followup_prior(request, last_tool)
-        quick = semantic_plan(request, prior) if use_semantic else None
+        ruled_out = _ruled_out([request], context)
+        quick = semantic_plan(request, prior, ruled_out) if use_semantic else None
         if use_semantic:
-            best, score = _scores(request, prior)[0]
+            best, score = _scores(request, prior, ruled_out)[0]
             sure_tool = best if best != NONE and score >= CONFIDENT_SCORE else None
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
@@ -811,12 +856,13 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
     """The earlier call a turn goes back to, with the values the turn changes: the newest call
     before the current subject that took the kind of thing the turn names (a photo, a series, a
     video, a text), or with "first", the oldest such call of the thread."""
-    if not _RETURN.search(request) or len(context.calls) < 2:
+    returning = _RETURN.search(request)
+    if not returning or len(context.calls) < 2:
         return None
     kinds = [name for name, pattern in _THING_WORDS.items() if pattern.search(request)]
-    if not kinds:
-        return None
     calls = list(context.calls)
+    if not kinds:
+        return _returned_to_tool(request, returning, calls)
     last_args = calls[-1].get("args") or {}
     first = bool(_FIRST.search(request))
 
@@ -849,15 +895,101 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
     return {"tool": tool, "args": _compact(tool, clean), "source": "follow-up", "returned_to": True}
 
 
+# A turn that adds values to the series of the last forecast: a verb of adding, and where they go
+# ("añade 35 y 36 al final de la serie", "append 201 and 205 to the end").
+_ADD_VALUES = re.compile(r"\b(?:add|adding|append\w*|extend\w*|tack\w*|a[ñn]ad\w*|a[ñn]ád\w*|agreg\w*|sum[aá]\w*|"
+                         r"incluy\w*|incorpor\w*|mete|met[eé]le|pon(?:le|les)?)\b", re.I)
+_TO_THE_SERIES = re.compile(
+    r"\b(?:(?:at|to|on)\s+the\s+end|to\s+(?:the|that|this|my)\s+(?:series|sequence|list|data|numbers)|"
+    r"al\s+final|a\s+la\s+(?:serie|secuencia|lista)|a\s+(?:los|esos|estos)\s+(?:datos|n[uú]meros|valores))\b", re.I)
+# A verb that asks for the forecast: the number right after it is the step count ("y vuelve a
+# predecir siete", "forecast 5 more").
+_FORECAST_VERB = re.compile(r"\b(?:forecast\w*|predict\w*|pronostic\w*|pronóstic\w*|predec\w*|predic\w*)\b", re.I)
+
+
+def _extended_series(request: str, context: followup.ThreadContext) -> dict[str, Any] | None:
+    """The last forecast again on its series with the values this turn adds at its end.
+
+    "añade 35 y 36 al final de la serie y vuelve a pronosticar siete pasos": read as an edit,
+    the new numbers look like a new step count or a new series; they are neither, they lengthen
+    the one the thread is about.
+    """
+    last = context.last_call or {}
+    values = (last.get("args") or {}).get("values")
+    if last.get("tool") != "forecast" or not isinstance(values, list):
+        return None
+    if not (_ADD_VALUES.search(request) and _TO_THE_SERIES.search(request)):
+        return None
+    steps = followup.numbers_by_units("forecast", request).get("steps")
+    words = request.split()
+    for index, word in enumerate(words):
+        if steps is None and _FORECAST_VERB.fullmatch(word.strip(".,;:!?¿¡")):
+            steps = followup.number_near(words[index + 1:index + 5], backwards=False)
+    # The added values are the numbers written as digits before the forecast is asked for again.
+    asked = _FORECAST_VERB.search(request)
+    head = request[:asked.start()] if asked else request
+    added = [float(number) for number in _NUMBER.findall(head)]
+    if not added:
+        return None
+    args: dict[str, Any] = {"values": [*values, *added]}
+    if steps or (last.get("args") or {}).get("steps"):
+        args["steps"] = steps or last["args"]["steps"]
+    try:
+        clean = validate_args("forecast", args)
+    except ToolError:
+        return None
+    return {"tool": "forecast", "args": _compact("forecast", clean), "source": "follow-up", "edited": ["values"]}
+
+
+def _returned_to_tool(request: str, returning: re.Match[str], calls: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """"back to the translation: redo the last one with beam 2": the turn names the earlier work by
+    what it did, not by its thing. The words after "back to" are read by the intent classifier,
+    among the tools the thread called before its current one, and the newest call of the tool it
+    places them on is made again with what the turn changes."""
+    parts = re.split(r"[:;,.!?]| and | y ", request[returning.end():], maxsplit=1)
+    named, rest = parts[0].strip(), (parts[1] if len(parts) > 1 else "").strip(" ?¿!¡.")
+    earlier = {call.get("tool") for call in calls[:-1]} - {calls[-1].get("tool"), None}
+    if not named or len(named.split()) > 5 or not earlier:
+        return None
+    if rest and not (followup.refers_back(rest) or followup.changes_a_value(rest)):
+        # "vuelve a la base sales: ¿cuántos clientes hay en Chile?": a request of its own follows.
+        return None
+    scores = [(name, p) for name, p in semantic_router().scores(named) if name in earlier]
+    if not scores or scores[0][1] < RETURN_SCORE:
+        return None
+    tool = scores[0][0]
+    target = next(call for call in reversed(calls[:-1]) if call.get("tool") == tool)
+    args = {name: value for name, value in (target.get("args") or {}).items()
+            if value not in (None, "", []) and name not in _free_text_fields(tool)}
+    args.update({**_named_choices(tool, request), **followup.numbers_by_words(tool, request),
+                 **followup.numbers_by_units(tool, request), **_turn_files(tool, request)})
+    try:
+        clean = validate_args(tool, args)
+    except ToolError:
+        return None
+    return {"tool": tool, "args": _compact(tool, clean), "source": "follow-up", "returned_to": True}
+
+
+# How sure the classifier must be that the words after "back to" name an earlier tool's work
+# ("the translation", "la predicción"), among the tools the thread called: not a guess.
+RETURN_SCORE = 0.3
+
+
 # A question that asks why ("why does…", "¿por qué…", "and why is…").
 _WHY = re.compile(r"^\W*(?:(?:ok|okay|and|so|but|hmm+|y|pero|vale|entonces|oye)\W+)?(?:why|por\s*qu[eé])\b", re.I)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+
+
 def _asks_why(request: str) -> bool:
-    """A why-question that names nothing a tool could run on."""
+    """A why-question that names nothing a tool could run on. The question may come last, after
+    what prompted it ("that one's wrong, it's obviously a cat. why does it get confused?")."""
     from taller.agent import grounding
 
-    return bool(_WHY.search(request)) and not (
+    sentences = [part for part in _SENTENCE_END.split(request.strip()) if part.strip()]
+    asked = sentences[-1] if sentences else request
+    return bool(_WHY.search(request) or _WHY.search(asked)) and not (
         grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
         or followup.VIDEO_ID.search(request))
 
@@ -1027,6 +1159,10 @@ def _edited_call(model_factory: Any, request: str, decision: dict[str, Any],
     free = registry.TOOLS[tool].free_text_fields if tool in registry.TOOLS else frozenset()
     previous = {name: value for name, value in (context.last_call.get("args") or {}).items()
                 if value not in (None, "", []) and name not in free}
+    if tool == "generate_images" and "image_path" not in previous and _turn_files(tool, request).get("image_path"):
+        # Nine samples of the VAE, then "now reconstruct digit7.png with the autoencoder": the
+        # count was how many to sample; working on a given image is another use of the tool.
+        previous.pop("count", None)
     planned = decision.get("args") or {}
     in_turn = grounding.ground_arguments({name: value for name, value in planned.items() if name not in free},
                                          _field_rules(tool), [request]).kept
@@ -1160,10 +1296,16 @@ def _followup_prior(request: str, last_tool: str | None) -> tuple[str, float] | 
     return (last_tool, FOLLOWUP_PRIOR)
 
 
-def _scores(request: str, favour: tuple | None = None) -> list[tuple[str, float]]:
+def _scores(request: str, favour: tuple | None = None,
+            ruled_out: frozenset[str] = frozenset()) -> list[tuple[str, float]]:
     """The classifier's probabilities, reweighted towards ``favour`` ((the last call's tool, how
-    strongly[, whether the tools sharing its subject too])) in a conversation, normalised again."""
+    strongly[, whether the tools sharing its subject too])) in a conversation, without the tools
+    ``ruled_out`` (:func:`_ruled_out`), normalised again."""
     ranked = semantic_router().scores(request)
+    if ruled_out:
+        kept = [(name, p) for name, p in ranked if name not in ruled_out]
+        total = sum(p for _, p in kept) or 1.0
+        ranked = [(name, p / total) for name, p in kept]
     if not favour:
         return ranked
     tool, strength = favour[0], favour[1]
@@ -1188,9 +1330,10 @@ def _related_tools(tool: str) -> set[str]:
     return {tool} | {name for name, other in registry.TOOLS.items() if other.sticky_fields & subject}
 
 
-def semantic_plan(request: str, favour: tuple | None = None) -> dict[str, Any] | None:
+def semantic_plan(request: str, favour: tuple | None = None,
+                  ruled_out: frozenset[str] = frozenset()) -> dict[str, Any] | None:
     """The pre-router's plan when it is confident of the tool and the rules read every argument."""
-    ranked = _scores(request, favour)
+    ranked = _scores(request, favour, ruled_out)
     best, score = ranked[0]
     if score < CONFIDENT_SCORE:
         return None
@@ -1213,13 +1356,14 @@ def semantic_plan(request: str, favour: tuple | None = None) -> dict[str, Any] |
 def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMessage], use_semantic: bool,
                      results_note: str | None, context: followup.ThreadContext | None = None,
                      favour: tuple | None = None) -> dict[str, Any]:
-    candidates: list[str] = list(TOOL_NAMES)
+    ruled_out = _ruled_out([request], context) if results_note is None else frozenset()
+    candidates: list[str] = [name for name in TOOL_NAMES if name not in ruled_out]
     ranked: list[tuple[str, float]] = []
     if use_semantic and results_note is None:
-        quick = semantic_plan(request, favour)
+        quick = semantic_plan(request, favour, ruled_out)
         if quick is not None:
             return quick
-        ranked = _scores(request, favour)
+        ranked = _scores(request, favour, ruled_out)
         best, score = ranked[0]
         if score >= CONFIDENT_SCORE:
             # Confident about the tool but not its arguments: the LLM only fills them.
@@ -1236,7 +1380,13 @@ def _plan_standalone(request: str, model_factory: Any, history: Sequence[BaseMes
     # A file in the request says which tools can be meant: a photo, a transcript, a CSV.
     by_file = _tools_for_files(request)
     if by_file:
-        candidates = [name for name in candidates if name in by_file] or list(by_file)
+        # Every tool that takes the file, in the classifier's order: its top few may leave out
+        # the one meant ("…te paso el enlace para que la añadas: <link>" ranks asking first).
+        # A confident single choice that takes the file stays.
+        narrowed = [name for name in candidates if name in by_file]
+        if len(candidates) > 1 or not narrowed:
+            narrowed = [name for name, _ in ranked if name in by_file] if ranked else narrowed
+        candidates = narrowed or list(by_file)
     decision = llm_plan(model_factory(), request, candidates, history, results_note, context,
                         allow_none=not by_file and len(candidates) > 1)
     thread_has_file = any(name in ((context.last_call or {}).get("args") or {}) for name in _PATH_ARGUMENTS) \

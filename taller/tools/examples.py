@@ -713,6 +713,12 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "age guess for grandpa_1975.png",
             "run emotion detection on D:\\fotos\\cumple_sofia.jpg",
             "tell me if the players in final_whistle.jpg look happy or disappointed",
+            # About the photo the conversation is on, without naming it again: its face tool.
+            "how old would you say he looks",
+            "does she seem happy or sad in that photo",
+            "guess the age of the person in the picture",
+            "what mood is the woman in that pic in",
+            "tell me the emotion of the face in the same photo",
         ),
         'es': (
             "¿qué emoción tiene esta cara? foto.jpg",
@@ -760,6 +766,11 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "¿se nota enfadado mi jefe en esta foto? reunion_lunes.png",
             "pasale el modelo de rostros a ~/Fotos/graduacion_2023.jpg, quiero saber la edad y la emoción, dale",
             "edad y ánimo de las personas en excursion.jpeg porfa, mil gracias",
+            "¿cuántos años aparenta él?",
+            "¿parece triste o contenta en la foto?",
+            "adivina la edad de la persona de esa foto",
+            "¿de qué humor está el hombre de la imagen?",
+            "dime la emoción de la cara en la misma foto",
         ),
     },
     'add_video': {
@@ -807,6 +818,11 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "attach this youtube talk to the kb: https://youtu.be/Zs9Dx8Cf7Vg",
             "I'm preparing a lesson on transformers and want to quote a talk later, so first add https://www.youtube.com/watch?v=Rf4Tg5Yh6Uj to your knowledge base",
             "index these subtitles for me: clase_ingles_03.srt",
+            # A folder of transcripts, a playlist, a channel: the tool adds every video in it.
+            "add every transcript in the folder talks/2024/",
+            "index the whole folder ~/subtitles/course/ please",
+            "add all the videos of this playlist https://www.youtube.com/playlist?list=PLx8Qm2Rt5Vw",
+            "index this youtube channel https://www.youtube.com/@someteacher",
         ),
         'es': (
             "añade este vídeo https://www.youtube.com/watch?v=abc123def45",
@@ -850,6 +866,10 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "incorpora esta charla de youtube a la base: https://youtu.be/Zs9Dx8Cf7Vg",
             "quiero subir un video de una conferencia, el enlace es youtu.be/Rf4Tg5Yh6Uj",
             "indexá estos subtítulos: clase_ingles_03.srt, dale",
+            "añade todas las transcripciones de la carpeta clases/semestre1/",
+            "indexa la carpeta ~/subtitulos/curso/ entera",
+            "agrega todos los vídeos de esta lista https://www.youtube.com/playlist?list=PLa1B2c3D4e5",
+            "añade el canal https://www.youtube.com/@profesor_ml",
         ),
     },
     'ask_video': {

@@ -23,6 +23,8 @@ from taller.llm import FakeChatModel
     ("punctuate", "puntúa hola como estas", {"text": "hola como estas"}),
     ("add_video", "add https://youtu.be/dQw4w9WgXcQ please", {"url_or_path": "https://youtu.be/dQw4w9WgXcQ"}),
     ("add_video", "index talks/keynote.vtt", {"url_or_path": "talks/keynote.vtt"}),
+    ("add_video", "mete la carpeta transcripciones/curso_pytorch/", {"url_or_path": "transcripciones/curso_pytorch/"}),
+    ("add_video", "what is 3/4?", None),
     ("generate_images", "genera 8 muestras con el vae", {"model": "vae", "count": 8}),
     ("list_models", "what have I trained", {}),
 ])
@@ -319,3 +321,64 @@ def test_an_invented_required_value_is_never_passed_to_the_tool():
     model = FakeChatModel(responses=[{"tool": "translate"}, {"text": "the cat sleeps"}])
     assert router.plan("how would a Spaniard say the cat sleeps", lambda: model, use_semantic=False)["args"] == {
         "text": "the cat sleeps"}
+
+
+@pytest.mark.parametrize("texts,calls,ruled_out", [
+    # Nothing points at a recording: a concept question is not looked up in a transcript.
+    (["¿en qué consiste exactamente el sobreajuste?"], (), {"ask_video", "summarize_video"}),
+    (["what does the beam size actually change?"], ({"tool": "translate", "args": {"text": "hi"}},),
+     {"ask_video", "summarize_video"}),
+    # A word for a recording or its speaker, a link, a transcript, a video id, or speech itself.
+    (["¿qué opina el conferenciante sobre la educación?"], (), set()),
+    (["what are the main points of the talk I added?"], (), set()),
+    (["what does she say about inflation?"], (), set()),
+    (["resume clase1.srt"], (), set()),
+    (["summarize https://youtu.be/dQw4w9WgXcQ"], (), set()),
+    (["summarize youtu.be/Lm8cD2wQx9A"], (), set()),
+    (["what happens at minute 12?"], (), set()),
+    # A thread about a video keeps the video tools for what follows.
+    (["¿y la economía?"], ({"tool": "ask_video", "args": {"question": "¿qué dice de los impuestos?"}},), set()),
+])
+def test_video_tools_need_something_that_points_at_a_recording(texts, calls, ruled_out):
+    from taller.agent import followup
+
+    context = followup.ThreadContext(last_call=calls[-1] if calls else None, calls=calls)
+    assert router._ruled_out(texts, context) == ruled_out
+
+
+def test_a_concept_question_is_answered_not_looked_up_in_a_video(semantic):
+    # The classifier alone puts both on ask_video (2026-11-30: video questions that never say
+    # "video" are worded the same way); nothing in them points at a recording.
+    for text in ("¿qué es exactamente el espacio latente?", "what does the beam size actually change, in a sentence or two?"):
+        assert router.plan(text, lambda: FakeChatModel([])).get("tool") is None
+
+
+def test_a_folder_is_carried_like_a_file_and_only_adding_takes_it():
+    from taller.agent.intents import masked
+
+    assert masked("añade la carpeta ~/subs/curso/ ya") == "añade la carpeta transcriptfolder ya"
+    assert router._tools_for_files("index the folder talks/2024/") == ("add_video",)
+    assert router._tools_for_files("what is 3/4?") == ()
+
+
+def test_every_tool_that_takes_the_link_is_a_candidate(monkeypatch):
+    """The classifier's top few may leave out the tool a link is for: all the tools that take
+    it are offered to the model, in the classifier's order."""
+    monkeypatch.setattr(router, "semantic_router", lambda: _Ranked(
+        [("ask_video", 0.5), ("punctuate", 0.2), ("translate", 0.1), ("summarize_video", 0.08),
+         ("none", 0.07), ("add_video", 0.05)]))
+    seen = []
+    real = router.choice_schema
+    monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
+    model = FakeChatModel(responses=[{"tool": "add_video"}])
+    router.plan("me gustaría preguntarte sobre ella luego; te paso el enlace: https://youtu.be/dQw4w9WgXcQ",
+                lambda: model)
+    assert seen and seen[0] == ["ask_video", "summarize_video", "add_video"]
+
+
+class _Ranked:
+    def __init__(self, ranked):
+        self.ranked = ranked
+
+    def scores(self, text):
+        return list(self.ranked)
