@@ -518,8 +518,9 @@ def substituted(text: str, previous: str) -> str | None:
             return True
         between = previous[tokens[index].end():tokens[index + 1].start()]
         following = tokens[index + 1].group(0)
+        # A year after a phrase qualifies it ("in March 2024"): "and in April?" replaces the month.
         return (bool(re.search(r"[?!,.;:]", between)) or following.lower() in _SPAN_STOPWORDS
-                or bool(_LEADING_PREPOSITION.match(following + " ")))
+                or bool(_LEADING_PREPOSITION.match(following + " ")) or bool(_A_YEAR.match(following)))
 
     spans, bonuses = [], []
     for first in range(len(tokens)):
@@ -600,6 +601,39 @@ def with_the_time_named(text: str, previous: str) -> str:
     return _THAT_TIME.sub(named, text)
 
 
+# Words around a bare new number that say nothing else: "mejor dame 7", "make it 10", "now just 5".
+_NUMBER_FILLER = frozenset("""ok okay vale so and y now ahora better rather instead mejor make it give me show just only
+please porfa que sean sea pon ponme dame muestrame muéstrame enséñame ensename hazlo with con the top los las el la
+mas más more than list lista""".split())
+_A_YEAR = re.compile(r"^(?:1[89]\d\d|20\d\d)$")
+
+
+def _asks_free_text(context: ThreadContext) -> bool:
+    """Whether the last call's tool takes a question in words (its numbers live in the sentence)."""
+    from taller.tools import registry
+
+    spec = registry.TOOLS.get((context.last_call or {}).get("tool") or "")
+    return bool(spec and spec.free_text_fields)
+
+
+def number_substituted(text: str, previous: str) -> str | None:
+    """``previous`` with its one number replaced by the one number ``text`` states and nothing
+    else ("¿Cuáles son los tres géneros con más canciones?" + "mejor dame 7" → "… los 7 géneros
+    …"), or None. A year is not a count: it is never the number replaced."""
+    from taller.text import number_mentions
+
+    words = [word.strip(".,;:!?¿¡") for word in (text or "").split()]
+    rest = [word for word in words if word and word.lower() not in _NUMBER_FILLER]
+    if len(rest) != 1 or len(number_mentions(rest[0])) != 1:
+        return None
+    tokens = [match for match in re.finditer(r"[^\s¿?¡!,.;:]+", previous or "")
+              if len(number_mentions(match.group(0))) == 1 and not _A_YEAR.match(match.group(0))]
+    if len(tokens) != 1:
+        return None
+    old = tokens[0]
+    return previous[:old.start()] + rest[0] + previous[old.end():]
+
+
 def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     """The standalone form of ``text`` (``text`` itself when the model returns nothing usable).
 
@@ -608,6 +642,8 @@ def rewrite(model: Any, text: str, context: ThreadContext) -> str:
     (:func:`with_the_time_named`)."""
     previous = context.last_request or (context.turns[-1] if context.turns else "")
     replaced = substituted(text, previous)
+    if replaced is None and _asks_free_text(context):
+        replaced = number_substituted(text, previous)
     if replaced is not None:
         return replaced
     return with_the_time_named(_rewritten(model, text, context, previous), previous)

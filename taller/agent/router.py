@@ -765,7 +765,11 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         if fields:
             decision = {**decision, "args": {**decision["args"], **{name: joined for name in fields}}}
             standalone = joined
-    if decision.get("tool") and results_note is None and _asks_why(request):
+    if decision.get("tool") and results_note is None and (
+            _asks_why(request) or (use_semantic and _asks_what_it_is(request)
+                                   and semantic_router().scores(request)[0][0] == NONE)):
+        # A concept question the classifier alone reads as chat stays chat: the thread's pull
+        # ("whats a foreign key again" after database questions) is no reason to run a tool.
         # "¿por qué se usa una GRU y no una red densa para esto?": a tool shows what happens,
         # not why; a why-question that names nothing to run (no file, number, quote or video)
         # is answered, whatever the rewrite carried into it.
@@ -977,6 +981,35 @@ RETURN_SCORE = 0.3
 
 # A question that asks why ("why does…", "¿por qué…", "and why is…").
 _WHY = re.compile(r"^\W*(?:(?:ok|okay|and|so|but|hmm+|y|pero|vale|entonces|oye)\W+)?(?:why|por\s*qu[eé])\b", re.I)
+
+
+# A question that asks what a concept is ("¿qué es exactamente el cuello de botella de un
+# autoencoder?", "lol ok, whats a foreign key again", "how does beam search work?").
+_WHAT_IS = re.compile(
+    r"^\W*(?:(?:ok|okay|so|and|lol|hmm+|y|pero|vale|oye|bueno|entonces)\W+)*"
+    r"(?:what(?:'s|s|\s+is|\s+are)\s+(?:a|an|the|exactly|actually)?\b|what\s+does\s+.{1,40}\s+mean\b|"
+    r"qu[eé]\s+(?:es|son|significa)\b|en\s+qu[eé]\s+consiste|explain\b|expl[ií]ca(?:me)?\b|define\b|"
+    r"how\s+does\s+.{1,40}\s+work\b|c[oó]mo\s+funciona)", re.I)
+# What makes such a question one about data or about the user's own things, which a tool answers:
+# someone's (her age, their emails), a superlative or total (the longest track), the models or the
+# training's status, the tables of a database.
+_DATA_OR_OWNED = re.compile(
+    r"\b(?:her|his|their|its|my|your|our|those|these|them|they|su|sus|mi|mis|tu|tus|nuestr\w*|"
+    r"longest|shortest|biggest|largest|most|least|best|worst|top|total|average|next|"
+    r"m[aá]s|menos|mejor|peor|promedio|siguientes?|pr[oó]xim\w*|"
+    r"status|progress|estado|progreso|models?|modelos?|databases?|tables?|tablas?|base de datos|"
+    r"lessons?|lecci[oó]n|lecciones|experiments?|experimentos?)\b", re.I)
+
+
+def _asks_what_it_is(request: str) -> bool:
+    """A question about what a concept is that names nothing of the user's (no file, number, quote,
+    video, data words): answered in words, whatever tool the classifier or the rewrite leaned to."""
+    from taller.agent import grounding
+
+    return bool(_WHAT_IS.search(request)) and not (
+        _DATA_OR_OWNED.search(request) or _SALES_SUBJECT.search(request) or _RECORDING.search(request)
+        or grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
+        or followup.VIDEO_ID.search(request) or _URL.search(request))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")

@@ -871,6 +871,8 @@ def test_a_link_or_database_named_in_passing_is_read_as_meant(monkeypatch):
     ("what does the talk say about inflation?", "and regarding unemployment?", "what does the talk say about unemployment?"),
     # The topic slot takes a new topic however far apart MiniLM places the two.
     ("what does the talk say about GPUs?", "and TPUs?", "what does the talk say about TPUs?"),
+    # A year after the month qualifies it: the month alone is replaced.
+    ("what was the total gross pay in March 2024?", "and in April?", "what was the total gross pay in April 2024?"),
 ])
 def test_an_elliptical_value_replaces_the_part_of_its_kind(previous, turn, expected):
     assert followup.substituted(turn, previous) == expected
@@ -1039,3 +1041,13 @@ def test_a_continuation_after_an_acknowledgement_is_still_one(text):
 def test_a_trailing_q_is_not_a_question_word():
     assert followup.cue_spelled("y de Oslo q?") == "y de Oslo q?"
     assert followup.substituted("y de Oslo q?", "¿cuántas facturas se enviaron a clientes de Madrid?") is not None
+
+
+@pytest.mark.parametrize("turn,previous,expected", [
+    ("mejor dame 7", "¿Cuáles son los tres géneros con más canciones?", "¿Cuáles son los 7 géneros con más canciones?"),
+    ("make it 10", "top 5 customers by spending in 2012", "top 10 customers by spending in 2012"),  # a year is no count
+    ("dame 7 canciones", "¿Cuáles son los 3 géneros con más canciones?", None),  # more than a number
+    ("now the top 10", "the top twenty five customers", None),  # the old number is two words: no guess
+])
+def test_a_bare_new_number_replaces_the_one_count_of_a_question(turn, previous, expected):
+    assert followup.number_substituted(turn, previous) == expected

@@ -382,3 +382,30 @@ class _Ranked:
 
     def scores(self, text):
         return list(self.ranked)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("¿qué es exactamente el cuello de botella de un autoencoder?", True),
+    ("lol ok, whats a foreign key again", True),
+    ("how does beam search work?", True),
+    # Data, someone's things, a status, a lesson, a file, a number: a tool answers those.
+    ("what's the longest track in the store?", False),
+    ("what are their email addresses?", False),
+    ("what is her age?", False),
+    ("what is the status of the training", False),
+    ("explain the lstm lesson", False),
+    ("what is in notes.vtt", False),
+])
+def test_a_concept_question_is_told_from_a_question_about_data(text, expected):
+    assert router._asks_what_it_is(text) is expected
+
+
+def test_the_threads_pull_does_not_make_a_concept_question_a_tool_call(semantic):
+    from taller.agent import followup
+
+    context = followup.ThreadContext(
+        turns=("how many tracks are in the blues genre",),
+        last_call={"tool": "query_database", "args": {"question": "how many tracks are in the blues genre"}},
+        last_request="how many tracks are in the blues genre")
+    decision = router.plan("lol ok, whats a foreign key again", lambda: FakeChatModel([]), context=context)
+    assert decision["tool"] is None
