@@ -887,9 +887,19 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
         return None
     # The earlier call's things (photo, series, video, model) with this turn's question, if the
     # tool takes one ("going back to the first video, what does it say about X?").
+    return _call_again(target, request, question=request.strip())
+
+
+def _call_again(target: dict[str, Any], request: str, question: str | None) -> dict[str, Any] | None:
+    """The earlier call ``target`` made again: its values (its question replaced by ``question``,
+    or left out) with the ones ``request`` states (choices, numbers, files); None when they do
+    not make a valid call."""
+    tool = target.get("tool")
+    free = _free_text_fields(tool)
     args = {name: value for name, value in (target.get("args") or {}).items()
-            if value not in (None, "", []) and name not in _free_text_fields(tool)}
-    args.update({name: request.strip() for name in _free_text_fields(tool)})
+            if value not in (None, "", []) and name not in free}
+    if question is not None:
+        args.update({name: question for name in free})
     args.update({**_named_choices(tool, request), **followup.numbers_by_words(tool, request),
                  **followup.numbers_by_units(tool, request), **_turn_files(tool, request)})
     try:
@@ -963,15 +973,8 @@ def _returned_to_tool(request: str, returning: re.Match[str], calls: list[dict[s
         return None
     tool = scores[0][0]
     target = next(call for call in reversed(calls[:-1]) if call.get("tool") == tool)
-    args = {name: value for name, value in (target.get("args") or {}).items()
-            if value not in (None, "", []) and name not in _free_text_fields(tool)}
-    args.update({**_named_choices(tool, request), **followup.numbers_by_words(tool, request),
-                 **followup.numbers_by_units(tool, request), **_turn_files(tool, request)})
-    try:
-        clean = validate_args(tool, args)
-    except ToolError:
-        return None
-    return {"tool": tool, "args": _compact(tool, clean), "source": "follow-up", "returned_to": True}
+    # No question of its own: a tool that needs one is not made again this way.
+    return _call_again(target, request, question=None)
 
 
 # How sure the classifier must be that the words after "back to" name an earlier tool's work

@@ -21,6 +21,7 @@ with :func:`use_chat_model` drives the whole stack.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -147,8 +148,24 @@ def _load_llama(path: str, n_ctx: int, n_threads: int) -> Any:
                 model.set_cache(LlamaRAMCache(capacity_bytes=256 << 20))
             except ImportError:  # older llama-cpp-python: prefix reuse of the last prompt only
                 pass
+            if not _llama_cache:
+                atexit.register(close_embedded_models)
             _llama_cache[key] = model
         return _llama_cache[key]
+
+
+def close_embedded_models() -> None:
+    """Free the loaded GGUF models. Runs at exit, while llama-cpp-python can still free them:
+    left to the interpreter's teardown, ``Llama.__del__`` finds its library half unloaded and
+    prints a TypeError on every exit."""
+    with _llama_lock:
+        models = list(_llama_cache.values())
+        _llama_cache.clear()
+    for model in models:
+        try:
+            model.close()
+        except Exception:  # an older llama-cpp-python without close(): the teardown frees it
+            pass
 
 
 

@@ -161,3 +161,20 @@ def test_free_first_decoding_gives_the_grammars_reply_on_the_real_model():
             messages=[{"role": "system", "content": system}, {"role": "user", "content": user}],
             temperature=0.0, max_tokens=60, response_format={"type": "json_object", "schema": schema})
         assert free == json.loads(constrained["choices"][0]["message"]["content"])
+
+
+def test_loaded_models_are_closed_before_the_interpreter_tears_down(monkeypatch):
+    """Left to the teardown, llama-cpp-python's __del__ finds its library gone and prints a
+    TypeError at every exit; the exit hook closes the models while it is still there."""
+    from taller.llm import chat
+
+    closed = []
+
+    class Loaded:
+        def close(self):
+            closed.append(self)
+
+    model = Loaded()
+    monkeypatch.setattr(chat, "_llama_cache", {("m.gguf", 4096, 2): model})
+    chat.close_embedded_models()
+    assert closed == [model] and chat._llama_cache == {}
