@@ -110,24 +110,36 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
 
     A human message may carry the standalone form of a rewritten follow-up in
     ``additional_kwargs["standalone"]``; that form is used, so a second follow-up builds on the
-    first one's full meaning ("and to France?" → "who are those customers?").
+    first one's full meaning ("and to France?" → "who are those customers?"). A turn without one
+    whose call asked a question in words stands for that question: "sorry, I meant Led Zeppelin"
+    was asked as "How many albums does Led Zeppelin have?", and the next turn builds on that.
     """
+    from taller.tools import registry
+
     turns: list[str] = []
     calls: list[dict[str, Any]] = []
     last_call: dict[str, Any] | None = None
     last_request: str | None = None
     current: str | None = None
+    rewritten = False
     for message in messages:
         kind = getattr(message, "type", "")
         if kind == "human":
             extra = getattr(message, "additional_kwargs", None) or {}
             content = message.content if isinstance(message.content, str) else ""
+            rewritten = bool(extra.get("standalone"))
             current = str(extra.get("standalone") or content).strip()
             if current:
                 turns.append(current)
         elif kind == "ai":
             for call in getattr(message, "tool_calls", None) or []:
                 last_call = {"tool": call.get("name"), "args": dict(call.get("args") or {})}
+                spec = registry.TOOLS.get(last_call["tool"] or "")
+                asked = next((str(last_call["args"][name]).strip() for name in sorted(spec.free_text_fields)
+                              if isinstance(last_call["args"].get(name), str) and last_call["args"][name].strip()),
+                             None) if spec else None
+                if asked and not rewritten and current and turns and turns[-1] == current:
+                    turns[-1] = current = asked
                 last_request = current
                 calls.append(last_call)
     return ThreadContext(turns=tuple(turns[-limit:]), last_call=last_call, last_request=last_request,
@@ -654,7 +666,7 @@ def _rewritten(model: Any, text: str, context: ThreadContext, previous: str) -> 
 
     from taller.llm import invoke_json
 
-    earlier = [turn for turn in context.turns[-4:-1] if turn != previous]
+    earlier = [turn for turn in context.turns[-4:-1] if turn != previous and not _superseded(turn, previous)]
     history = "".join(f"Earlier request: {turn}\n" for turn in earlier)
     user = (f"{history}Previous request: {previous}\nTool used for it: {_call_text(context.last_call)}\n"
             f"Last message: {text}\nStandalone:")
@@ -688,6 +700,21 @@ def _rewritten(model: Any, text: str, context: ThreadContext, previous: str) -> 
         # keep the turn itself beside it, so the arguments are read from what was said.
         return f"{standalone} {text}"
     return standalone
+
+
+def _superseded(earlier: str, previous: str) -> bool:
+    """Whether ``previous`` is ``earlier`` asked again with a value changed ("How many albums does
+    Led Zeppelin have?" after "… Iron Maiden …", by a correction or an "and …?"). Shown both, a
+    small model rewrites the next turn from the older one."""
+    from taller.agent import grounding
+
+    old, new = (set(re.findall(r"\w{3,}", grounding.normalize(text))) for text in (earlier, previous))
+    return bool(old and new) and len(old & new) / len(old | new) >= SUPERSEDED_OVERLAP
+
+
+# Share of words two requests have in common (of all their words) from which the newer one is the
+# older asked again: one or two values changed in a question of five to ten words.
+SUPERSEDED_OVERLAP = 0.5
 
 
 def _content_words(text: str) -> set[str]:

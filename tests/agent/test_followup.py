@@ -1051,3 +1051,27 @@ def test_a_trailing_q_is_not_a_question_word():
 ])
 def test_a_bare_new_number_replaces_the_one_count_of_a_question(turn, previous, expected):
     assert followup.number_substituted(turn, previous) == expected
+
+
+def test_a_turn_stands_for_the_question_its_call_asked():
+    """Without a standalone form, the question the call asked is what the turn meant."""
+    messages = [HumanMessage(content="How many albums does Iron Maiden have?"),
+                call_message("query_database", {"question": "How many albums does Iron Maiden have?"}),
+                HumanMessage(content="sorry, I meant Led Zeppelin"),
+                call_message("query_database", {"question": "How many albums does Led Zeppelin have?"})]
+    context = followup.context_from_messages(messages)
+    assert context.last_request == "How many albums does Led Zeppelin have?"
+    assert context.turns[-1] == "How many albums does Led Zeppelin have?"
+
+
+def test_a_request_asked_again_with_a_new_value_hides_the_older_one_from_the_rewrite():
+    context = followup.ThreadContext(
+        turns=("How many albums does Iron Maiden have in the store?", "How many albums does Led Zeppelin have in the store?"),
+        last_call={"tool": "query_database", "args": {"question": "How many albums does Led Zeppelin have in the store?"}},
+        last_request="How many albums does Led Zeppelin have in the store?")
+    model = FakeChatModel(responses=[{"request": "How many tracks do Led Zeppelin's albums have?"}])
+    followup.rewrite(model, "and how many tracks in total across them?", context)
+    shown = str(model.calls[0])
+    assert "Iron Maiden" not in shown and "Led Zeppelin" in shown
+    assert followup._superseded("How many invoices were billed to Canada?", "How many invoices were billed to France?")
+    assert not followup._superseded("describe the hr database", "how many employees were hired in 2015?")
