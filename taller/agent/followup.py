@@ -590,11 +590,13 @@ def substituted(text: str, previous: str) -> str | None:
 _THAT_TIME = re.compile(
     r"(?:\b(?:in|during|for|en|durante|de)\s+)?\b(?:that|the same|ese|aquel|el mismo|dicho)\s+"
     r"(?P<unit>year|a[nñ]o|month|mes)\b", re.I)
-_YEAR = re.compile(r"\b(?:1[89]\d\d|20\d\d)\b")
+_YEAR_DIGITS = r"(?:1[89]\d\d|20\d\d)"  # a year as people ask about them: 1800-2099
+_YEAR = re.compile(rf"\b{_YEAR_DIGITS}\b")
+_A_YEAR = re.compile(rf"^{_YEAR_DIGITS}$")
 _MONTH = re.compile(
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|enero|"
     r"febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre)"
-    r"(?:\s+(?:of\s+|de\s+)?(?:1[89]\d\d|20\d\d))?\b", re.I)
+    rf"(?:\s+(?:of\s+|de\s+)?{_YEAR_DIGITS})?\b", re.I)
 
 
 def with_the_time_named(text: str, previous: str) -> str:
@@ -617,7 +619,6 @@ def with_the_time_named(text: str, previous: str) -> str:
 _NUMBER_FILLER = frozenset("""ok okay vale so and y now ahora better rather instead mejor make it give me show just only
 please porfa que sean sea pon ponme dame muestrame muéstrame enséñame ensename hazlo with con the top los las el la
 mas más more than list lista""".split())
-_A_YEAR = re.compile(r"^(?:1[89]\d\d|20\d\d)$")
 
 
 def _asks_free_text(context: ThreadContext) -> bool:
