@@ -30,9 +30,10 @@ from typing import Any, Sequence
 CARRY_OVER = ("image_path", "values", "model", "database", "video", "text", "url_or_path")
 
 # A turn that starts like this continues the previous one ("and to France?", "¿y de jazz?").
+# An acknowledgement that may open a follow-up ("ok, and in 2004?", "genial, y ahora el VAE").
+_OPENING = r"^\s*(?:(?:ok(?:ay)?|vale|bueno|great|cool|nice|perfect|perfecto|genial|thanks|gracias|hmm+)\s*[,!.]?\s+)?"
 _CONTINUATION = re.compile(
-    r"^\s*(?:(?:ok(?:ay)?|vale|bueno|great|cool|nice|perfect|perfecto|genial|thanks|gracias|hmm+)\s*[,!.]?\s+)?"
-    r"[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
+    _OPENING + r"[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
     r"but|y qu[eé]|y si|tambi[eé]n|lo mismo|igual|otra vez|de nuevo|ahora|entonces|pero|"
     r"en vez|en lugar|mejor|only|just|solo|s[oó]lo|solamente|except|excepto|"
     r"one more|another|una m[aá]s|uno m[aá]s|otra m[aá]s|otro m[aá]s)\b", re.I)
@@ -455,7 +456,7 @@ def _call_text(call: dict[str, Any] | None) -> str:
 # An elliptical turn: a cue, then only the new value ("and to France?", "what about marketing?",
 # "¿y de jazz?", "ok, and in 2004?", "now the top 10", "same for albums").
 _ELLIPSIS = re.compile(
-    r"^\s*(?:(?:ok(?:ay)?|vale|bueno|great|cool|perfecto|genial|thanks|gracias)[,!.]?\s+)?[¿¡]?\s*"
+    _OPENING + r"[¿¡]?\s*"
     r"(?:and now|y ahora|and|y|e|what about|how about|same for|same with|lo mismo (?:para|con|en|de)|"
     r"igual (?:para|con)|now|ahora)\s+(?P<value>.+?)\s*[?？!.]*\s*$", re.I)
 # Words that make the rest a request or a question of its own, not a value: "and what's their
