@@ -33,10 +33,12 @@ makes it fail instead).
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -234,7 +236,9 @@ def main(argv: list[str] | None = None) -> int:
             print("no embedded model installed (taller models install): nothing to measure")
             return 2 if args.require else 0
         os.environ["TALLER_EMBEDDED_MODEL_PATH"] = str(installed)
-    os.environ["TALLER_HOME"] = tempfile.mkdtemp(prefix="taller-bench-video-")
+    home = tempfile.mkdtemp(prefix="taller-bench-video-")
+    atexit.register(shutil.rmtree, home, True)  # the index and the transcripts go with the run
+    os.environ["TALLER_HOME"] = home
     os.environ["TALLER_BACKEND"] = "embedded"
     os.environ["TALLER_EMBEDDED_THREADS"] = str(args.threads)
 
@@ -247,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.transcript:
         questions = [q for q in questions if q["transcript"] in args.transcript]
     questions = questions[::max(1, args.every)]
-    folder = Path(tempfile.mkdtemp(prefix="taller-bench-vtt-"))
+    folder = Path(home) / "transcripts"
+    folder.mkdir()
     paths = build(folder)
     keys = {}
     for name, path in paths.items():

@@ -196,10 +196,14 @@ class RunRecord:
             family = families.get(reply.get("family"), RuntimeError)
             raise family(f"rank 0 could not start the run: {reply['error']}")
         rank = distributed.rank()
+        # Under the data folder, not the system's temporary one, so that a follower killed before
+        # close() leaves nothing outside TALLER_HOME; the next launch of the run sweeps it.
+        scratch_root = get_settings().cache_dir / "scratch"
+        scratch_root.mkdir(parents=True, exist_ok=True)
         prefix = f"taller-{reply['run_id']}-rank{rank}-"
-        for stale in Path(tempfile.gettempdir()).glob(prefix + "*"):  # left by a launch that was killed
+        for stale in scratch_root.glob(prefix + "*"):  # left by a launch that was killed
             shutil.rmtree(stale, ignore_errors=True)
-        scratch = Path(tempfile.mkdtemp(prefix=prefix))
+        scratch = Path(tempfile.mkdtemp(prefix=prefix, dir=scratch_root))
         run = cls(model_name, config, reply["run_id"], scratch, cancel_event=cancel_event)
         run.writes = False
         run.record_dir = Path(reply["dir"])
