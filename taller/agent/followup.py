@@ -152,20 +152,27 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
 _CHAT_WORDS = {"nd": "and", "u": "you", "r": "are", "ur": "your", "abt": "about", "wat": "what", "wut": "what",
                "wht": "what", "dat": "that", "dis": "this", "thx": "thanks", "pls": "please", "plz": "please",
                "q": "qué", "xq": "por qué", "pq": "por qué", "tb": "también", "tmb": "también"}
-# The cue words a swap of two neighbouring letters may hide ("tehm", "waht", "agian", "thier").
-# Only swaps: one changed letter turns a real word into a cue word ("name" → "same", "than" → "that").
+# The cue words a swap of two neighbouring letters ("tehm", "waht", "agian", "thier") or a letter
+# left out ("insted") may hide. Not a changed letter: that turns a real word into a cue word ("name"
+# → "same", "than" → "that").
 _CUE_WORDS = frozenset(
     "and what about them they those these their that this again same instead also with how many much please "
     "thanks now then only just other another ellos ellas esos esas estos estas mismo misma otra otro ahora "
     "también tambien cuántos cuántas cuanto cuantos sobre".split())
 
 
-def _swapped(word: str) -> str | None:
+def _cue_word_meant(word: str) -> str | None:
+    """The cue word ``word`` misspells by two neighbouring letters swapped ("tehm") or, from four
+    letters on, one letter left out ("insted", "agin"); None when it is no such misspelling."""
     lower = word.lower()
     for index in range(len(lower) - 1):
         candidate = lower[:index] + lower[index + 1] + lower[index] + lower[index + 2:]
         if candidate != lower and candidate in _CUE_WORDS:
             return candidate
+    if len(lower) >= 4:
+        for cue in _CUE_WORDS:
+            if len(cue) == len(lower) + 1 and any(cue[:index] + cue[index + 1:] == lower for index in range(len(cue))):
+                return cue
     return None
 
 
@@ -181,7 +188,7 @@ def cue_spelled(text: str) -> str:
         if lower in _CHAT_WORDS and not (lower == "q" and not text[match.end():].strip(" ?!.¿¡")):
             return _CHAT_WORDS[lower]  # "q" is "qué" before words ("y q tal"), not at the end ("y de Oslo q?")
         if len(lower) >= 3 and lower not in _CUE_WORDS:
-            return _swapped(word) or word
+            return _cue_word_meant(word) or word
         return word
 
     return re.sub(r"(?<![\w'’/.-])[^\W\d_]+(?![\w'’/.-])", fix, text) if text else text
@@ -198,6 +205,19 @@ def refers_back(text: str) -> bool:
     text = cue_spelled(text)
     return bool(_CONTINUATION.search(text) or _REFERENCE.search(text) or _CLITIC.search(text)
                 or _CORRECTION.search(text))
+
+
+# The tools that read a recording, and "he", "she", "they" in a question about one: its speakers,
+# whom the video argument already names ("does he mention layer norm at all?" asks the same video,
+# not the last question again).
+RECORDING_TOOLS = frozenset({"ask_video", "summarize_video"})
+_SPEAKER = re.compile(r"\b(?:he|she|they|him|her|them|él|ella|ellos|ellas)\b", re.I)
+
+
+def points_at_the_last_request(text: str, tool: str | None) -> bool:
+    """Whether ``text``, a turn for ``tool``, points back to the request before it (:func:`refers_back`),
+    a recording's speaker aside."""
+    return refers_back(_SPEAKER.sub(" ", text) if tool in RECORDING_TOOLS else text)
 
 
 def corrects(text: str) -> bool:
@@ -329,6 +349,21 @@ def _value_words(text: str) -> bool:
     return any(numbers_by_words(tool, text) for tool in registry.TOOLS)
 
 
+def _without_value_words(text: str) -> str:
+    """``text`` (folded) without the words the registry gives for an argument's value ("greedy")."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    folded = grounding.normalize(text)
+    for spec in registry.TOOLS.values():
+        for values in spec.synonyms.values():
+            for value, words in values.items():
+                if value.isdigit():
+                    for word in sorted(words, key=len, reverse=True):
+                        folded = grounding.phrase_pattern(word).sub(" ", folded)
+    return folded
+
+
 def changes_a_value(text: str) -> bool:
     """A short turn that states a value and little else: "make that 10 steps", "mejor 6", "luna.png?"."""
     from taller.agent import grounding
@@ -340,8 +375,9 @@ def changes_a_value(text: str) -> bool:
     from taller.text import is_number_word
 
     # Four other words at most: "train the autoencoder for 3 epochs" is a request of its own. The
-    # value's own words are not other words: "con un haz de cinco" is "con un haz de 5".
-    words = [word for word in re.findall(r"[^\W\d_]+", rest) if not is_number_word(word)]
+    # value's own words are not other words: "con un haz de cinco" is "con un haz de 5", and "sin
+    # beam search, en modo voraz" names a beam of 1 by the registry's words.
+    words = [word for word in re.findall(r"[^\W\d_]+", _without_value_words(rest)) if not is_number_word(word)]
     if len(words) > 4:
         return False
     return bool(grounding.number_mentions(rest) or quotes or PATHISH.search(text) or VIDEO_ID.search(text)
@@ -482,11 +518,45 @@ _SAME_PREPOSITION, _BOTH_NAMES, _BOTH_NUMBERS = 0.3, 0.2, 0.3
 # A new value for the topic slot of the previous question: enough alone (see :func:`substituted`).
 _TOPIC_SLOT = SUBSTITUTION_FIT
 _TOPIC = frozenset({"about", "on", "regarding", "concerning", "sobre", "acerca"})
+# A Spanish verb of saying: "de" after it introduces a topic ("¿qué dice de la regularización?").
+_SAYS = re.compile(r"dicen?|dijo|dijeron|habla(?:n|ba|ron)?|habl[oó]|comenta(?:n|ba)?|coment[oó]|cuenta(?:n)?|"
+                   r"cont[oó]|explica(?:n)?|explic[oó]|menciona(?:n)?|mencion[oó]|opina(?:n)?|opin[oó]", re.I)
+
+
+# A value that narrows the question rather than replacing one of its values ("and only in 2010",
+# "y solo las de Chile", "just the ones from 2012").
+_RESTRICTION = re.compile(r"^(?:only|just|solo|s[oó]lo|solamente|[uú]nicamente)\b", re.I)
+
+
+def _model_replaced(value: str, previous: str) -> str | None:
+    """``previous`` with the model it names replaced by the one ``value`` names ("ahora la del VAE"
+    after "muéstrame la lección del autoencoder …"); None unless both name one, and not the same."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    def named(text: str) -> tuple[str, int, int] | None:
+        folded = grounding.normalize(text)
+        if len(folded) != len(text):
+            return None  # spaces or letters folded away: positions would not line up
+        found = [(match.end() - match.start(), name, match.start(), match.end())
+                 for name, words in registry.model_words().items() for word in words
+                 for match in grounding.phrase_pattern(word).finditer(folded)]
+        if not found:
+            return None
+        _, name, start, end = max(found)  # the longest: "variational autoencoder" is the VAE
+        return name, start, end
+
+    new, old = named(value), named(previous)
+    if new is None or old is None or new[0] == old[0]:
+        return None
+    return previous[:old[1]] + value[new[1]:new[2]] + previous[old[2]:]
 
 
 def _kind_of_preposition(words: str) -> str:
-    """"topic" for the prepositions that introduce one ("about", "acerca de"), else the word."""
+    """"topic" for the prepositions that introduce one ("about", "acerca de"), else the word
+    ("del" and "al" are "de" and "a" with the article: "¿y del dropout?" for "de la regularización")."""
     word = (words.lower().split() or [""])[0]
+    word = {"del": "de", "al": "a"}.get(word, word)
     return "topic" if word in _TOPIC else word
 
 
@@ -518,6 +588,11 @@ def substituted(text: str, previous: str) -> str | None:
 
     if any(numbers_by_units(tool, value) for tool in registry.TOOLS):
         return None  # "now with beam 5", "make it 10 epochs": a setting of the call, not its subject
+    if _RESTRICTION.match(value):
+        return None  # "y solo las de 2010": a condition added to the question, not a value replaced
+    model = _model_replaced(value, previous)
+    if model is not None:
+        return model
     preposition = _LEADING_PREPOSITION.match(value)
     core = value[preposition.end():] if preposition else value
     tokens = list(re.finditer(r"[^\s¿?¡!,.;:]+", previous))
@@ -554,7 +629,10 @@ def substituted(text: str, previous: str) -> str | None:
             # The topic of a question ("did she talk about type hints?", "¿qué dice sobre el
             # dropout?") is what "and async?" or "¿y de batch norm?" replaces, however far apart
             # MiniLM places the two topics (0.04 and 0.08 here).
-            if (slot_ends(last) and _kind_of_preposition(before) == "topic"
+            before_before = tokens[first - 2].group(0) if first >= 2 else ""
+            topic_before = (_kind_of_preposition(before) == "topic"
+                            or (_kind_of_preposition(before) == "de" and bool(_SAYS.fullmatch(before_before))))
+            if (slot_ends(last) and topic_before
                     and (not preposition or _kind_of_preposition(preposition.group(0).strip()) in ("topic", "de"))):
                 bonus += _TOPIC_SLOT
             if _is_name(previous, start) and core[:1].isupper():
@@ -648,22 +726,54 @@ def number_substituted(text: str, previous: str) -> str | None:
     return previous[:old.start()] + rest[0] + previous[old.end():]
 
 
-def rewrite(model: Any, text: str, context: ThreadContext) -> str:
+# "albums instead of artists", "con Chile en vez de Argentina", "the GRU rather than the LSTM":
+# the turn says both the new value and the one it replaces.
+_INSTEAD = re.compile(
+    r"^(?P<before>[^,;:?¿!¡]*?)\s+(?:instead of|rather than|in place of|en vez de|en lugar de)\s+"
+    r"(?:(?:the|el|la|los|las)\s+)?(?P<old>[^,;:?¿!¡]+?)\s*[?!.]*\s*$", re.I)
+_ARTICLES = frozenset({"the", "a", "an", "el", "la", "los", "las", "un", "una"})
+
+
+def replaced_as_said(text: str, previous: str) -> str | None:
+    """``previous`` with the value ``text`` says it replaces ("waht about albums insted of
+    artists" → "Who are the top 10 albums …"); None unless that value is a word or phrase of
+    ``previous``. The new value is as many words as the old one, read back from the marker
+    ("lo mismo con Chile en vez de Argentina": "Chile"); "artist" and "artists" are one word."""
+    match = _INSTEAD.match(cue_spelled(text or "").strip(" ¿¡"))
+    if not match or not previous:
+        return None
+    old = match.group("old").strip()
+    words = [word for word in match.group("before").split() if word.lower() not in _ARTICLES]
+    size = len(old.split())
+    if not old or size > 3 or len(words) < size:
+        return None
+    new = " ".join(words[-size:])
+    stem = re.escape(old[:-1]) if len(old) > 3 and old.lower().endswith("s") else re.escape(old)
+    found = re.search(rf"(?<!\w){stem}(?:es|s)?(?!\w)", previous, re.I)
+    if not found:
+        return None
+    return previous[:found.start()] + new + previous[found.end():]
+
+
+def rewrite(model: Any, text: str, context: ThreadContext, turn_tool: str | None = None) -> str:
     """The standalone form of ``text`` (``text`` itself when the model returns nothing usable).
+    ``turn_tool`` is the tool the turn alone reads as, if any (see :func:`_joins`).
 
     An elliptical turn that only gives a new value is resolved without the model
     (:func:`substituted`); a time it points back to ("that year") is written out
     (:func:`with_the_time_named`)."""
     previous = context.last_request or (context.turns[-1] if context.turns else "")
-    replaced = substituted(text, previous)
+    replaced = replaced_as_said(text, previous)
+    if replaced is None:
+        replaced = substituted(text, previous)
     if replaced is None and _asks_free_text(context):
         replaced = number_substituted(text, previous)
     if replaced is not None:
         return replaced
-    return with_the_time_named(_rewritten(model, text, context, previous), previous)
+    return with_the_time_named(_rewritten(model, text, context, previous, turn_tool), previous)
 
 
-def _rewritten(model: Any, text: str, context: ThreadContext, previous: str) -> str:
+def _rewritten(model: Any, text: str, context: ThreadContext, previous: str, turn_tool: str | None = None) -> str:
     from langchain_core.messages import HumanMessage, SystemMessage
 
     from taller.llm import invoke_json
@@ -688,6 +798,16 @@ def _rewritten(model: Any, text: str, context: ThreadContext, previous: str) -> 
         # nothing from the thread, so it is no better than the turn (which the router then joins
         # to the request it continues).
         return text
+    last_tool = (context.last_call or {}).get("tool")
+    if (((turn_tool and turn_tool != last_tool) or not points_at_the_last_request(text, last_tool))
+            and any(_joins(standalone, before, text) for before in [previous, *earlier] if before)):
+        # "¿es un perro o un gato? en la de toby sale también mi hermana, ¿qué edad le echas?":
+        # a turn that reads as another tool's request, or points at nothing of the previous one
+        # ("does he mention layer norm at all" after a question about the same talk), put beside
+        # the previous request asks both. (Beside a question of its own tool that points back,
+        # the previous question carries the subject the turn leaves out: measured, rejecting those
+        # too lost two held-out turns.)
+        return text
     if _copies_an_earlier_turn(text, standalone, [previous, *earlier]):
         return text  # "show that classifier's metrics" came back as the previous request, word for word
     if not _keeps_what_the_turn_says(text, standalone):
@@ -702,6 +822,32 @@ def _rewritten(model: Any, text: str, context: ThreadContext, previous: str) -> 
         # keep the turn itself beside it, so the arguments are read from what was said.
         return f"{standalone} {text}"
     return standalone
+
+
+def _joins(standalone: str, previous: str, text: str) -> bool:
+    """Whether ``standalone`` is ``previous`` and ``text`` (of four words or more) put side by side:
+    nearly all the words of both (nine in ten), and nearly as many words as both together. Files and links do not count:
+    a rewrite may drop the earlier one ("¿es un perro o un gato? <the next turn>")."""
+    from taller.agent import grounding
+
+    def words(sentence: str) -> list[str]:
+        return re.findall(r"\w+", grounding.normalize(PATHISH.sub(" ", sentence)))
+
+    rewritten, before, turn = words(standalone), words(previous), words(text)
+    if len(before) < 3 or len(turn) < 4:
+        return False  # "by year?" joined to its question is the rewrite it needs
+    present = set(rewritten)
+
+    def kept(part: list[str]) -> float:
+        return sum(word in present for word in part) / len(part)
+
+    return (kept(before) >= JOINED_SHARE and kept(turn) >= JOINED_SHARE
+            and len(rewritten) >= JOINED_SHARE * (len(before) + len(turn)))
+
+
+# Share of each request's words a rewrite keeps, and of their combined length, from which it is
+# the two side by side: a rewrite that replaces a value drops the old one and the turn's cue words.
+JOINED_SHARE = 0.9
 
 
 def _superseded(earlier: str, previous: str) -> bool:

@@ -34,6 +34,7 @@ import re
 import threading
 from collections import Counter
 from functools import lru_cache
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
@@ -603,7 +604,7 @@ _RECORDING = re.compile(
     r"says?|said|saying|mentions?|mentioned|talks? about|talked about|dice|dijo|dicen|menciona(?:n|ba)?|"
     r"mencion[oó]|habla(?:n|ba)?|habl[oó]|comenta(?:n|ba)?|coment[oó]|opina|minutos?|minutes?)\b", re.I)
 # The tools that answer from a recording in the library.
-_RECORDING_TOOLS = frozenset({"ask_video", "summarize_video"})
+_RECORDING_TOOLS = followup.RECORDING_TOOLS
 
 
 def _ruled_out(texts: Sequence[str], context: followup.ThreadContext | None) -> frozenset[str]:
@@ -708,12 +709,15 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         prior = _followup_prior(request, last_tool)
         ruled_out = _ruled_out([request], context)
         quick = semantic_plan(request, prior, ruled_out) if use_semantic else None
+        alone = None  # the tool the classifier gives the turn alone, without the thread's pull
         if use_semantic:
             best, score = _scores(request, prior, ruled_out)[0]
             sure_tool = best if best != NONE and score >= CONFIDENT_SCORE else None
+            alone = _scores(request, None, ruled_out)[0][0]
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
-            standalone = followup.rewrite(model_factory(), request, context)
+            standalone = followup.rewrite(model_factory(), request, context,
+                                          turn_tool=alone if alone != NONE else None)
             rewritten = True
     # The last tool is favoured: strongly when the turn reads like a follow-up, mildly otherwise
     # ("¿qué dice sobre BERT?" right after a video summary), so only a turn the classifier is
@@ -755,11 +759,17 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         decision = _model_from_thread(decision, request, context)
         decision = _turn_choices_win(decision, request)
         decision = _default_database_named(decision, request)
+        decision = _thread_database_named(decision, request, context)
+        decision = _earlier_value(decision, request, context)
     if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
-            and decision["tool"] == (context.last_call or {}).get("tool") and followup.refers_back(request)
+            and decision["tool"] == (context.last_call or {}).get("tool")
+            and followup.points_at_the_last_request(request, decision["tool"])
+            and all(decision["args"].get(name) == (context.last_call.get("args") or {}).get(name) for name in ("database", "video"))
             and context.last_request):
         # The rewrite came back unchanged for a turn that points back ("¿cuánto gastaron esos
         # clientes?"): the question goes with the one it continues, so both parts reach the tool.
+        # Not a question to another database or video ("ok now back to the sales db: how many
+        # playlists are there?"): the one it would continue was about something else.
         joined = f"{context.last_request} {request}".strip()
         fields = _free_text_fields(decision["tool"])
         if fields:
@@ -782,19 +792,95 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     return decision
 
 
+# The thing a tool works on, by its argument, and the arguments of earlier calls that held one:
+# a video is also what add_video was given.
+_SUBJECT_FIELDS = {"image_path": ("image_path",), "text": ("text",), "video": ("video", "url_or_path")}
+# "the first one", "la segunda", "el primer vídeo", "in the second one": an earlier thing by its
+# place in the thread. Not "the first 5 rows": a number after the ordinal counts something.
+_ORDINAL = re.compile(
+    r"\b(?:the|la|el|lo|in the|en la|en el)\s+(?P<place>first|1st|second|2nd|third|3rd|primer[oa]?|segund[oa]|"
+    r"tercer[oa]?)\b(?!\s+\d)(?!\s+(?:few|couple|par|vez|time)\b)", re.I)
+_PLACES = {"first": 0, "1st": 0, "primer": 0, "primero": 0, "primera": 0, "second": 1, "2nd": 1, "segundo": 1,
+           "segunda": 1, "third": 2, "3rd": 2, "tercer": 2, "tercero": 2, "tercera": 2}
+
+
+def _earlier_value(decision: dict[str, Any], request: str, context: followup.ThreadContext) -> dict[str, Any]:
+    """The earlier photo, text or video the turn points at by its place ("summarize the first
+    one", "translate the first one") or by a word of its file's name ("go back to the headshot"
+    for ``interview_headshot.jpg``, "en la de toby"), when the turn writes none of its own."""
+    from taller.agent import grounding
+
+    tool = decision.get("tool")
+    fields = get_tool(tool).args_schema.model_fields if tool else {}
+    field = next((name for name in _SUBJECT_FIELDS if name in fields), None)
+    if (field is None or grounding.quoted_spans(request) or followup.PATHISH.search(request)
+            or followup.VIDEO_ID.search(request)):
+        return decision
+    seen: list[str] = []
+    for call in context.calls:
+        for name in _SUBJECT_FIELDS[field]:
+            value = (call.get("args") or {}).get(name)
+            if isinstance(value, str) and value.strip() and value not in seen:
+                seen.append(value)
+    if len(seen) < 2:
+        return decision  # one earlier thing: the thread's carry-over already points at it
+    chosen = None
+    place = _ORDINAL.search(request)
+    if place and _PLACES[place.group("place").lower()] < len(seen):
+        chosen = seen[_PLACES[place.group("place").lower()]]
+    elif field == "image_path":
+        said = {word for word in re.findall(r"[^\W\d_]{4,}", grounding.normalize(request))}
+        named = [value for value in seen
+                 if said & set(re.findall(r"[^\W\d_]{4,}", grounding.normalize(Path(value).stem)))]
+        chosen = named[0] if len(named) == 1 else None
+    if chosen is None or decision["args"].get(field) == chosen:
+        return decision
+    return {**decision, "args": {**decision["args"], field: chosen},
+            "carried_over": sorted({*decision.get("carried_over", []), field})}
+
+
+def _database_called(request: str, name: str) -> str | None:
+    """``name`` when ``request`` names that database the way people point at one of several:
+    "the sales one", "back to the sales db", "en la de sales" (Spanish leaves out "base")."""
+    word = re.escape(name)
+    pattern = (rf"\b(?:the|to|in|on)\s+{word}\s+(?:one|db|database)\b|\b(?:la|el)\s+de\s+{word}\b"
+               rf"|\b{word}\s+(?:db|database)\b")
+    return name if re.search(pattern, request, re.I) else None
+
+
 def _default_database_named(decision: dict[str, Any], request: str) -> dict[str, Any]:
     """Without the conversation's database when the turn names the default one: "vuelve a la base
-    sales: ¿cuántos clientes hay en Chile?" after questions to ``inventario`` asks ``sales``."""
-    if "database" not in decision.get("carried_over", ()):
-        return decision
+    sales: ¿cuántos clientes hay en Chile?" after questions to ``inventario`` asks ``sales``,
+    whether the other one was carried over or kept by an edit of the last call."""
+    database = str((decision.get("args") or {}).get("database") or "")
+    if not database or database.lower() in request.lower():
+        return decision  # none, or the one the turn writes
     from taller.config import get_settings
 
-    name = _named_database(request)
+    name = _named_database(request) or _database_called(request, get_settings().default_database)
     if not name or name.lower() not in {get_settings().default_database.lower(), "default"}:
         return decision
     args = {key: value for key, value in decision["args"].items() if key != "database"}
-    carried = [field for field in decision["carried_over"] if field != "database"]
+    carried = [field for field in decision.get("carried_over", ()) if field != "database"]
     return {**decision, "args": args, "carried_over": carried}
+
+
+def _thread_database_named(decision: dict[str, Any], request: str, context: followup.ThreadContext) -> dict[str, Any]:
+    """The thread's earlier database that the turn names by its short name ("and in the shop one,
+    …" after ``sqlite:///home/ana/shop.db``; "back to the hr database"), when the call would ask
+    another one."""
+    if not decision.get("tool") or "database" not in get_tool(decision["tool"]).args_schema.model_fields:
+        return decision
+    current = (decision.get("args") or {}).get("database")
+    for call in reversed(context.calls):
+        earlier = (call.get("args") or {}).get("database")
+        if not isinstance(earlier, str) or not earlier or earlier == current:
+            continue
+        short = Path(earlier.rstrip("/").rsplit("/", 1)[-1]).stem if "/" in earlier else earlier
+        if short and (_database_called(request, short) or (_named_database(request) or "").lower() == short.lower()):
+            return {**decision, "args": {**decision["args"], "database": earlier},
+                    "carried_over": sorted({*decision.get("carried_over", []), "database"})}
+    return decision
 
 
 def _takes_the_bare_value(request: str, context: followup.ThreadContext) -> str | None:

@@ -206,7 +206,10 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
                  "model is fitted on this series in a few seconds; for 30+ values it is also checked on the "
                  "series' last values against simply repeating the last value."),
         carry_over_fields=frozenset({"values"}),
-        units={"steps": (("step*", "paso*", "value*", "valor*", "number*", "número*", "point*", "punto*", "more", "más"),
+        # A series is often of months or days, and people count the steps ahead in them.
+        units={"steps": (("step*", "paso*", "value*", "valor*", "number*", "número*", "point*", "punto*", "more", "más",
+                          "month*", "mes", "meses", "week*", "semana*", "day*", "día*", "dia*", "quarter*",
+                          "trimestre*", "hour*", "hora*"),
                          ("next", "following", "siguiente*", "próximo*", "proximo*"))},
         argument_hints={"values": "[numbers] or a CSV path"},
         next_steps={"en": (("Forecast further", "forecast the next 10 values"),),
@@ -222,7 +225,7 @@ TOOLS: dict[str, ToolSpec] = {spec.name: spec for spec in (
         details=("With the seq2seq attention model and beam search; also saves a heat map of the attention "
                  "for the first sentence (listed in ``images``)."),
         # A beam of one is greedy decoding, and people say so.
-        synonyms={"beam_size": {"1": ("greedy", "greedy decoding", "greedy search", "voraz", "búsqueda voraz",
+        synonyms={"beam_size": {"1": ("greedy", "greedily", "greedy decoding", "greedy search", "voraz", "búsqueda voraz",
                                       "decodificación voraz", "sin beam search", "without beam search",
                                       "no beam search", "sin búsqueda en haz")}},
         carry_over_fields=frozenset({"text"}),

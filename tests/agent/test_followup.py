@@ -1075,3 +1075,121 @@ def test_a_request_asked_again_with_a_new_value_hides_the_older_one_from_the_rew
     assert "Iron Maiden" not in shown and "Led Zeppelin" in shown
     assert followup._superseded("How many invoices were billed to Canada?", "How many invoices were billed to France?")
     assert not followup._superseded("describe the hr database", "how many employees were hired in 2015?")
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("waht about albums insted of artists", "what about albums instead of artists"),  # a letter left out
+    ("and agin?", "and again?"),
+    ("and then?", "and then?"), ("than that", "than that"), ("the name", "the name"),  # real words stay
+])
+def test_cue_words_are_read_through_a_letter_left_out(text, expected):
+    assert followup.cue_spelled(text) == expected
+
+
+@pytest.mark.parametrize("turn,previous,expected", [
+    ("waht about albums insted of artists", "Who are the top 10 artists by tracks sold in the USA?",
+     "Who are the top 10 albums by tracks sold in the USA?"),
+    ("lo mismo con Chile en vez de Argentina", "¿cuántas facturas hay de clientes de Argentina?",
+     "¿cuántas facturas hay de clientes de Chile?"),
+    ("use the GRU rather than the LSTM", "train the LSTM for 3 epochs", "train the GRU for 3 epochs"),
+    ("Peru instead of Chile", "how many invoices went to Brazil?", None),  # what it replaces is not there
+])
+def test_a_value_said_to_replace_another_replaces_it(turn, previous, expected):
+    assert followup.replaced_as_said(turn, previous) == expected
+
+
+def test_a_value_said_to_replace_another_needs_no_model():
+    context = followup.ThreadContext(turns=("top 5 artists by tracks sold",),
+                                     last_call={"tool": "query_database", "args": {"question": "top 5 artists by tracks sold"}},
+                                     last_request="top 5 artists by tracks sold")
+    assert followup.rewrite(FakeChatModel(responses=[]), "and albums instead of artists?", context) == "top 5 albums by tracks sold"
+
+
+@pytest.mark.parametrize("turn,previous,expected", [
+    # "del" is "de" with the article, and "de" after a verb of saying introduces the topic.
+    ("¿y del dropout?", "¿qué dice de la regularización L2?", "¿qué dice de dropout?"),
+    # A model named in place of the one the request names.
+    ("ahora la del VAE", "muéstrame la lección del autoencoder sobre el cuello de botella",
+     "muéstrame la lección del VAE sobre el cuello de botella"),
+    # "only …" narrows the question: a condition added, left to the rewrite.
+    ("y solo las de 2010", "¿cuántas facturas hay de clientes de Chile?", None),
+])
+def test_more_kinds_of_elliptical_value(turn, previous, expected):
+    assert followup.substituted(turn, previous) == expected
+
+
+def test_a_rewrite_that_puts_the_previous_request_beside_the_turn_is_not_used():
+    context = followup.ThreadContext(
+        turns=("please add the whole playlist https://www.youtube.com/playlist?list=PLx7Qw2mN4cZ8rT1",),
+        last_call={"tool": "add_video", "args": {"url_or_path": "https://www.youtube.com/playlist?list=PLx7Qw2mN4cZ8rT1"}},
+        last_request="please add the whole playlist https://www.youtube.com/playlist?list=PLx7Qw2mN4cZ8rT1")
+    turn = "across all my videos, what do they say about gradient clipping?"
+    joined = {"request": f"Please add the whole playlist https://www.youtube.com/playlist?list=PLx7Qw2mN4cZ8rT1 {turn}"}
+    assert followup.rewrite(FakeChatModel(responses=[joined]), turn, context, turn_tool="ask_video") == turn
+    # Beside a question of the same tool, or when the turn alone reads as no tool, the previous
+    # request may carry the subject the turn leaves out: the rewrite is kept.
+    assert followup.rewrite(FakeChatModel(responses=[joined]), turn, context, turn_tool="add_video") == joined["request"]
+    assert followup.rewrite(FakeChatModel(responses=[joined]), turn, context) == joined["request"]
+    # A short fragment joined to its question is the rewrite it needs.
+    assert not followup._joins("How many invoices were billed to Canada, by year?",
+                               "How many invoices were billed to Canada?", "by year?")
+
+
+def test_a_question_about_what_the_speaker_says_is_not_joined_to_the_last_one(monkeypatch):
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("ask_video", 0.99), ("none", 0.01)]))
+    video = "https://www.youtube.com/watch?v=Qm7vR2sYw8E"
+    context = followup.ThreadContext(
+        turns=("what does the speaker say about batch normalization?",),
+        last_call={"tool": "ask_video", "args": {"question": "what does the speaker say about batch normalization?",
+                                                  "video": video}},
+        last_request="what does the speaker say about batch normalization?")
+    turn = "does he mention layer norm at all"
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[{"request": turn}]), context=context)
+    assert decision["tool"] == "ask_video" and decision["args"]["question"] == turn
+    assert decision["args"]["video"] == video
+
+
+@pytest.mark.parametrize("turn,tool,field,expected", [
+    ("now translate the first one into spanish", "translate", "text", "hi maria are you coming tonight"),
+    ("summarize the first one", "summarize_video", "video", "https://youtu.be/pB4nHc1Tt0U"),
+    ("in the second one, where does she talk about warmup?", "ask_video", "video", "https://youtu.be/LmZ9xQ4eR7w"),
+    ("go back to the headshot and run the cat-or-dog classifier on it", "classify_pet", "image_path",
+     "~/Pictures/interview_headshot.jpg"),
+    ("en la de toby sale mi hermana, ¿qué edad le echas?", "analyze_face", "image_path", "fotos/toby.jpg"),
+])
+def test_an_earlier_thing_named_by_its_place_or_its_files_name(turn, tool, field, expected):
+    calls = {"text": ({"tool": "punctuate", "args": {"text": "hi maria are you coming tonight"}},
+                      {"tool": "punctuate", "args": {"text": "where did you put the keys"}}),
+             "video": ({"tool": "add_video", "args": {"url_or_path": "https://youtu.be/pB4nHc1Tt0U"}},
+                       {"tool": "add_video", "args": {"url_or_path": "https://youtu.be/LmZ9xQ4eR7w"}}),
+             "image_path": ({"tool": "analyze_face", "args": {"image_path": "~/Pictures/interview_headshot.jpg"}},
+                            {"tool": "classify_pet", "args": {"image_path": "fotos/toby.jpg"}},
+                            {"tool": "analyze_face", "args": {"image_path": "fotos/nala.png"}})}[field]
+    context = followup.ThreadContext(last_call=calls[-1], calls=calls)
+    decision = {"tool": tool, "args": {field: calls[-1]["args"].get(field, "x"),
+                                       **({"question": turn} if tool == "ask_video" else {})}}
+    assert router._earlier_value(decision, turn, context)["args"][field] == expected
+    # A turn that writes its own file, or one earlier thing only, is left alone.
+    assert router._earlier_value(decision, f"{turn} other.png", context) == decision
+    assert router._earlier_value(decision, turn, followup.ThreadContext(last_call=calls[-1], calls=calls[-1:])) == decision
+    assert router._earlier_value(decision, "now the first 5 rows", context) == decision
+
+
+def test_the_default_database_named_as_one_of_several():
+    decision = {"tool": "query_database", "args": {"question": "¿cuántos artistas hay?", "database": "inventario"},
+                "carried_over": ["database"]}
+    for turn in ("gracias!! y en la de sales, ¿cuántos artistas hay?", "ok now back to the sales db: how many?",
+                 "and in the sales one?"):
+        assert "database" not in router._default_database_named(decision, turn)["args"]
+    assert router._default_database_named(decision, "what were total sales in 2023?") == decision
+
+
+def test_an_earlier_database_named_by_its_short_name():
+    url = "sqlite:///home/ana/shop.db"
+    calls = ({"tool": "query_database", "args": {"question": "which category sells most?", "database": url}},
+             {"tool": "query_database", "args": {"question": "how many playlists are there?"}})
+    context = followup.ThreadContext(last_call=calls[-1], calls=calls)
+    decision = {"tool": "query_database", "args": {"question": "how many orders were placed in march 2023?"}}
+    named = router._thread_database_named(decision, "and in the shop one, how many orders were placed in march 2023?", context)
+    assert named["args"]["database"] == url
+    assert router._thread_database_named(decision, "and how many orders in march 2023?", context) == decision
