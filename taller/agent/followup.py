@@ -279,6 +279,11 @@ _LINK_WORDS = {"of", "de", "del", "=", ":", "is", "es", "to", "the", "los", "las
 _ARTICLE_WORDS = {"a", "an", "un", "una", "half", "media", "medio"}
 
 
+# "the last fourteen weeks", "los últimos 12 meses": a count of what the data already holds, not
+# of what to make.
+_PAST = frozenset({"last", "past", "previous", "ultimos", "ultimas", "pasados", "pasadas", "anteriores"})
+
+
 def numbers_by_units(tool: str, text: str) -> dict[str, int]:
     """Numeric arguments of ``tool`` that ``text`` states with the argument's word (the registry's
     ``units``): "what about 10 steps?" → ``steps=10``; "con un haz de tres" → ``beam_size=3``; "the
@@ -293,8 +298,9 @@ def numbers_by_units(tool: str, text: str) -> dict[str, int]:
         for index, word in enumerate(words):
             bare = word.strip(".,;:!?¿¡()'\"")
             value = None
-            if any(_word_is(bare, unit) for unit in after_number):
-                value = number_near(words[max(0, index - 3):index], backwards=True)
+            before = words[max(0, index - 3):index]
+            if any(_word_is(bare, unit) for unit in after_number) and not _PAST.intersection(before):
+                value = number_near(before, backwards=True)
             if value is None and any(_word_is(bare, lead) for lead in before_number):
                 value = number_near(words[index + 1:index + 5], backwards=False)
             if value is not None:
@@ -388,7 +394,9 @@ def changes_a_value(text: str) -> bool:
 _FILLER = re.compile(
     r"\b(and|y|e|also|too|what|how|about|with|for|on|in|to|the|a|this|that|one|ones|these|those|now|then|"
     r"same|again|please|pls|ok|okay|oh|hmm|con|para|en|de|del|el|la|los|las|este|esta|esto|ese|esa|"
-    r"eso|otro|otra|ahora|tambi[eé]n|qu[eé]|tal|porfa|vale|bueno|oye|s[ií]|yes)\b", re.I)
+    r"eso|otro|otra|ahora|tambi[eé]n|qu[eé]|tal|porfa|vale|bueno|oye|s[ií]|yes|"
+    # an acknowledgement first, and "do" / "haz", which only say "the same": "cool, do b.png too"
+    r"great|cool|nice|perfect|perfecto|genial|thanks|gracias|do|haz)\b", re.I)
 
 
 def bare_ellipsis(text: str) -> bool:
@@ -857,12 +865,19 @@ def _superseded(earlier: str, previous: str) -> bool:
     from taller.agent import grounding
 
     old, new = (set(re.findall(r"\w{3,}", grounding.normalize(text))) for text in (earlier, previous))
-    return bool(old and new) and len(old & new) / len(old | new) >= SUPERSEDED_OVERLAP
+    if not (old and new):
+        return False
+    # Or most of the older one is inside the previous, which went on from it ("How many albums does
+    # Led Zeppelin have in the store? and how many tracks in total across them?").
+    return (len(old & new) / len(old | new) >= SUPERSEDED_OVERLAP
+            or len(old & new) / len(old) >= SUPERSEDED_CONTAINED)
 
 
 # Share of words two requests have in common (of all their words) from which the newer one is the
 # older asked again: one or two values changed in a question of five to ten words.
 SUPERSEDED_OVERLAP = 0.5
+# Share of the older request's words found in the previous one from which the previous one holds it.
+SUPERSEDED_CONTAINED = 0.7
 
 
 def _content_words(text: str) -> set[str]:

@@ -696,6 +696,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         return _stated_defaults(returned, request)
     standalone = request
     quick = None
+    alone = None  # the tool the classifier gives the turn alone, without the thread's pull
     sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
     rewritten = False
     again = _takes_the_bare_value(request, context) if results_note is None else None
@@ -709,7 +710,6 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         prior = _followup_prior(request, last_tool)
         ruled_out = _ruled_out([request], context)
         quick = semantic_plan(request, prior, ruled_out) if use_semantic else None
-        alone = None  # the tool the classifier gives the turn alone, without the thread's pull
         if use_semantic:
             best, score = _scores(request, prior, ruled_out)[0]
             sure_tool = best if best != NONE and score >= CONFIDENT_SCORE else None
@@ -739,6 +739,11 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         decision = _with_standalone(sure_tool, request, standalone, model_factory, context)
     else:
         decision = _plan_standalone(standalone, model_factory, history, use_semantic, results_note, context, favour)
+        counted_by = _tool_counting(request)
+        if rewritten and counted_by and counted_by == alone and decision.get("tool") not in (None, counted_by):
+            # "once it finishes I want 9 samples out of it" came back joined to the training it
+            # waits for: the turn counts in one tool's units, and the turn alone reads as that tool.
+            decision = _with_standalone(counted_by, request, standalone, model_factory, context)
     changes_a_value = followup.changes_a_value(request)
     if (not decision.get("tool") and results_note is None and context.last_call
             and (followup.continues(request) or changes_a_value
@@ -1168,6 +1173,15 @@ def _numbers_from_the_turn(tool: str, request: str, args: dict[str, Any],
     return kept
 
 
+def _tool_counting(request: str) -> str | None:
+    """The one tool whose units count a number of ``request`` ("9 samples": generate_images), if
+    only one does."""
+    from taller.tools import registry
+
+    tools = [tool for tool in registry.TOOLS if followup.numbers_by_units(tool, request)]
+    return tools[0] if len(tools) == 1 else None
+
+
 def _with_standalone(tool: str, request: str, standalone: str, model_factory: Any,
                      context: followup.ThreadContext) -> dict[str, Any]:
     """A plan for ``tool``: arguments read off the turn, then off its standalone form (the
@@ -1369,6 +1383,11 @@ def _number_replaced(request: str, args: dict[str, Any]) -> dict[str, Any]:
     return holders if len(holders) == 1 else {}
 
 
+# A question as people type one: a question mark, or a question word first (after "and" / "y").
+_QUESTION = re.compile(r"\?|^\W*(?:(?:and|y|e)\s+)?(?:what|which|who|how|why|when|where|does|do|did|is|are|"
+                       r"qu[eé]|cu[aá]l(?:es)?|qui[eé]n(?:es)?|c[oó]mo|por qu[eé]|cu[aá]nd[oa]|d[oó]nde|cu[aá]nt[oa]s?)\b", re.I)
+
+
 def _same_tool_again(request: str, standalone: str, context: followup.ThreadContext) -> dict[str, Any] | None:
     """The last call's tool for a continuation turn, its arguments from the turn and the thread.
 
@@ -1382,6 +1401,13 @@ def _same_tool_again(request: str, standalone: str, context: followup.ThreadCont
     if tool not in registry.TOOLS:
         return None
     text = standalone if standalone.strip() != request.strip() else f"{context.last_request or ''} {request}".strip()
+    if not registry.TOOLS[tool].free_text_fields and _QUESTION.search(request):
+        # A question after a summary or a description ("¿y qué ejemplo usa para explicar el
+        # gradiente?") is asked of the same video or database, by the tool that takes a question,
+        # and in its own words: the request before it asked for no answer.
+        tool = next((name for name, spec in registry.TOOLS.items()
+                     if spec.free_text_fields and spec.sticky_fields & registry.TOOLS[tool].sticky_fields), tool)
+        text = standalone
     args = {**_named_choices(tool, request), **followup.numbers_by_units(tool, request),
             **(extract_args(tool, request) or {})}
     for name in registry.TOOLS[tool].free_text_fields:

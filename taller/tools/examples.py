@@ -1470,7 +1470,6 @@ EXAMPLES: dict[str, dict[str, tuple[str, ...]]] = {
             "¿cuánto tarda normalmente un entrenamiento en la CPU de un portátil?",
             "¿qué es una GAN? explicámelo fácil porfa",
             "¿qué es exactamente el momentum?",
-            "¿y qué significa el warmup del learning rate?",
             "¿en qué consiste exactamente la normalización por lotes?",
             "vale gracias, eso es todo por hoy",
             "mmm déjame pensarlo",

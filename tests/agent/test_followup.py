@@ -1075,6 +1075,9 @@ def test_a_request_asked_again_with_a_new_value_hides_the_older_one_from_the_rew
     assert "Iron Maiden" not in shown and "Led Zeppelin" in shown
     assert followup._superseded("How many invoices were billed to Canada?", "How many invoices were billed to France?")
     assert not followup._superseded("describe the hr database", "how many employees were hired in 2015?")
+    # A previous request that went on from the older one holds it too.
+    assert followup._superseded("How many albums does Iron Maiden have in the store?",
+                                "How many albums does Led Zeppelin have in the store? and how many tracks across them?")
 
 
 @pytest.mark.parametrize("text,expected", [
@@ -1193,3 +1196,58 @@ def test_an_earlier_database_named_by_its_short_name():
     named = router._thread_database_named(decision, "and in the shop one, how many orders were placed in march 2023?", context)
     assert named["args"]["database"] == url
     assert router._thread_database_named(decision, "and how many orders in march 2023?", context) == decision
+
+
+class _ClassifierByText:
+    """Scores by the text: the turn as typed and its rewrite read differently."""
+
+    def __init__(self, ranked_by_text, otherwise):
+        self.ranked_by_text, self.otherwise = ranked_by_text, otherwise
+
+    def scores(self, text):
+        return list(self.ranked_by_text.get(text, self.otherwise))
+
+
+def test_a_turn_counting_in_one_tools_units_keeps_that_tool_when_the_rewrite_drifts(monkeypatch):
+    turn = "once it finishes I want 9 samples out of it"
+    joined = "please train the variational autoencoder for 15 epochs and then generate 9 samples from it"
+    monkeypatch.setattr(router, "semantic_router", lambda: _ClassifierByText(
+        {turn: [("generate_images", 0.57), ("none", 0.3), ("show_lesson", 0.13)]},
+        [("train_model", 0.9), ("generate_images", 0.1)]))
+    context = followup.ThreadContext(
+        turns=("please train the variational autoencoder for 15 epochs", "while that runs, show me its lesson"),
+        last_call={"tool": "show_lesson", "args": {"model": "vae"}}, last_request="while that runs, show me its lesson",
+        calls=({"tool": "train_model", "args": {"model": "vae", "epochs": 15}}, {"tool": "show_lesson", "args": {"model": "vae"}}))
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[{"request": joined}]), context=context)
+    assert decision["tool"] == "generate_images" and decision["args"] == {"model": "vae", "count": 9}
+    assert router._tool_counting("and 2012?") is None and router._tool_counting("make it 10 epochs") == "train_model"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("can you push it out 12 months?", {"steps": 12}),
+    ("¿y para los próximos 6 meses?", {"steps": 6}),
+    # The weeks the data already holds are not the weeks to forecast.
+    ("here are the last fourteen weeks: 41, 38, 45, 47. Can you forecast the next three weeks?", {"steps": 3}),
+    ("los últimos 12 meses fueron estos", {}),
+])
+def test_forecast_steps_counted_in_time_units(text, expected):
+    assert followup.numbers_by_units("forecast", text) == expected
+
+
+def test_value_words_are_not_counted_as_other_words():
+    assert followup.changes_a_value("sin beam search, en modo voraz")
+    assert not followup.changes_a_value("now greedy please thanks a lot my friend")
+
+
+def test_a_question_after_a_summary_is_asked_of_the_same_video():
+    video = "https://www.youtube.com/watch?v=zR5cW3yBq8d"
+    context = followup.ThreadContext(turns=("perfecto, ahora dame un resumen por secciones",),
+                                     last_call={"tool": "summarize_video", "args": {"video": video}},
+                                     last_request="perfecto, ahora dame un resumen por secciones")
+    turn = "¿y qué ejemplo usa para explicar el gradiente?"
+    decision = router._same_tool_again(turn, turn, context)
+    assert decision["tool"] == "ask_video" and decision["args"]["question"] == turn
+    carried = followup.carry_over(decision, context, ["question"], refers=True, request=turn)
+    assert carried["args"] == {"question": turn, "video": video}
+    # Not a question: the summary again.
+    assert router._same_tool_again("y ahora más corto", "y ahora más corto", context)["tool"] == "summarize_video"
