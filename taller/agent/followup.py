@@ -413,9 +413,21 @@ def bare_ellipsis(text: str) -> bool:
     return has_value and not _FILLER.sub(" ", re.sub(r"[\d\W_]+", " ", rest)).strip()
 
 
+# A fragment that only adds a grouping, an order or a place to the last question: "by department",
+# "por año", "grouped by genre", "sorted by price", "per country".
+_FRAGMENT = re.compile(
+    r"^\W*(?:(?:grouped|broken down|sorted|ordered|split)\s+)?(?:by|per|por|para cada|agrupad[oa]s? por|"
+    r"ordenad[oa]s? por|each|cada)\s+[^\W\d_]+(?:\s+[^\W\d_]+)?\W*$", re.I)
+
+
+def adds_to_the_question(text: str) -> bool:
+    """Whether ``text`` is only a grouping, an order or a "per …" for the last question."""
+    return bool(_FRAGMENT.match(text))
+
+
 def looks_like_followup(text: str, context: ThreadContext) -> bool:
     """Whether ``text`` may depend on the thread (cheap; the rewrite itself decides the rest)."""
-    return not context.empty and (refers_back(text) or changes_a_value(text))
+    return not context.empty and (refers_back(text) or changes_a_value(text) or adds_to_the_question(text))
 
 
 # A rewrite that reads like code ("classify_pet({...})", "translate('…', beam=3)", "forecast(6

@@ -715,7 +715,8 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             sure_tool = best if best != NONE and score >= CONFIDENT_SCORE else None
             alone = _scores(request, None, ruled_out)[0][0]
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
-        if quick is None or not quick.get("tool") or (followup.refers_back(request) and free_text):
+        if quick is None or not quick.get("tool") or (
+                (followup.refers_back(request) or followup.adds_to_the_question(request)) and free_text):
             standalone = followup.rewrite(model_factory(), request, context,
                                           turn_tool=alone if alone != NONE else None)
             rewritten = True

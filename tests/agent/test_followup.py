@@ -1251,3 +1251,22 @@ def test_a_question_after_a_summary_is_asked_of_the_same_video():
     assert carried["args"] == {"question": turn, "video": video}
     # Not a question: the summary again.
     assert router._same_tool_again("y ahora más corto", "y ahora más corto", context)["tool"] == "summarize_video"
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("by department", True), ("por año", True), ("grouped by genre", True), ("per country?", True),
+    ("by the way, thanks", False), ("translate this", False), ("how many by department?", False),
+])
+def test_a_grouping_alone_adds_to_the_last_question(text, expected):
+    assert followup.adds_to_the_question(text) is expected
+
+
+def test_a_grouping_alone_is_rewritten_into_the_question_it_adds_to(monkeypatch):
+    monkeypatch.setattr(router, "semantic_router", lambda: _Classifier([("query_database", 0.98), ("none", 0.02)]))
+    context = followup.ThreadContext(turns=("in the payroll database, whats the average salary?",),
+                                     last_call={"tool": "query_database",
+                                                "args": {"question": "whats the average salary?", "database": "payroll"}},
+                                     last_request="in the payroll database, whats the average salary?")
+    model = FakeChatModel(responses=[{"request": "what is the average salary by department?"}])
+    decision = router.plan("by department", lambda: model, context=context)
+    assert decision["args"] == {"question": "what is the average salary by department?", "database": "payroll"}
