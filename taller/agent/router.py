@@ -626,7 +626,9 @@ def _ruled_out(texts: Sequence[str], context: followup.ThreadContext | None) -> 
                 or followup.VIDEO_ID.search(text) or re.search(r"youtu\.?be", text, re.I)):
             return frozenset()
     return _RECORDING_TOOLS
-_QUESTION = re.compile(r"[?¿]|^\s*(what|who|when|where|why|how|which|does|did|is|are|qu[eé]|qui[eé]n|cu[aá]ndo|d[oó]nde|por qu[eé]|c[oó]mo|cu[aá]l)\b", re.I)
+# A question as people type one: a question mark, or a question word first (after "and" / "y").
+_QUESTION = re.compile(r"[?¿]|^\W*(?:(?:and|y|e)\s+)?(what|who|when|where|why|how|which|does|do|did|is|are|"
+                       r"qu[eé]|qui[eé]n(?:es)?|cu[aá]nd[oa]|d[oó]nde|por qu[eé]|c[oó]mo|cu[aá]l(?:es)?|cu[aá]nt[oa]s?)\b", re.I)
 
 
 # The default "sales" database's subjects, with words that ask for data rather than explanations.
@@ -1382,11 +1384,6 @@ def _number_replaced(request: str, args: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == old_value:
             holders[name] = int(new_value) if float(new_value).is_integer() else new_value
     return holders if len(holders) == 1 else {}
-
-
-# A question as people type one: a question mark, or a question word first (after "and" / "y").
-_QUESTION = re.compile(r"\?|^\W*(?:(?:and|y|e)\s+)?(?:what|which|who|how|why|when|where|does|do|did|is|are|"
-                       r"qu[eé]|cu[aá]l(?:es)?|qui[eé]n(?:es)?|c[oó]mo|por qu[eé]|cu[aá]nd[oa]|d[oó]nde|cu[aá]nt[oa]s?)\b", re.I)
 
 
 def _same_tool_again(request: str, standalone: str, context: followup.ThreadContext) -> dict[str, Any] | None:
