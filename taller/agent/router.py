@@ -618,14 +618,31 @@ def _ruled_out(texts: Sequence[str], context: followup.ThreadContext | None) -> 
     question is answered, not looked up in a transcript.
     """
     calls = (context.calls or ((context.last_call,) if context.last_call else ())) if context is not None else ()
-    if any((call or {}).get("tool") in _RECORDING_TOOLS | {"add_video"} for call in calls):
-        return frozenset()
     said = [*texts, *(context.turns if context is not None else ())]
-    for text in said:
-        if (_RECORDING.search(text) or _URL.search(text) or _TRANSCRIPT_PATH.search(text)
-                or followup.VIDEO_ID.search(text) or re.search(r"youtu\.?be", text, re.I)):
-            return frozenset()
-    return _RECORDING_TOOLS
+    ruled_out: set[str] = set()
+    if not (any((call or {}).get("tool") in _RECORDING_TOOLS | {"add_video"} for call in calls)
+            or any(_RECORDING.search(text) or _URL.search(text) or _TRANSCRIPT_PATH.search(text)
+                   or followup.VIDEO_ID.search(text) or re.search(r"youtu\.?be", text, re.I) for text in said)):
+        ruled_out |= _RECORDING_TOOLS
+    # The same for a forecast: a year alone ("hmm, and if we only count 2012?") reads as numbers to
+    # the classifier, but a forecast needs a series — numbers that are not years, a CSV file, a word
+    # for forecasting — or a thread that has forecast.
+    if not (any((call or {}).get("tool") == "forecast" for call in calls) or any(_names_a_series(text) for text in said)):
+        ruled_out.add("forecast")
+    return frozenset(ruled_out)
+
+
+_SERIES_WORDS = re.compile(
+    r"\b(forecast\w*|predict\w*|prediction|pron[oó]stic\w*|predec\w*|predic\w*|predig\w*|series?|trend|"
+    r"tendencia|extrapol\w*|proyect\w*|project\w*|sequence|secuencia|comes? next|what's next|sigue|viene despu[eé]s)\b", re.I)
+
+
+def _names_a_series(text: str) -> bool:
+    """Three numbers or more that are not years, a CSV file, or a word for forecasting."""
+    from taller.agent import grounding
+
+    numbers = [number for number in grounding.number_mentions(text) if not (1800 <= number <= 2099 and number == int(number))]
+    return len(numbers) >= 3 or bool(_CSV_PATH.search(text)) or bool(_SERIES_WORDS.search(text))
 # A question as people type one: a question mark, or a question word first (after "and" / "y").
 _QUESTION = re.compile(r"[?¿]|^\W*(?:(?:and|y|e)\s+)?(what|who|when|where|why|how|which|does|do|did|is|are|"
                        r"qu[eé]|qui[eé]n(?:es)?|cu[aá]nd[oa]|d[oó]nde|por qu[eé]|c[oó]mo|cu[aá]l(?:es)?|cu[aá]nt[oa]s?)\b", re.I)

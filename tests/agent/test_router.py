@@ -107,14 +107,15 @@ def test_a_sure_classifier_leaves_the_llm_only_the_arguments_and_invented_paths_
 
 
 def test_an_unsure_classifier_narrows_the_llm_choice_to_its_best_candidates(semantic, monkeypatch):
-    unsure = _UnsureClassifier([("query_database", 0.4), ("forecast", 0.35), ("none", 0.15), ("list_models", 0.1)])
+    unsure = _UnsureClassifier([("query_database", 0.35), ("forecast", 0.3), ("none", 0.2), ("list_models", 0.15)])
     monkeypatch.setattr(router, "semantic_router", lambda: unsure)
     seen = []
     real = router.choice_schema
     monkeypatch.setattr(router, "choice_schema", lambda candidates: seen.append(list(candidates)) or real(candidates))
     model = FakeChatModel(responses=[{"tool": "query_database"}])
     decision = router.plan("¿qué país compró más en 2022?", lambda: model)
-    assert seen == [["query_database", "forecast", "none", "list_models"]]
+    # A year is no series: forecast is not a candidate (see test_a_forecast_needs_a_series).
+    assert seen == [["query_database", "none", "list_models"]]
     assert decision["tool"] == "query_database" and decision["args"] == {"question": "¿qué país compró más en 2022?"}
 
 
@@ -343,7 +344,22 @@ def test_video_tools_need_something_that_points_at_a_recording(texts, calls, rul
     from taller.agent import followup
 
     context = followup.ThreadContext(last_call=calls[-1] if calls else None, calls=calls)
-    assert router._ruled_out(texts, context) == ruled_out
+    assert router._ruled_out(texts, context) - {"forecast"} == ruled_out
+
+
+@pytest.mark.parametrize("texts,calls,ruled_out", [
+    (["hmm, and if we only count 2012?"], ({"tool": "query_database", "args": {"question": "q"}},), True),
+    (["¿cuántas facturas hubo entre 2009 y 2011?"], (), True),
+    (["what comes next: 3, 5, 8, 13"], (), False),
+    (["forecast the next 6 steps of sales.csv"], (), False),
+    (["pronostica 12 pasos"], (), False),
+    (["and 8 steps?"], ({"tool": "forecast", "args": {"values": [1.0] * 12}},), False),
+])
+def test_a_forecast_needs_a_series(texts, calls, ruled_out):
+    from taller.agent import followup
+
+    context = followup.ThreadContext(last_call=calls[-1] if calls else None, calls=calls)
+    assert ("forecast" in router._ruled_out(texts, context)) is ruled_out
 
 
 def test_a_concept_question_is_answered_not_looked_up_in_a_video(semantic):
