@@ -615,7 +615,8 @@ def _ruled_out(texts: Sequence[str], context: followup.ThreadContext | None) -> 
     sobreajuste?", "what does the beam size actually change?"): their wording is the same. What
     tells them apart is whether anything points at a recording: a word for one or its speaker, a
     link, a transcript, a video id, or a thread that has been about a video. Without any, a
-    question is answered, not looked up in a transcript.
+    question is answered, not looked up in a transcript. Likewise ``forecast`` needs a series
+    (:func:`_names_a_series`) or a thread that has forecast.
     """
     calls = (context.calls or ((context.last_call,) if context.last_call else ())) if context is not None else ()
     said = [*texts, *(context.turns if context is not None else ())]
@@ -643,6 +644,8 @@ def _names_a_series(text: str) -> bool:
 
     numbers = [number for number in grounding.number_mentions(text) if not (1800 <= number <= 2099 and number == int(number))]
     return len(numbers) >= 3 or bool(_CSV_PATH.search(text)) or bool(_SERIES_WORDS.search(text))
+
+
 # A question as people type one: a question mark, or a question word first (after "and" / "y").
 _QUESTION = re.compile(r"[?¿]|^\W*(?:(?:and|y|e)\s+)?(what|who|when|where|why|how|which|does|do|did|is|are|"
                        r"qu[eé]|qui[eé]n(?:es)?|cu[aá]nd[oa]|d[oó]nde|por qu[eé]|c[oó]mo|cu[aá]l(?:es)?|cu[aá]nt[oa]s?)\b", re.I)
