@@ -869,10 +869,10 @@ def _earlier_value(decision: dict[str, Any], request: str, context: followup.Thr
 
 def _database_called(request: str, name: str) -> str | None:
     """``name`` when ``request`` names that database the way people point at one of several:
-    "the sales one", "back to the sales db", "en la de sales" (Spanish leaves out "base")."""
+    "the sales one", "en la de sales" (Spanish leaves out "base"). "the sales db" is
+    :func:`_named_database`'s."""
     word = re.escape(name)
-    pattern = (rf"\b(?:the|to|in|on)\s+{word}\s+(?:one|db|database)\b|\b(?:la|el)\s+de\s+{word}\b"
-               rf"|\b{word}\s+(?:db|database)\b")
+    pattern = rf"\b(?:the|to|in|on)\s+{word}\s+one\b|\b(?:la|el)\s+de\s+{word}\b"
     return name if re.search(pattern, request, re.I) else None
 
 
