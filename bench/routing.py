@@ -170,7 +170,7 @@ DIALOGUE_FILES = {"dialogues": "routing_dialogues.jsonl", "dialogues-dev": "rout
                   "dialogues-dev2": "routing_dialogues_dev2.jsonl", "dialogues-dev3": "routing_dialogues_dev3.jsonl",
                   "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl",
                   "dialogues-dev6": "routing_dialogues_dev6.jsonl", "dialogues-dev7": "routing_dialogues_dev7.jsonl",
-                  "dialogues-dev8": "routing_dialogues_dev8.jsonl",
+                  "dialogues-dev8": "routing_dialogues_dev8.jsonl", "dialogues-dev9": "routing_dialogues_dev9.jsonl",
                   "substitutions": "routing_substitutions.jsonl"}
 
 
