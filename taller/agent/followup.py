@@ -42,7 +42,9 @@ _CONTINUATION = re.compile(
 _REFERENCE = re.compile(
     r"\b(it|its|it's|her|his|him|she|he|them|they|their|those|these|that(?!'s|\s+(?:is|was|helps|works|sounds|looks|seems|makes|would|will)\b)|this one|the same|"
     r"same one|instead|again|ella|él|ellos|ellas|le|les|su|sus|ese|esos?|esas?|eso|esto|este|esta|mismo|misma|"
-    r"en vez|en lugar|otra vez|de nuevo|hazlo|anterior|previous|last one|el [uú]ltimo|la [uú]ltima)\b", re.I)
+    r"en vez|en lugar|otra vez|de nuevo|hazlo|anterior|previous|last one|el [uú]ltimo|la [uú]ltima|"
+    # "one" standing for a thing just named: "which one has the most tracks?", "the smallest one"
+    r"which ones?|the (?:[^\W\d_]+ )?ones?(?!-| (?:of|by|more|day|time|thing)\b))\b", re.I)
 # A turn that corrects the previous one ("no wait, I meant the GRU", "perdón, quería decir de
 # Argentina", "sorry, the bidirectional one"): it points back to the last call, whose tool and
 # other values it keeps. A bare "no" counts only with a comma or a stop after it ("no, …"), so
@@ -214,6 +216,11 @@ RECORDING_TOOLS = frozenset({"ask_video", "summarize_video"})
 _SPEAKER = re.compile(r"\b(?:he|she|they|him|her|them|él|ella|ellos|ellas)\b", re.I)
 
 
+def speaks_of_the_speaker(text: str) -> bool:
+    """Whether ``text`` says "he", "she", "they" (in a thread about a recording: its speakers)."""
+    return bool(_SPEAKER.search(text))
+
+
 def points_at_the_last_request(text: str, tool: str | None) -> bool:
     """Whether ``text``, a turn for ``tool``, points back to the request before it (:func:`refers_back`),
     a recording's speaker aside."""
@@ -383,11 +390,39 @@ def changes_a_value(text: str) -> bool:
     # Four other words at most: "train the autoencoder for 3 epochs" is a request of its own. The
     # value's own words are not other words: "con un haz de cinco" is "con un haz de 5", and "sin
     # beam search, en modo voraz" names a beam of 1 by the registry's words.
-    words = [word for word in re.findall(r"[^\W\d_]+", _without_value_words(rest)) if not is_number_word(word)]
+    # Nor are the words that only point back or fill in ("otra vez pero que sean 12", "again but
+    # make it 12"): what is left must be four words at most.
+    words = [word for word in re.findall(r"[^\W\d_]+", _without_value_words(rest))
+             if not is_number_word(word) and word.lower() not in _POINTING_WORDS]
     if len(words) > 4:
         return False
     return bool(grounding.number_mentions(rest) or quotes or PATHISH.search(text) or VIDEO_ID.search(text)
                 or _value_words(rest))
+
+
+def _unit_words() -> frozenset[str]:
+    """Every word the registry gives for a numeric argument ("epochs", "haz", "beam", "pasos")."""
+    from taller.agent import grounding
+    from taller.tools import registry
+
+    return frozenset(grounding.normalize(word).split()[-1].rstrip("*") for spec in registry.TOOLS.values()
+                     for after, before in spec.units.values() for word in (*after, *before) if word.strip())
+
+
+def states_a_setting(text: str) -> bool:
+    """A short turn that states a number by its argument's word and little else: "¿podría usar un
+    haz de ocho?", "otra vez pero con 12 épocas". The argument's word, the small words that tie it
+    to its number and the words that only point back do not count; four others at most."""
+    from taller.agent import grounding
+    from taller.text import is_number_word
+
+    if not grounding.number_mentions(text):
+        return False
+    units = _unit_words()
+    words = [word for word in re.findall(r"[^\W\d_]+", grounding.normalize(text))
+             if not is_number_word(word) and word not in _POINTING_WORDS | _LINK_WORDS | _ARTICLE_WORDS
+             and word not in units and word.rstrip("s") not in units and word[:-2] not in units]
+    return len(words) <= 4
 
 
 # Words a bare follow-up is made of besides its value: "and", "what about", "y esta", "now".
@@ -427,7 +462,8 @@ def adds_to_the_question(text: str) -> bool:
 
 def looks_like_followup(text: str, context: ThreadContext) -> bool:
     """Whether ``text`` may depend on the thread (cheap; the rewrite itself decides the rest)."""
-    return not context.empty and (refers_back(text) or changes_a_value(text) or adds_to_the_question(text))
+    return not context.empty and (refers_back(text) or changes_a_value(text) or adds_to_the_question(text)
+                                  or says_what_it_replaces(text))
 
 
 # A rewrite that reads like code ("classify_pet({...})", "translate('…', beam=3)", "forecast(6
@@ -515,6 +551,14 @@ _ELLIPSIS = re.compile(
     _OPENING + r"[¿¡]?\s*"
     r"(?:and now|y ahora|and|y|e|what about|how about|same for|same with|lo mismo (?:para|con|en|de)|"
     r"igual (?:para|con)|now|ahora)\s+(?P<value>.+?)\s*[?？!.]*\s*$", re.I)
+# "the same for X" inside a longer turn: "would you mind doing the same for Metal?", "now the same
+# yearly breakdown for Latin, if you'd be so kind", "vale, ahora lo mismo pero de la regularización
+# L2". The value ends at a comma or a stop.
+_SAME_FOR = re.compile(
+    r"\b(?:(?:the\s+)?same(?:\s+[^\W\d_]+){0,2}?\s+(?:for|with|about|on)|"
+    r"(?:lo\s+mismo|la\s+misma\s+\w+|el\s+mismo\s+\w+)(?:\s+pero)?\s+(?:(?:para|con|en)\s+)?)"
+    # "de" / "sobre" stay with the value: they say it is a topic ("¿qué dice … sobre el dropout?")
+    r"(?P<value>[^,;:?¿!¡.]+?)\s*(?:[,;:?!.].*)?$", re.I)
 # Words that make the rest a request or a question of its own, not a value: "and what's their
 # salary?", "and now train the vae", "¿y cómo se llama?".
 _NOT_A_VALUE = re.compile(
@@ -596,7 +640,7 @@ def substituted(text: str, previous: str) -> str | None:
     as the old one (a country, a genre, a year, a department, a topic, "the most tracks")."""
     from taller.text import number_mentions
 
-    match = _ELLIPSIS.match(cue_spelled(text or ""))
+    match = _SAME_FOR.search(cue_spelled(text or "")) or _ELLIPSIS.match(cue_spelled(text or ""))
     if not match or not previous:
         return None
     value = match.group("value").strip(" ,;:")
@@ -714,6 +758,8 @@ def with_the_time_named(text: str, previous: str) -> str:
     return _THAT_TIME.sub(named, text)
 
 
+# Words that point back to the last call without naming anything ("otra vez pero", "again but").
+_POINTING_WORDS = frozenset("""again otra vez nuevo pero but too also tambien también""".split())
 # Words around a bare new number that say nothing else: "mejor dame 7", "make it 10", "now just 5".
 _NUMBER_FILLER = frozenset("""ok okay vale so and y now ahora better rather instead mejor make it give me show just only
 please porfa que sean sea pon ponme dame muestrame muéstrame enséñame ensename hazlo with con the top los las el la
@@ -751,23 +797,63 @@ def number_substituted(text: str, previous: str) -> str | None:
 _INSTEAD = re.compile(
     r"^(?P<before>[^,;:?¿!¡]*?)\s+(?:instead of|rather than|in place of|en vez de|en lugar de)\s+"
     r"(?:(?:the|el|la|los|las)\s+)?(?P<old>[^,;:?¿!¡]+?)\s*[?!.]*\s*$", re.I)
+# The same said the other way round: "swap rock for jazz", "replace Chile with Peru", "cambia
+# Chile por Perú"; and a correction that names both: "I meant 2012, not 2013", "2012, no 2013".
+_SWAP = re.compile(
+    r"^(?:.*?\b)?(?:swap|switch|replace|change|cambia|cambiar|sustituye|reemplaza)\s+(?:(?:the|el|la|los|las)\s+)?"
+    r"(?P<old>[^,;:?¿!¡]+?)\s+(?:for|with|to|by|por|con)\s+(?:(?:the|el|la|los|las)\s+)?"
+    r"(?P<new>[^,;:?¿!¡]+?)\s*[?!.]*\s*$", re.I)
+_NOT_THAT = re.compile(r"^(?P<before>.*?\S)\s*,?\s+(?:not|no|y no|and not)\s+(?:(?:the|el|la|los|las)\s+)?"
+                       r"(?P<old>[^,;:?¿!¡]+?)\s*[?!.]*\s*$", re.I)
 _ARTICLES = frozenset({"the", "a", "an", "el", "la", "los", "las", "un", "una"})
+
+
+def _replacement(text: str) -> tuple[str, str] | None:
+    """(the new value, the old one) a turn says it swaps, by any of the three ways of saying it."""
+    spelled = cue_spelled(text or "").strip(" ¿¡")
+    swap = _SWAP.match(spelled)
+    if swap:
+        return swap.group("new").strip(), swap.group("old").strip()
+    match = _INSTEAD.match(spelled) or _NOT_THAT.match(spelled)
+    if not match:
+        return None
+    old = match.group("old").strip()
+    # The new value is as many words as the old one, read back from the marker.
+    words = [word.strip(",.;:") for word in match.group("before").split() if word.lower() not in _ARTICLES]
+    words = [word for word in words if word]
+    size = len(old.split())
+    if not old or len(words) < size:
+        return None
+    return " ".join(words[-size:]), old
+
+
+def _names_a_value(words: str) -> bool:
+    """Whether ``words`` hold something besides question words, pronouns and small words."""
+    return any(word.lower() not in _SPAN_STOPWORDS and not _REFERENCE.fullmatch(word) and not _WH.fullmatch(word)
+               for word in re.findall(r"\w+", words))
+
+
+_WH = re.compile(r"why|when|where|whom?|whose|c[oó]mo|cu[aá]ndo|d[oó]nde|qui[eé]n(?:es)?|por", re.I)
+
+
+def says_what_it_replaces(text: str) -> bool:
+    """Whether ``text`` names a value and the one it replaces ("albums rather than tracks")."""
+    pair = _replacement(text)
+    return pair is not None and _names_a_value(pair[0]) and _names_a_value(pair[1])
 
 
 def replaced_as_said(text: str, previous: str) -> str | None:
     """``previous`` with the value ``text`` says it replaces ("waht about albums insted of
-    artists" → "Who are the top 10 albums …"); None unless that value is a word or phrase of
-    ``previous``. The new value is as many words as the old one, read back from the marker
-    ("lo mismo con Chile en vez de Argentina": "Chile"); "artist" and "artists" are one word."""
-    match = _INSTEAD.match(cue_spelled(text or "").strip(" ¿¡"))
-    if not match or not previous:
+    artists" → "Who are the top 10 albums …", "swap rock for jazz", "I meant 2012, not 2013");
+    None unless that value is a word or phrase of ``previous``. The new value is as many words
+    as the old one, read back from the marker ("lo mismo con Chile en vez de Argentina":
+    "Chile"); "artist" and "artists" are one word."""
+    found_pair = _replacement(text)
+    if found_pair is None or not previous:
         return None
-    old = match.group("old").strip()
-    words = [word for word in match.group("before").split() if word.lower() not in _ARTICLES]
-    size = len(old.split())
-    if not old or size > 3 or len(words) < size:
-        return None
-    new = " ".join(words[-size:])
+    new, old = found_pair
+    if not (_names_a_value(old) and _names_a_value(new)) or len(old.split()) > 3 or len(new.split()) > 3:
+        return None  # "why not 2013?", "change it to 10 steps": a question word or "it" is no value
     stem = re.escape(old[:-1]) if len(old) > 3 and old.lower().endswith("s") else re.escape(old)
     found = re.search(rf"(?<!\w){stem}(?:es|s)?(?!\w)", previous, re.I)
     if not found:

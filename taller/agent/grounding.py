@@ -182,12 +182,23 @@ def grounded_string(value: Any, sources: Iterable[str]) -> bool:
     return any(_contains(normalize(source), needle) for source in sources)
 
 
+# Words that only join two others in a name ("cats vs dogs", "gatos y perros"): people leave them
+# out or write a hyphen or a slash ("the cat dog one", "cat/dog", "perro-gato").
+_JOINING_WORDS = frozenset({"vs", "vs.", "versus", "and", "or", "y", "o", "e", "u"})
+
+
 @lru_cache(maxsize=4096)
 def phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """A synonym as a pattern: words joined by spaces, hyphens or underscores; a final * is a prefix."""
+    """A synonym as a pattern: words joined by spaces, hyphens, slashes or underscores, a joining
+    word between two others optional; a final * is a prefix."""
     prefix = phrase.endswith("*")
-    words = re.split(r"[\s_-]+", normalize(phrase.rstrip("*")))
-    body = r"[\s_-]+".join(re.escape(word) for word in words if word)
+    words = [word for word in re.split(r"[\s_-]+", normalize(phrase.rstrip("*"))) if word]
+    body = re.escape(words[0]) if words else ""
+    for index, word in enumerate(words[1:], start=1):
+        if word in _JOINING_WORDS and index < len(words) - 1:
+            body += rf"(?:[\s_/-]+{re.escape(word)})?"
+        else:
+            body += rf"[\s_/-]+{re.escape(word)}"
     return re.compile(r"(?<!\w)" + body + (r"" if prefix else r"(?!\w)"))
 
 

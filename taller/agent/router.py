@@ -602,7 +602,9 @@ _RECORDING = re.compile(
     r"clips?|webinars?|seminar(?:io)?s?|interviews?|entrevistas?|transcripts?|transcripci[oó]n(?:es)?|"
     r"subt[ií]tulos|subtitles|captions?|youtube|channels?|canal(?:es)?|playlists?|"
     r"says?|said|saying|mentions?|mentioned|talks? about|talked about|dice|dijo|dicen|menciona(?:n|ba)?|"
-    r"mencion[oó]|habla(?:n|ba)?|habl[oó]|comenta(?:n|ba)?|coment[oó]|opina|minutos?|minutes?)\b", re.I)
+    r"mencion[oó]|habla(?:n|ba)?|habl[oó]|comenta(?:n|ba)?|coment[oó]|opina|minutos?|minutes?|"
+    # what the source says: "according to it, what's the difference between …?"
+    r"according to (?:it|him|her|them)|seg[uú]n (?:[eé]l|ella|ellos|ellas))\b", re.I)
 # The tools that answer from a recording in the library.
 _RECORDING_TOOLS = followup.RECORDING_TOOLS
 
@@ -719,6 +721,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     standalone = request
     quick = None
     alone = None  # the tool the classifier gives the turn alone, without the thread's pull
+    alone_score = 0.0
     sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
     rewritten = False
     again = _takes_the_bare_value(request, context) if results_note is None else None
@@ -735,10 +738,11 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         if use_semantic:
             best, score = _scores(request, prior, ruled_out)[0]
             sure_tool = best if best != NONE and score >= CONFIDENT_SCORE else None
-            alone = _scores(request, None, ruled_out)[0][0]
+            alone, alone_score = _scores(request, None, ruled_out)[0]
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (
-                (followup.refers_back(request) or followup.adds_to_the_question(request)) and free_text):
+                (followup.refers_back(request) or followup.adds_to_the_question(request)
+                 or followup.says_what_it_replaces(request)) and free_text):
             standalone = followup.rewrite(model_factory(), request, context,
                                           turn_tool=alone if alone != NONE else None)
             rewritten = True
@@ -767,6 +771,13 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             # "once it finishes I want 9 samples out of it" came back joined to the training it
             # waits for: the turn counts in one tool's units, and the turn alone reads as that tool.
             decision = _with_standalone(counted_by, request, standalone, model_factory, context)
+        elif (rewritten and alone not in (None, NONE) and alone_score >= ALONE_SURE and not followup.corrects(request)
+              and decision.get("tool") not in (None, alone) and _supplies_what_it_needs(alone, request)):
+            # "cool, also add his follow-up lecture <URL>" came back joined to the summary before
+            # it: a turn the classifier alone is sure of, that names everything its tool needs,
+            # is a request of its own.
+            decision = _with_standalone(alone, request, request, model_factory, context)
+            standalone = request
     changes_a_value = followup.changes_a_value(request)
     if (not decision.get("tool") and results_note is None and context.last_call
             and (followup.continues(request) or changes_a_value
@@ -776,9 +787,17 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         # routing could not place (the rewrite came back empty or unchanged): the same tool
         # again, with what this turn adds.
         decision = _same_tool_again(request, standalone, context) or decision
+    if (not decision.get("tool") and results_note is None
+            and (context.last_call or {}).get("tool") in _RECORDING_TOOLS | {"add_video"}
+            and (followup.speaks_of_the_speaker(request) or _RECORDING.search(request))
+            and _QUESTION.search(request) and not _asks_why(request)):
+        # "does he recommend ReLU or something else?" after questions about a talk, "according to
+        # it, what's …?" right after adding one: "he" is its speaker, "it" the recording, so the
+        # question is for the same recording, in its own words.
+        decision = _asked_of_the_recording(request, context) or decision
     if (decision.get("tool") and results_note is None and context.last_call
             and decision["tool"] == context.last_call.get("tool")
-            and (followup.refers_back(request) or changes_a_value)):
+            and (followup.refers_back(request) or changes_a_value or again is not None)):
         # "mejor 6", "now with beam 5", "now on labels/b.png": the same call with a value changed.
         decision = _edited_call(model_factory, request, decision, context)
     if decision.get("tool"):
@@ -861,10 +880,13 @@ def _earlier_value(decision: dict[str, Any], request: str, context: followup.Thr
         named = [value for value in seen
                  if said & set(re.findall(r"[^\W\d_]{4,}", grounding.normalize(Path(value).stem)))]
         chosen = named[0] if len(named) == 1 else None
-    if chosen is None or decision["args"].get(field) == chosen:
+    if chosen is None:
         return decision
-    return {**decision, "args": {**decision["args"], field: chosen},
-            "carried_over": sorted({*decision.get("carried_over", []), field})}
+    out = {**decision, "args": {**decision["args"], field: chosen},
+           "carried_over": sorted({*decision.get("carried_over", []), field})}
+    if field in str(decision.get("error") or ""):
+        out.pop("error")  # the error was the missing file ("which file?"), now chosen
+    return out if decision["args"].get(field) != chosen or "error" in decision else decision
 
 
 def _database_called(request: str, name: str) -> str | None:
@@ -922,7 +944,7 @@ def _takes_the_bare_value(request: str, context: followup.ThreadContext) -> str 
     tool = (context.last_call or {}).get("tool")
     if tool not in registry.TOOLS:
         return None
-    if (followup.changes_a_value(request) and followup.numbers_by_units(tool, request)
+    if ((followup.changes_a_value(request) or followup.states_a_setting(request)) and followup.numbers_by_units(tool, request)
             and not any(followup.numbers_by_units(other, request) for other in registry.TOOLS if other != tool)):
         return tool
     if not followup.bare_ellipsis(request):
@@ -932,12 +954,20 @@ def _takes_the_bare_value(request: str, context: followup.ThreadContext) -> str 
     return tool if any(name not in _free_text_fields(tool) for name in read) else None
 
 
+# "no input image", "without a photo", "sin imagen de entrada": the user declines the input image.
+_NO_IMAGE = re.compile(r"\b(?:no|without|sin|ninguna)\s+(?:(?:an?|any|una|input|de entrada)\s+)*"
+                       r"(?:input\s+)?(?:images?|photos?|pictures?|im[aá]gen(?:es)?|fotos?|dibujos?)\b", re.I)
+
+
 def _without_unused_image(decision: dict[str, Any], request: str) -> dict[str, Any]:
     """An input image carried from the thread to a model that takes none is dropped ("now the vae,
-    12 samples" after reconstructing digit7.png with the autoencoder: the VAE samples from noise)."""
+    12 samples" after reconstructing digit7.png with the autoencoder: the VAE samples from noise),
+    and so is one the user declines ("now just 4 from its validation set, no input image")."""
     from taller.trainers import MODELS
 
     args = decision.get("args") or {}
+    if args.get("image_path") and _NO_IMAGE.search(request) and str(args["image_path"]) not in request:
+        return {**decision, "args": {name: value for name, value in args.items() if name != "image_path"}}
     spec = MODELS.get(args.get("model")) if isinstance(args.get("model"), str) else None
     if (spec is None or spec.generation is None or spec.generation.from_image is not None
             or not args.get("image_path") or str(args["image_path"]) in request):
@@ -980,7 +1010,12 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
     kinds = [name for name, pattern in _THING_WORDS.items() if pattern.search(request)]
     calls = list(context.calls)
     if not kinds:
-        return _returned_to_tool(request, returning, calls)
+        named = _calls_on_a_file_named(request, calls[:-1])
+        by_tool = _returned_to_tool(request, returning, calls)
+        if by_tool is None and named:
+            # "go back to the graduation one — is anyone crying?": the file's own name says which.
+            return _call_again(named[-1], request, question=request.strip())
+        return by_tool
     last_args = calls[-1].get("args") or {}
     first = bool(_FIRST.search(request))
 
@@ -1002,6 +1037,30 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
     # The earlier call's things (photo, series, video, model) with this turn's question, if the
     # tool takes one ("going back to the first video, what does it say about X?").
     return _call_again(target, request, question=request.strip())
+
+
+def _file_words(value: str) -> set[str]:
+    """The words (four letters or more) of a file's or link's name: "graduation" and "day" of
+    ``photos/graduation_day.jpg``."""
+    from taller.agent import grounding
+
+    return set(re.findall(r"[^\W\d_]{4,}", grounding.normalize(Path(str(value)).stem)))
+
+
+def _calls_on_a_file_named(request: str, calls: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The calls whose photo, video or transcript is the one file of the thread that ``request``
+    names by a word of its name ("the graduation one", "la foto del abuelo"); none when no file or
+    more than one matches."""
+    from taller.agent import grounding
+
+    said = set(re.findall(r"[^\W\d_]{4,}", grounding.normalize(request)))
+    files = {str(value) for call in calls for name in ("image_path", "video", "url_or_path")
+             if isinstance(value := (call.get("args") or {}).get(name), str) and value.strip()
+             and "://" not in value}  # a link's name is "watch": no word of the user's
+    named = [value for value in files if said & _file_words(value)]
+    if len(named) != 1:
+        return []
+    return [call for call in calls if named[0] in {str(v) for v in (call.get("args") or {}).values()}]
 
 
 def _call_again(target: dict[str, Any], request: str, question: str | None) -> dict[str, Any] | None:
@@ -1097,7 +1156,10 @@ RETURN_SCORE = 0.3
 
 
 # A question that asks why ("why does…", "¿por qué…", "and why is…").
-_WHY = re.compile(r"^\W*(?:(?:ok|okay|and|so|but|hmm+|y|pero|vale|entonces|oye)\W+)?(?:why|por\s*qu[eé])\b", re.I)
+_WHY = re.compile(r"^\W*(?:(?:ok|okay|and|so|but|hmm+|y|pero|vale|entonces|oye|in general|en general|"
+                  r"generally|anyway|de todas formas)\W+)*(?:why|por\s*qu[eé])\b", re.I)
+# Where a clause ends inside a sentence: "never mind the lecture — in general, why …?"
+_CLAUSE_END = re.compile(r"\s+[—–]\s+|\s*;\s*")
 
 
 # A question that asks what a concept is ("¿qué es exactamente el cuello de botella de un
@@ -1123,7 +1185,9 @@ def _asks_what_it_is(request: str) -> bool:
     video, data words): answered in words, whatever tool the classifier or the rewrite leaned to."""
     from taller.agent import grounding
 
-    return bool(_WHAT_IS.search(request)) and not (
+    sentences = [part for part in _SENTENCE_END.split(request.strip()) if part.strip()]
+    # The question may come last, after what prompted it ("¿y eso cómo lo calcula? ¿qué es una GRU?").
+    return bool(_WHAT_IS.search(request) or (sentences and _WHAT_IS.search(sentences[-1]))) and not (
         _DATA_OR_OWNED.search(request) or _SALES_SUBJECT.search(request) or _RECORDING.search(request)
         or grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
         or followup.VIDEO_ID.search(request) or _URL.search(request))
@@ -1139,7 +1203,8 @@ def _asks_why(request: str) -> bool:
 
     sentences = [part for part in _SENTENCE_END.split(request.strip()) if part.strip()]
     asked = sentences[-1] if sentences else request
-    return bool(_WHY.search(request) or _WHY.search(asked)) and not (
+    clauses = [part for part in _CLAUSE_END.split(asked) if part.strip()]
+    return bool(_WHY.search(request) or _WHY.search(asked) or (clauses and _WHY.search(clauses[-1]))) and not (
         grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
         or followup.VIDEO_ID.search(request))
 
@@ -1194,6 +1259,23 @@ def _numbers_from_the_turn(tool: str, request: str, args: dict[str, Any],
             continue
         kept[name] = value
     return kept
+
+
+# How sure the classifier must be of a turn alone, without the thread's pull, for a rewrite that
+# went to another tool to be overruled (:func:`plan`).
+ALONE_SURE = 0.9
+
+
+def _supplies_what_it_needs(tool: str, request: str) -> bool:
+    """Whether ``request`` itself gives every required argument of ``tool`` that is not free text
+    (a file, a link, a series), and at least one: a question alone always "has" its question. A
+    tool that requires nothing (the database's tables, the models) needs nothing of the turn."""
+    required = _required(tool)
+    if not required:
+        return True  # "describe that one too": a tool that needs nothing has it all
+    needed = [name for name in required if name not in _free_text_fields(tool)]
+    read = {**(extract_args(tool, request) or {}), **_turn_files(tool, request)}
+    return bool(needed) and all(read.get(name) not in (None, "", []) for name in needed)
 
 
 def _tool_counting(request: str) -> str | None:
@@ -1404,6 +1486,21 @@ def _number_replaced(request: str, args: dict[str, Any]) -> dict[str, Any]:
         elif isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) == old_value:
             holders[name] = int(new_value) if float(new_value).is_integer() else new_value
     return holders if len(holders) == 1 else {}
+
+
+def _asked_of_the_recording(request: str, context: followup.ThreadContext) -> dict[str, Any] | None:
+    """``request`` as the question of the recording tool that takes one; the video is the thread's."""
+    from taller.tools import registry
+
+    tool = next((name for name in sorted(_RECORDING_TOOLS) if registry.TOOLS[name].free_text_fields), None)
+    if tool is None:
+        return None
+    args = {name: request.strip() for name in registry.TOOLS[tool].free_text_fields}
+    try:
+        clean = validate_args(tool, args)
+    except ToolError:
+        return None
+    return {"tool": tool, "args": _compact(tool, clean), "source": "follow-up"}
 
 
 def _same_tool_again(request: str, standalone: str, context: followup.ThreadContext) -> dict[str, Any] | None:

@@ -747,6 +747,16 @@ def test_an_input_image_is_not_carried_to_a_model_that_takes_none():
     assert router.extract_args("show_lesson", "mientras tanto enséñame la lección de la atención") == {"model": "seq2seq"}
 
 
+def test_an_input_image_the_user_declines_is_dropped():
+    carried = {"tool": "generate_images", "args": {"model": "pix2pix", "count": 4, "image_path": "labels/facade_071.png"}}
+    for request in ("now just 4 from its validation set, no input image", "otras 4 sin imagen de entrada",
+                    "4 more without a photo"):
+        assert router._without_unused_image(carried, request)["args"] == {"model": "pix2pix", "count": 4}
+    # Naming a file keeps it, and a turn that declines nothing keeps the carried image.
+    assert router._without_unused_image(carried, "labels/facade_071.png, no other image")["args"] == carried["args"]
+    assert router._without_unused_image(carried, "now 4 of them")["args"] == carried["args"]
+
+
 def test_going_back_to_an_earlier_video_asks_this_turns_question():
     calls = ({"tool": "ask_video", "args": {"question": "what is a neuron?", "video": "intro.srt"}},
              {"tool": "summarize_video", "args": {"video": "talk2.srt"}})
@@ -938,6 +948,43 @@ def test_a_new_step_count_does_not_lengthen_the_series():
 def test_a_why_question_after_what_prompted_it_is_answered_without_a_tool():
     assert router._asks_why("hm, that one's wrong, it's obviously a cat. why does it get confused?")
     assert not router._asks_why("that one's wrong. classify rex.jpg again")
+    assert router._asks_why("never mind the lecture — in general, why do transformers use several attention heads?")
+    assert router._asks_what_it_is("¿y eso cómo lo calcula? ¿qué es una GRU?")
+
+
+def test_an_earlier_photo_gone_back_to_by_its_files_name():
+    calls = ({"tool": "analyze_face", "args": {"image_path": "photos/graduation_day.jpg"}},
+             {"tool": "analyze_face", "args": {"image_path": "photos/grandma_80th.png"}})
+    context = followup.ThreadContext(turns=("emotions in photos/graduation_day.jpg", "try photos/grandma_80th.png too"),
+                                     last_call=calls[-1], calls=calls)
+    decision = router.plan("go back to the graduation one — is anyone crying?", lambda: FakeChatModel(responses=[]),
+                           use_semantic=False, context=context)
+    assert decision["tool"] == "analyze_face" and decision["args"] == {"image_path": "photos/graduation_day.jpg"}
+    # A link's name ("watch") is no word of the user's; two files that match are no answer.
+    assert router._calls_on_a_file_named("watch it again", [{"tool": "ask_video", "args": {
+        "video": "https://www.youtube.com/watch?v=bN5cE1uR9wF"}}]) == []
+    # The file the router could not place is chosen, and the "which file?" error goes with it.
+    asked = {"tool": "analyze_face", "args": {}, "error": "which file? Give the path of the image_path in your message"}
+    chosen = router._earlier_value(asked, "go back to the graduation photo", context)
+    assert chosen["args"] == {"image_path": "photos/graduation_day.jpg"} and "error" not in chosen
+
+
+def test_a_question_about_the_speaker_or_the_source_asks_the_recording():
+    video = "https://youtu.be/m4Tq7YpX2sB"
+    context = followup.ThreadContext(
+        turns=("what does the speaker say about vanishing gradients?",),
+        last_call={"tool": "ask_video", "args": {"question": "what does the speaker say about vanishing gradients?", "video": video}},
+        last_request="what does the speaker say about vanishing gradients?")
+    turn = "does he recommend ReLU or something else?"
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[{"tool": "none"}]), use_semantic=False, context=context)
+    assert decision["tool"] == "ask_video" and decision["args"] == {"question": turn, "video": video}
+    added = followup.ThreadContext(turns=("load lectures/week3_attention.vtt",),
+                                   last_call={"tool": "add_video", "args": {"url_or_path": "lectures/week3_attention.vtt"}},
+                                   last_request="load lectures/week3_attention.vtt")
+    turn = "according to it, what's the difference between self-attention and cross-attention?"
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[{"request": turn}, {"tool": "none"}]),
+                           use_semantic=False, context=added)
+    assert decision["tool"] == "ask_video" and decision["args"]["video"] == "lectures/week3_attention.vtt"
 
 
 def test_a_model_the_correction_takes_back_is_not_the_one_it_names():
@@ -1096,9 +1143,58 @@ def test_cue_words_are_read_through_a_letter_left_out(text, expected):
      "¿cuántas facturas hay de clientes de Chile?"),
     ("use the GRU rather than the LSTM", "train the LSTM for 3 epochs", "train the GRU for 3 epochs"),
     ("Peru instead of Chile", "how many invoices went to Brazil?", None),  # what it replaces is not there
+    # Said the other way round, or as a correction that names both.
+    ("swap rock for jazz", "which five rock albums have the most tracks?", "which five jazz albums have the most tracks?"),
+    ("cambia Chile por Perú", "¿cuántos clientes hay en Chile?", "¿cuántos clientes hay en Perú?"),
+    ("sorry, I meant 2012, not 2013", "which employee handled the most invoices in 2013?",
+     "which employee handled the most invoices in 2012?"),
+    ("the GRU, not the LSTM", "train the LSTM for 3 epochs", "train the GRU for 3 epochs"),
+    # A question word or a pronoun is no value.
+    ("why not 2013?", "which employee handled the most invoices in 2013?", None),
+    ("change it to 10 steps", "forecast it for 5 steps", None),
+    ("no, not that one", "train the LSTM", None),
 ])
 def test_a_value_said_to_replace_another_replaces_it(turn, previous, expected):
     assert followup.replaced_as_said(turn, previous) == expected
+
+
+@pytest.mark.parametrize("turn,previous,expected", [
+    ("Would you mind doing the same for Metal?", "how much revenue did the Blues genre bring in overall?",
+     "how much revenue did the Metal genre bring in overall?"),
+    ("Lovely. Now the same yearly breakdown for Latin, if you'd be so kind",
+     "how much revenue did the Metal genre bring in each year?", "how much revenue did the Latin genre bring in each year?"),
+    ("vale, ahora lo mismo pero de la regularización L2", "¿Qué dice la charla de clase_redes.srt sobre el dropout?",
+     "¿Qué dice la charla de clase_redes.srt sobre la regularización L2?"),
+])
+def test_the_same_for_a_value_inside_a_longer_turn_replaces_the_value(turn, previous, expected):
+    assert followup.substituted(turn, previous) == expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("which one has the most tracks?", True), ("and how many tracks are in the smallest one?", True),
+    ("train the one-layer net", False), ("give me one sample", False), ("the one thing I want", False),
+])
+def test_one_standing_for_a_thing_just_named_points_back(text, expected):
+    assert followup.refers_back(text) is expected
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("¿Podría usar un haz de ocho?", True), ("otra vez pero que sean 12", True), ("y con 12 epocas", True),
+    ("train the autoencoder for 3 epochs", True),  # the same tool's setting: the last tool decides
+    ("the top 10 artists by sales in 2012", False), ("¿Por qué sale distinto con un haz más ancho?", False),
+])
+def test_a_short_turn_stating_a_setting(text, expected):
+    assert followup.states_a_setting(text) is expected
+
+
+def test_a_setting_said_politely_changes_the_last_call():
+    context = followup.ThreadContext(turns=("Traduzca: 'she has been working here for three years'",),
+                                     last_call={"tool": "translate", "args": {"text": "she has been working here for three years"}},
+                                     last_request="Traduzca: 'she has been working here for three years'")
+    decision = router.plan("¿Podría usar un haz de ocho?", lambda: FakeChatModel(responses=[]), use_semantic=False,
+                           context=context)
+    assert decision["tool"] == "translate"
+    assert decision["args"] == {"text": "she has been working here for three years", "beam_size": 8}
 
 
 def test_a_value_said_to_replace_another_needs_no_model():
@@ -1221,6 +1317,27 @@ def test_a_turn_counting_in_one_tools_units_keeps_that_tool_when_the_rewrite_dri
     decision = router.plan(turn, lambda: FakeChatModel(responses=[{"request": joined}]), context=context)
     assert decision["tool"] == "generate_images" and decision["args"] == {"model": "vae", "count": 9}
     assert router._tool_counting("and 2012?") is None and router._tool_counting("make it 10 epochs") == "train_model"
+
+
+def test_a_turn_sure_of_its_own_tool_with_all_it_needs_is_not_joined_to_the_thread(monkeypatch):
+    url = "https://www.youtube.com/watch?v=Tr6bW0xNq4M"
+    turn = f"cool, also add his follow-up lecture {url}"
+    joined = f"summarize the video on batch normalization and add the follow-up lecture {url}"
+    monkeypatch.setattr(router, "semantic_router", lambda: _ClassifierByText(
+        {turn: [("add_video", 0.93), ("summarize_video", 0.06), ("ask_video", 0.01)]},
+        [("summarize_video", 0.8), ("add_video", 0.2)]))
+    video = "https://www.youtube.com/watch?v=Qm7vR2sYw8E"
+    context = followup.ThreadContext(
+        turns=(f"summarize {video} for me", "does he mention layer norm at all"),
+        last_call={"tool": "ask_video", "args": {"question": "does he mention layer norm at all", "video": video}},
+        last_request="does he mention layer norm at all")
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[{"request": joined}]), context=context)
+    assert decision["tool"] == "add_video" and decision["args"] == {"url_or_path": url}
+    assert "standalone" not in decision
+    # A question "has" its question: only a tool that needs a file, a link or a series qualifies.
+    assert router._supplies_what_it_needs("add_video", turn)
+    assert not router._supplies_what_it_needs("ask_video", "what does he say about dropout?")
+    assert not router._supplies_what_it_needs("classify_pet", "and the other photo?")
 
 
 @pytest.mark.parametrize("text,expected", [

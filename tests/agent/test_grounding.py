@@ -172,6 +172,11 @@ def test_enum_through_synonyms_with_word_boundaries():
     assert grounded_enum("seq2seq", ["traduc*"], ["entrena el traductor"])
     assert not grounded_enum("rnn", [], ["train the birnn"])
     assert not grounded_enum("vae", ["variational"], ["train the autoencoder"])
+    # A word that only joins two others may be left out or written as a hyphen or a slash.
+    assert grounded_enum("dense_classifier", ["cat or dog"], ["train the cat dog one again"])
+    assert grounded_enum("dense_classifier", ["perro o gato"], ["el clasificador perro-gato"])
+    assert grounded_enum("dense_classifier", ["cats vs dogs"], ["the cats/dogs model"])
+    assert not grounded_enum("dense_classifier", ["cat or dog"], ["my cat ate the dog food"])
 
 
 # --- a tool's arguments --------------------------------------------------------------------------
