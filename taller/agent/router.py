@@ -823,7 +823,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             decision = {**decision, "args": {**decision["args"], **{name: joined for name in fields}}}
             standalone = joined
     if decision.get("tool") and results_note is None and (
-            _asks_why(request) or (use_semantic and _asks_what_it_is(request)
+            _asks_why(request) or _asks_what_it_can_do(request) or (use_semantic and _asks_what_it_is(request)
                                    and semantic_router().scores(request)[0][0] == NONE)):
         # A concept question the classifier alone reads as chat stays chat: the thread's pull
         # ("whats a foreign key again" after database questions) is no reason to run a tool.
@@ -1194,6 +1194,37 @@ def _asks_what_it_is(request: str) -> bool:
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+
+# A question about what a model or tool does or can do, or its defaults, rather than a request to
+# run it: "how many epochs does it use by default?", "does the tool also guess gender?", "¿y el VAE
+# también puede partir de una imagen mía?", "¿el modelo entiende los signos de apertura?". The
+# subject is the model ("it", "the VAE", "el modelo"), never "you"; the verb is one of ability or
+# habit, not of saying ("does it mention dropout?" asks a video).
+_ABILITY_VERBS = (r"use|uses|handle|handles|understand|understands|know|knows|support|supports|accept|accepts|"
+                  r"take|takes|work|works|detect|detects|recognize|recognise|recognizes|guess|guesses|start|starts|"
+                  r"learn|learns|need|needs|deal|cope|manage")
+_ABILITY_VERBOS = (r"puede|pueden|entiende|entienden|sabe|saben|usa|usan|utiliza|maneja|soporta|acepta|detecta|"
+                   r"reconoce|adivina|funciona|necesita|aprende|distingue|partir")
+_BY_DEFAULT = re.compile(r"\b(?:by default|por defecto|de forma predeterminada|predeterminad[oa])\b", re.I)
+_WHAT_IT_CAN_DO = re.compile(
+    rf"^\W*(?:(?:and|so|but|ok|okay|wait|y|pero|vale|oye)\W+)*(?:can|could|does|do|will|would)\s+"
+    rf"(?:it|that|this|the\s+(?:[^\W\d_]+\s+){{0,2}}?(?:model|tool|network|net|classifier|translator|one|vae|gan|"
+    rf"autoencoder|lstm|gru|rnn|pix2pix|seq2seq))\s+(?:also\s+|even\s+|ever\s+)?(?:{_ABILITY_VERBS})\b|"
+    rf"(?:^|[¿\s])(?:el|la|este|ese|esta|esa)\s+(?:modelo|red|herramienta|clasificador|traductor|vae|gan|"
+    rf"autoencoder|autocodificador|lstm|gru|rnn|pix2pix)\s+(?:tambi[eé]n\s+|ya\s+)?(?:{_ABILITY_VERBOS})\b", re.I)
+
+
+def _asks_what_it_can_do(request: str) -> bool:
+    """A question about a model's or tool's abilities or defaults that names nothing to run it on
+    (no file, number, quoted text or video): answered in words."""
+    from taller.agent import grounding
+
+    # "by default" of a thing of the user's ("¿qué hay en la base de datos por defecto?") names
+    # the thing to look at, not a default to explain.
+    by_default = bool(_BY_DEFAULT.search(request)) and not _DATA_OR_OWNED.search(request)
+    return bool(_QUESTION.search(request) and (by_default or _WHAT_IT_CAN_DO.search(request))) and not (
+        grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
+        or followup.VIDEO_ID.search(request) or _URL.search(request))
 
 
 def _asks_why(request: str) -> bool:

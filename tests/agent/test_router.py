@@ -416,6 +416,34 @@ def test_a_concept_question_is_told_from_a_question_about_data(text, expected):
     assert router._asks_what_it_is(text) is expected
 
 
+@pytest.mark.parametrize("text,expected", [
+    ("how many epochs does it use by default anyway?", True),
+    ("¿y el VAE también puede partir de una imagen mía?", True),
+    ("¿el modelo entiende los signos de apertura como ¿ y ¡?", True),
+    ("does the tool also guess gender?", True),
+    # A request to the assistant, a question about what a recording says, or one with something to
+    # run on is not a question about the tool.
+    ("can you translate this?", False), ("¿puedes entrenar el VAE?", False), ("does it mention dropout?", False),
+    ("does he use ReLU?", False), ("can it make 6 samples?", False), ("does it work on cat.png?", False),
+    ("¿qué hay en la base de datos por defecto?", False),  # the default database is a thing to look at
+])
+def test_a_question_about_what_a_model_can_do_is_told_from_a_request(text, expected):
+    assert router._asks_what_it_can_do(text) is expected
+
+
+def test_a_question_about_what_a_model_can_do_is_answered_not_run():
+    from taller.agent import followup
+
+    context = followup.ThreadContext(turns=("genera 6 muestras con el VAE",),
+                                     last_call={"tool": "generate_images", "args": {"model": "vae", "count": 6}},
+                                     last_request="genera 6 muestras con el VAE")
+    decision = router.plan("¿y el VAE también puede partir de una imagen mía?",
+                           lambda: FakeChatModel(responses=[{"request": "¿el VAE puede partir de una imagen mía?"},
+                                                            {"tool": "generate_images"}]),
+                           use_semantic=False, context=context)
+    assert decision["tool"] is None
+
+
 def test_the_threads_pull_does_not_make_a_concept_question_a_tool_call(semantic):
     from taller.agent import followup
 
