@@ -171,6 +171,7 @@ DIALOGUE_FILES = {"dialogues": "routing_dialogues.jsonl", "dialogues-dev": "rout
                   "dialogues-dev4": "routing_dialogues_dev4.jsonl", "dialogues-dev5": "routing_dialogues_dev5.jsonl",
                   "dialogues-dev6": "routing_dialogues_dev6.jsonl", "dialogues-dev7": "routing_dialogues_dev7.jsonl",
                   "dialogues-dev8": "routing_dialogues_dev8.jsonl", "dialogues-dev9": "routing_dialogues_dev9.jsonl",
+                  "dialogues-dev10": "routing_dialogues_dev10.jsonl",
                   "substitutions": "routing_substitutions.jsonl"}
 
 

@@ -140,7 +140,8 @@ def check_split(name: str, counter: dict) -> None:
 # Tuning-only dialogue sets written blind for later rounds: every dialogue `tuning`, 3 to 5 turns.
 TUNING_DIALOGUE_SETS = ("routing_dialogues_dev3.jsonl", "routing_dialogues_dev4.jsonl", "routing_dialogues_dev5.jsonl",
                         "routing_dialogues_dev6.jsonl", "routing_dialogues_dev7.jsonl",
-                        "routing_dialogues_dev8.jsonl", "routing_dialogues_dev9.jsonl")
+                        "routing_dialogues_dev8.jsonl", "routing_dialogues_dev9.jsonl",
+                        "routing_dialogues_dev10.jsonl")
 
 
 def check_tuning_dialogues(name: str) -> None:
