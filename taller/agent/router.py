@@ -713,7 +713,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
             and any(call.get("tool") == "train_model" for call in (context.calls or ((context.last_call,) if context.last_call else ()))[-2:])):
         # "how's it doing?" right after a training started: its status is what the models list shows.
         return {"tool": "list_models", "args": {}, "source": "follow-up"}
-    returned = _returned_call(request, context) if results_note is None else None
+    returned = _returned_call(request, context, use_semantic) if results_note is None else None
     if returned is None and results_note is None:
         returned = _extended_series(request, context)
     if returned is not None:
@@ -947,11 +947,25 @@ def _takes_the_bare_value(request: str, context: followup.ThreadContext) -> str 
     if ((followup.changes_a_value(request) or followup.states_a_setting(request)) and followup.numbers_by_units(tool, request)
             and not any(followup.numbers_by_units(other, request) for other in registry.TOOLS if other != tool)):
         return tool
+    if (followup.states_a_setting(request) and _the_number_field(tool) and not _free_text_fields(tool)
+            and _lone_count(request) and not any(followup.numbers_by_units(other, request) for other in registry.TOOLS)):
+        # "otra vez pero que sean 12" after nine samples: one bare number, and the last tool has one
+        # number to take it (the count, the epochs, the steps, the beam).
+        return tool
     if not followup.bare_ellipsis(request):
         return None
     read = {**(extract_args(tool, request) or {}), **_turn_files(tool, request),
             **followup.numbers_by_units(tool, request)}
     return tool if any(name not in _free_text_fields(tool) for name in read) else None
+
+
+def _lone_count(request: str) -> bool:
+    """Whether ``request`` states one number, a whole one that is not a year, and no file or quote."""
+    from taller.agent import grounding
+
+    numbers = grounding.number_mentions(request)
+    return (len(numbers) == 1 and float(numbers[0]).is_integer() and not 1800 <= numbers[0] <= 2099
+            and not (_PATHISH.search(request) or grounding.quoted_spans(request)))
 
 
 # "no input image", "without a photo", "sin imagen de entrada": the user declines the input image.
@@ -1000,7 +1014,7 @@ _THING_WORDS = {
 }
 
 
-def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, Any] | None:
+def _returned_call(request: str, context: followup.ThreadContext, classify: bool = False) -> dict[str, Any] | None:
     """The earlier call a turn goes back to, with the values the turn changes: the newest call
     before the current subject that took the kind of thing the turn names (a photo, a series, a
     video, a text), or with "first", the oldest such call of the thread."""
@@ -1012,8 +1026,10 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
     if not kinds:
         named = _calls_on_a_file_named(request, calls[:-1])
         by_tool = _returned_to_tool(request, returning, calls)
-        if by_tool is None and named:
+        if by_tool is None and named and not (classify and _sure_of_another_tool(request, named[-1].get("tool"))):
             # "go back to the graduation one — is anyone crying?": the file's own name says which.
+            # Not when the turn asks another tool of it ("go back to the headshot and run your
+            # cat-or-dog classifier on it"): the plan takes the file from the thread then.
             return _call_again(named[-1], request, question=request.strip())
         return by_tool
     last_args = calls[-1].get("args") or {}
@@ -1037,6 +1053,12 @@ def _returned_call(request: str, context: followup.ThreadContext) -> dict[str, A
     # The earlier call's things (photo, series, video, model) with this turn's question, if the
     # tool takes one ("going back to the first video, what does it say about X?").
     return _call_again(target, request, question=request.strip())
+
+
+def _sure_of_another_tool(request: str, tool: str | None) -> bool:
+    """Whether the classifier is sure the turn alone means a tool other than ``tool``."""
+    best, score = semantic_router().scores(request)[0]
+    return best not in (NONE, tool) and score >= CONFIDENT_SCORE
 
 
 def _file_words(value: str) -> set[str]:

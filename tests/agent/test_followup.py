@@ -1197,6 +1197,18 @@ def test_a_setting_said_politely_changes_the_last_call():
     assert decision["args"] == {"text": "she has been working here for three years", "beam_size": 8}
 
 
+def test_one_bare_number_goes_to_the_last_tools_one_number():
+    context = followup.ThreadContext(turns=("genera nueve muestras con el VAE",),
+                                     last_call={"tool": "generate_images", "args": {"model": "vae", "count": 9}},
+                                     last_request="genera nueve muestras con el VAE")
+    decision = router.plan("otra vez pero que sean 12", lambda: FakeChatModel(responses=[{"count": 12}]),
+                           use_semantic=False, context=context)
+    assert decision["tool"] == "generate_images" and decision["args"] == {"model": "vae", "count": 12}
+    # A year is no count, nor is a number with a file or a quote beside it.
+    assert not router._lone_count("and 2012?") and not router._lone_count("12 of luna.png")
+    assert router._lone_count("que sean doce") and not router._lone_count("2.5 then")
+
+
 def test_a_value_said_to_replace_another_needs_no_model():
     context = followup.ThreadContext(turns=("top 5 artists by tracks sold",),
                                      last_call={"tool": "query_database", "args": {"question": "top 5 artists by tracks sold"}},
