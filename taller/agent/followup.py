@@ -463,7 +463,23 @@ def adds_to_the_question(text: str) -> bool:
 def looks_like_followup(text: str, context: ThreadContext) -> bool:
     """Whether ``text`` may depend on the thread (cheap; the rewrite itself decides the rest)."""
     return not context.empty and (refers_back(text) or changes_a_value(text) or adds_to_the_question(text)
-                                  or says_what_it_replaces(text))
+                                  or says_what_it_replaces(text) or short_question_after_one(text, context))
+
+
+# A question word opening a turn ("which", "de qué", "cuánto"), after "and"/"y" at most.
+_WH_OPENING = re.compile(
+    r"^\W*(?:(?:and|so|y|e)\s+)?(?:(?:de|en|a|con|por|para|from|in)\s+)?"
+    r"(?:what|which|who|whom|whose|when|where|how|qu[eé]|cu[aá]l(?:es)?|cu[aá]nt[oa]s?|qui[eé]n(?:es)?|"
+    r"d[oó]nde|cu[aá]ndo|c[oó]mo)\b", re.I)
+
+
+def short_question_after_one(text: str, context: ThreadContext) -> bool:
+    """A question of five words or fewer right after a question to a tool that takes one: "which
+    month was the best?", "de qué país son", "cuanto duran en minutos". So short, it asks about
+    what was just asked (Spanish leaves the subject out); the rewrite says of what, or leaves it."""
+    if not _asks_free_text(context) or not _WH_OPENING.search(text):
+        return False
+    return len(re.findall(r"[^\W\d_]+", text)) <= 5 and not (PATHISH.search(text) or VIDEO_ID.search(text))
 
 
 # A rewrite that reads like code ("classify_pet({...})", "translate('…', beam=3)", "forecast(6
@@ -549,7 +565,7 @@ def _call_text(call: dict[str, Any] | None) -> str:
 # "¿y de jazz?", "ok, and in 2004?", "now the top 10", "same for albums").
 _ELLIPSIS = re.compile(
     _OPENING + r"[¿¡]?\s*"
-    r"(?:and now|y ahora|and|y|e|what about|how about|same for|same with|lo mismo (?:para|con|en|de)|"
+    r"(?:and now|y ahora|(?:and\s+|so\s+)?what about|(?:and\s+)?how about|and|y|e|same for|same with|lo mismo (?:para|con|en|de)|"
     r"igual (?:para|con)|now|ahora)\s+(?P<value>.+?)\s*[?？!.]*\s*$", re.I)
 # "the same for X" inside a longer turn: "would you mind doing the same for Metal?", "now the same
 # yearly breakdown for Latin, if you'd be so kind", "vale, ahora lo mismo pero de la regularización
@@ -579,6 +595,10 @@ many much what which who de del la el los las en para por con y o un una que hay
 # unemployment?"; about / on / regarding / sobre introduce the same thing, a topic).
 SUBSTITUTION_FIT = 0.45
 _SAME_PREPOSITION, _BOTH_NAMES, _BOTH_NUMBERS = 0.3, 0.2, 0.3
+# Words that rank ("the most", "the least", "el peor"): one replaces another as a number does.
+_SUPERLATIVE = re.compile(
+    r"\b(?:most|least|fewest|best|worst|highest|lowest|biggest|smallest|largest|longest|shortest|oldest|newest|"
+    r"cheapest|top|bottom|m[aá]s|menos|mejor(?:es)?|peor(?:es)?|mayor(?:es)?|menor(?:es)?)\b", re.I)
 # A new value for the topic slot of the previous question: enough alone (see :func:`substituted`).
 _TOPIC_SLOT = SUBSTITUTION_FIT
 _TOPIC = frozenset({"about", "on", "regarding", "concerning", "sobre", "acerca"})
@@ -644,7 +664,8 @@ def substituted(text: str, previous: str) -> str | None:
     if not match or not previous:
         return None
     value = match.group("value").strip(" ,;:")
-    if (len(value.split()) > 4 or _NOT_A_VALUE.search(value) or _REFERENCE.search(value)
+    # Four words at most, small words aside: "the weights and biases part" is one value.
+    if (len([word for word in value.split() if word.lower() not in _SPAN_STOPWORDS]) > 4 or _NOT_A_VALUE.search(value) or _REFERENCE.search(value)
             or PATHISH.search(value) or VIDEO_ID.search(value) or re.search(r"['\"“‘«]", value)):
         return None
     from taller.agent import grounding
@@ -703,6 +724,8 @@ def substituted(text: str, previous: str) -> str | None:
                 bonus += _BOTH_NAMES
             if number_mentions(core) and number_mentions(previous[start:end]):
                 bonus += _BOTH_NUMBERS
+            if _SUPERLATIVE.search(core) and _SUPERLATIVE.search(previous[start:end]):
+                bonus += _BOTH_NUMBERS  # "the least" for "the most", "el peor" for "el mejor"
             spans.append((start, end))
             bonuses.append(bonus)
     if not spans:
@@ -876,7 +899,9 @@ def rewrite(model: Any, text: str, context: ThreadContext, turn_tool: str | None
         replaced = number_substituted(text, previous)
     if replaced is not None:
         return replaced
-    return with_the_time_named(_rewritten(model, text, context, previous, turn_tool), previous)
+    # "ese año" after a turn that named none ("descríbeme las tablas") is the year of the turn before.
+    timed = next((turn for turn in reversed(context.turns) if _YEAR.search(turn) or _MONTH.search(turn)), previous)
+    return with_the_time_named(_rewritten(model, text, context, previous, turn_tool), timed)
 
 
 def _rewritten(model: Any, text: str, context: ThreadContext, previous: str, turn_tool: str | None = None) -> str:

@@ -742,7 +742,8 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         free_text = quick is not None and bool(_free_text_fields(quick.get("tool")))
         if quick is None or not quick.get("tool") or (
                 (followup.refers_back(request) or followup.adds_to_the_question(request)
-                 or followup.says_what_it_replaces(request)) and free_text):
+                 or followup.says_what_it_replaces(request)
+                 or followup.short_question_after_one(request, context)) and free_text):
             standalone = followup.rewrite(model_factory(), request, context,
                                           turn_tool=alone if alone != NONE else None)
             rewritten = True
@@ -898,6 +899,13 @@ def _database_called(request: str, name: str) -> str | None:
     return name if re.search(pattern, request, re.I) else None
 
 
+# The default database pointed at as such: "for the default music one", "back to the default db",
+# "en la de siempre", "la base por defecto", "la predeterminada".
+_THE_DEFAULT_ONE = re.compile(
+    r"\bthe\s+default\s+(?:[^\W\d_]+\s+)?(?:one|db|database)\b|\b(?:la|el)\s+de\s+siempre\b|"
+    r"\b(?:la\s+)?(?:base(?:\s+de\s+datos)?|bd|bbdd)\s+(?:por\s+defecto|predeterminada)\b|\bla\s+predeterminada\b", re.I)
+
+
 def _default_database_named(decision: dict[str, Any], request: str) -> dict[str, Any]:
     """Without the conversation's database when the turn names the default one: "vuelve a la base
     sales: ¿cuántos clientes hay en Chile?" after questions to ``inventario`` asks ``sales``,
@@ -907,7 +915,9 @@ def _default_database_named(decision: dict[str, Any], request: str) -> dict[str,
         return decision  # none, or the one the turn writes
     from taller.config import get_settings
 
-    name = _named_database(request) or _database_called(request, get_settings().default_database)
+    # "la base de datos por defecto" first: read as "base … <name>", it would name one called "por".
+    name = ("default" if _THE_DEFAULT_ONE.search(request) else None) or _named_database(request) \
+        or _database_called(request, get_settings().default_database)
     if not name or name.lower() not in {get_settings().default_database.lower(), "default"}:
         return decision
     args = {key: value for key, value in decision["args"].items() if key != "database"}
@@ -1051,8 +1061,33 @@ def _returned_call(request: str, context: followup.ThreadContext, classify: bool
     if tool not in TOOL_NAMES:
         return None
     # The earlier call's things (photo, series, video, model) with this turn's question, if the
-    # tool takes one ("going back to the first video, what does it say about X?").
+    # tool takes one ("going back to the first video, what does it say about X?"). A question
+    # going back to a summary's video is asked of that video ("going back to the lecture, what
+    # did it say about warmup?"): by the tool of the same subject that takes a question.
+    sibling = _question_tool_sharing(tool)
+    if sibling and _QUESTION.search(request) and (not classify or _scores_higher(request, sibling, tool)):
+        fields = get_tool(sibling).args_schema.model_fields
+        target = {"tool": sibling, "args": {name: value for name, value in (target.get("args") or {}).items()
+                                            if name in fields}}
     return _call_again(target, request, question=request.strip())
+
+
+def _question_tool_sharing(tool: str | None) -> str | None:
+    """The tool that takes a question about what ``tool`` works on (a video, a database), when
+    ``tool`` itself takes none: ask_video for summarize_video."""
+    from taller.tools import registry
+
+    spec = registry.TOOLS.get(tool or "")
+    if spec is None or spec.free_text_fields or not spec.sticky_fields:
+        return None
+    return next((name for name, other in registry.TOOLS.items()
+                 if other.free_text_fields and other.sticky_fields & spec.sticky_fields), None)
+
+
+def _scores_higher(request: str, tool: str, other: str | None) -> bool:
+    """Whether the classifier scores ``tool`` above ``other`` for ``request``."""
+    scores = dict(semantic_router().scores(request))
+    return scores.get(tool, 0.0) > scores.get(other or "", 0.0)
 
 
 def _sure_of_another_tool(request: str, tool: str | None) -> bool:
@@ -1228,6 +1263,7 @@ _ABILITY_VERBS = (r"use|uses|handle|handles|understand|understands|know|knows|su
 _ABILITY_VERBOS = (r"puede|pueden|entiende|entienden|sabe|saben|usa|usan|utiliza|maneja|soporta|acepta|detecta|"
                    r"reconoce|adivina|funciona|necesita|aprende|distingue|partir")
 _BY_DEFAULT = re.compile(r"\b(?:by default|por defecto|de forma predeterminada|predeterminad[oa])\b", re.I)
+_UNDER_THE_HOOD = re.compile(r"\b(?:under the hood|internally|behind the scenes|por dentro|internamente)\b", re.I)
 _WHAT_IT_CAN_DO = re.compile(
     rf"^\W*(?:(?:and|so|but|ok|okay|wait|y|pero|vale|oye)\W+)*(?:can|could|does|do|will|would)\s+"
     rf"(?:it|that|this|the\s+(?:[^\W\d_]+\s+){{0,2}}?(?:model|tool|network|net|classifier|translator|one|vae|gan|"
@@ -1244,7 +1280,8 @@ def _asks_what_it_can_do(request: str) -> bool:
     # "by default" of a thing of the user's ("¿qué hay en la base de datos por defecto?") names
     # the thing to look at, not a default to explain.
     by_default = bool(_BY_DEFAULT.search(request)) and not _DATA_OR_OWNED.search(request)
-    return bool(_QUESTION.search(request) and (by_default or _WHAT_IT_CAN_DO.search(request))) and not (
+    return bool(_QUESTION.search(request) and (by_default or _UNDER_THE_HOOD.search(request)
+                                                or _WHAT_IT_CAN_DO.search(request))) and not (
         grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
         or followup.VIDEO_ID.search(request) or _URL.search(request))
 

@@ -969,6 +969,27 @@ def test_an_earlier_photo_gone_back_to_by_its_files_name():
     assert chosen["args"] == {"image_path": "photos/graduation_day.jpg"} and "error" not in chosen
 
 
+def test_a_question_going_back_to_a_summarized_video_asks_it():
+    calls = ({"tool": "summarize_video", "args": {"video": "transcripts/lecture3.vtt"}},
+             {"tool": "summarize_video", "args": {"video": "https://youtu.be/VMj-3S1tku0"}})
+    context = followup.ThreadContext(turns=("summarize transcripts/lecture3.vtt", "summarize https://youtu.be/VMj-3S1tku0 too"),
+                                     last_call=calls[-1], calls=calls)
+    turn = "going back to the lecture, what did it say about learning rate warmup?"
+    decision = router.plan(turn, lambda: FakeChatModel(responses=[]), use_semantic=False, context=context)
+    assert decision["tool"] == "ask_video"
+    assert decision["args"] == {"question": turn, "video": "transcripts/lecture3.vtt"}
+    assert router._question_tool_sharing("summarize_video") == "ask_video"
+    assert router._question_tool_sharing("classify_pet") is None
+
+
+def test_the_default_database_named_as_the_default_one():
+    decision = {"tool": "query_database", "args": {"question": "which playlist has the most tracks?",
+                                                   "database": "postgresql://analyst@db.local/shop"}}
+    for turn in ("and for the default music one, which playlist has the most tracks?",
+                 "¿y en la base de datos por defecto?", "vuelve a la de siempre"):
+        assert "database" not in router._default_database_named(decision, turn)["args"]
+
+
 def test_a_question_about_the_speaker_or_the_source_asks_the_recording():
     video = "https://youtu.be/m4Tq7YpX2sB"
     context = followup.ThreadContext(
@@ -1168,6 +1189,33 @@ def test_a_value_said_to_replace_another_replaces_it(turn, previous, expected):
 ])
 def test_the_same_for_a_value_inside_a_longer_turn_replaces_the_value(turn, previous, expected):
     assert followup.substituted(turn, previous) == expected
+
+
+def test_a_ranking_word_replaces_a_ranking_word_and_a_long_value_is_one_value():
+    assert followup.substituted("and the least?", "which warehouse holds the most stock?") == "which warehouse holds the least stock?"
+    assert (followup.substituted("and what about the weights and biases part", "what does he say about how neurons get activated?")
+            == "what does he say about the weights and biases part?")
+
+
+def test_that_year_is_the_year_of_the_last_turn_that_named_one():
+    context = followup.ThreadContext(
+        turns=("En la base clinica, ¿cuántos pacientes se atendieron en 2022?", "¿y en 2023?", "descríbeme las tablas de esa base"),
+        last_call={"tool": "describe_database", "args": {"database": "clinica"}}, last_request="descríbeme las tablas de esa base")
+    turn = "¿Qué médico atendió a más pacientes ese año?"
+    assert followup.rewrite(FakeChatModel(responses=[{"request": turn}]), turn, context) == \
+        "¿Qué médico atendió a más pacientes en 2023?"
+
+
+@pytest.mark.parametrize("text,tool,expected", [
+    ("which month was the best?", "query_database", True), ("de qué país son", "query_database", True),
+    ("cuanto duran en minutos", "query_database", True),
+    ("which month was the best?", "classify_pet", False),  # a tool that takes no question
+    ("how many artists are in the whole store?", "query_database", False),  # long enough to stand alone
+    ("thanks a lot", "query_database", False),
+])
+def test_a_short_question_after_a_question_may_depend_on_it(text, tool, expected):
+    context = followup.ThreadContext(turns=("x",), last_call={"tool": tool, "args": {}}, last_request="x")
+    assert followup.short_question_after_one(text, context) is expected
 
 
 @pytest.mark.parametrize("text,expected", [

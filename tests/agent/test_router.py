@@ -426,6 +426,7 @@ def test_a_concept_question_is_told_from_a_question_about_data(text, expected):
     ("can you translate this?", False), ("¿puedes entrenar el VAE?", False), ("does it mention dropout?", False),
     ("does he use ReLU?", False), ("can it make 6 samples?", False), ("does it work on cat.png?", False),
     ("¿qué hay en la base de datos por defecto?", False),  # the default database is a thing to look at
+    ("¿y qué modelo usa usted para eso por dentro?", True), ("what does it run under the hood?", True),
 ])
 def test_a_question_about_what_a_model_can_do_is_told_from_a_request(text, expected):
     assert router._asks_what_it_can_do(text) is expected
