@@ -31,7 +31,7 @@ CARRY_OVER = ("image_path", "values", "model", "database", "video", "text", "url
 
 # A turn that starts like this continues the previous one ("and to France?", "¿y de jazz?").
 # An acknowledgement that may open a follow-up ("ok, and in 2004?", "genial, y ahora el VAE").
-_OPENING = r"^\s*(?:(?:ok(?:ay)?|vale|bueno|great|cool|nice|perfect|perfecto|genial|thanks|gracias|hmm+)\s*[,!.]?\s+)?"
+_OPENING = r"^\s*(?:(?:ok(?:ay)?|vale|bueno|great|cool|nice|perfect|perfecto|genial|thanks|gracias|hmm+)\s*[,!.]?\s+)*"
 _CONTINUATION = re.compile(
     _OPENING + r"[¿¡]?\s*(and|y|e|also|too|plus|what about|how about|same|the same|again|now|then|instead|"
     r"but|y qu[eé]|y si|tambi[eé]n|lo mismo|igual|otra vez|de nuevo|ahora|entonces|pero|"

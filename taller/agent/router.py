@@ -811,11 +811,13 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         decision = _earlier_value(decision, request, context)
     if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
             and decision["tool"] == (context.last_call or {}).get("tool")
-            and followup.points_at_the_last_request(request, decision["tool"])
+            and (followup.points_at_the_last_request(request, decision["tool"])
+                 or followup.short_question_after_one(request, context))
             and all(decision["args"].get(name) == (context.last_call.get("args") or {}).get(name) for name in ("database", "video"))
             and context.last_request):
         # The rewrite came back unchanged for a turn that points back ("¿cuánto gastaron esos
-        # clientes?"): the question goes with the one it continues, so both parts reach the tool.
+        # clientes?", "which month was the best?"): the question goes with the one it continues, so
+        # both parts reach the tool.
         # Not a question to another database or video ("ok now back to the sales db: how many
         # playlists are there?"): the one it would continue was about something else.
         joined = f"{context.last_request} {request}".strip()

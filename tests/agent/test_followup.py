@@ -36,6 +36,7 @@ def test_context_takes_the_last_call_and_the_standalone_forms():
     ("what about Spain?", True), ("¿y qué dice de la economía?", True), ("now with a beam of 5", True),
     ("make that 10 steps", True), ("mejor 6", True), ("luna.png?", True),
     ("train the autoencoder for 3 epochs", False), ("how many customers are in Brazil?", False),
+    ("ok cool, now 2013", True),  # two acknowledgements before the cue
     ("hola", False),
     # Spanish object pronouns attached to an imperative point back; the article "el" does not.
     ("ordénalas por duración", True), ("repítelo en modo greedy", True), ("break that down by city", True),
@@ -1216,6 +1217,16 @@ def test_that_year_is_the_year_of_the_last_turn_that_named_one():
 def test_a_short_question_after_a_question_may_depend_on_it(text, tool, expected):
     context = followup.ThreadContext(turns=("x",), last_call={"tool": tool, "args": {}}, last_request="x")
     assert followup.short_question_after_one(text, context) is expected
+
+
+def test_a_short_question_the_rewrite_left_alone_goes_with_the_question_before():
+    previous = "what were the total sales per month in 2024?"
+    context = followup.ThreadContext(turns=(previous,), last_call={"tool": "query_database", "args": {"question": previous}},
+                                     last_request=previous)
+    turn = "which month was the best?"
+    model = FakeChatModel(responses=[{"request": turn}, {"tool": "query_database"}])
+    decision = router.plan(turn, lambda: model, use_semantic=False, context=context)
+    assert decision["tool"] == "query_database" and decision["args"]["question"] == f"{previous} {turn}"
 
 
 @pytest.mark.parametrize("text,expected", [
