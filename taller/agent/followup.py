@@ -93,6 +93,7 @@ class ThreadContext:
     last_call: dict[str, Any] | None = None  # {"tool": name, "args": {...}} of the latest tool call
     last_request: str | None = None       # the user request that led to ``last_call``
     calls: tuple[dict[str, Any], ...] = ()  # the recent tool calls, oldest first (``last_call`` last)
+    offered: tuple[str, ...] = ()  # the next questions the last tool result suggested (standalone)
 
     @property
     def empty(self) -> bool:
@@ -121,6 +122,7 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
 
     turns: list[str] = []
     calls: list[dict[str, Any]] = []
+    offered: tuple[str, ...] = ()
     last_call: dict[str, Any] | None = None
     last_request: str | None = None
     current: str | None = None
@@ -145,8 +147,21 @@ def context_from_messages(messages: Sequence[Any], limit: int = 4) -> ThreadCont
                     turns[-1] = current = asked
                 last_request = current
                 calls.append(last_call)
+        elif kind == "tool":
+            offered = _suggested_questions(message.content)
     return ThreadContext(turns=tuple(turns[-limit:]), last_call=last_call, last_request=last_request,
-                         calls=tuple(calls[-limit:]))
+                         calls=tuple(calls[-limit:]), offered=offered)
+
+
+def _suggested_questions(content: Any) -> tuple[str, ...]:
+    """The questions a tool result offers as next steps (``"suggestions"``): each is written to
+    stand alone, so the user who sends one is not continuing the last question."""
+    try:
+        result = json.loads(content) if isinstance(content, str) else content
+    except ValueError:  # a result cut at its size limit is no JSON: it offers nothing readable
+        return ()
+    found = result.get("suggestions") if isinstance(result, dict) else None
+    return tuple(" ".join(item.split()) for item in found if isinstance(item, str)) if isinstance(found, list) else ()
 
 
 # Chat spellings of the words that make a turn a follow-up ("n blues?", "wat about u?", "y q tal
@@ -461,9 +476,12 @@ def adds_to_the_question(text: str) -> bool:
 
 
 def looks_like_followup(text: str, context: ThreadContext) -> bool:
-    """Whether ``text`` may depend on the thread (cheap; the rewrite itself decides the rest)."""
+    """Whether ``text`` may depend on the thread (cheap; the rewrite itself decides the rest). A
+    next step the last result suggested is written to stand alone: it does not."""
+    if " ".join(text.split()) in context.offered:
+        return False
     return not context.empty and (refers_back(text) or changes_a_value(text) or adds_to_the_question(text)
-                                  or says_what_it_replaces(text) or short_question_after_one(text, context))
+                                  or says_what_it_replaces(text))
 
 
 # A question word opening a turn ("which", "de qué", "cuánto"), after "and"/"y" at most.
@@ -475,9 +493,11 @@ _WH_OPENING = re.compile(
 
 def short_question_after_one(text: str, context: ThreadContext) -> bool:
     """A question of five words or fewer right after a question to a tool that takes one: "which
-    month was the best?", "de qué país son", "cuanto duran en minutos". So short, it asks about
-    what was just asked (Spanish leaves the subject out); the rewrite says of what, or leaves it."""
-    if not _asks_free_text(context) or not _WH_OPENING.search(text):
+    month was the best?", "de qué país son", "cuanto duran en minutos". So short, it may ask about
+    what was just asked (Spanish leaves the subject out); the rewrite says of what, or leaves it.
+    The router sends it there only when the classifier reads no other tool in it
+    ("where is the bottleneck explained?" after a database question asks a video)."""
+    if not _asks_free_text(context) or not _WH_OPENING.search(text) or " ".join(text.split()) in context.offered:
         return False
     return len(re.findall(r"[^\W\d_]+", text)) <= 5 and not (PATHISH.search(text) or VIDEO_ID.search(text))
 

@@ -28,6 +28,7 @@ modules.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import re
@@ -725,7 +726,10 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     sure_tool = None  # the tool the classifier is sure of for the turn as typed (arguments aside)
     rewritten = False
     again = _takes_the_bare_value(request, context) if results_note is None else None
-    if results_note is None and again is None and followup.looks_like_followup(request, context):
+    # A short question right after a question ("which month was the best?"): a follow-up only if
+    # the classifier reads it as the same tool or as none (checked below, once it has read it).
+    short = use_semantic and results_note is None and followup.short_question_after_one(request, context)
+    if results_note is None and again is None and (followup.looks_like_followup(request, context) or short):
         # A turn the classifier places on a tool with every argument read off it needs no
         # rewrite ("add this one too: <URL>", "and luna.png?" with the last tool favoured),
         # except a free-text argument (a question) that points back: "who are those
@@ -743,7 +747,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
         if quick is None or not quick.get("tool") or (
                 (followup.refers_back(request) or followup.adds_to_the_question(request)
                  or followup.says_what_it_replaces(request)
-                 or followup.short_question_after_one(request, context)) and free_text):
+                 or (short and alone in (last_tool, NONE))) and free_text):
             standalone = followup.rewrite(model_factory(), request, context,
                                           turn_tool=alone if alone != NONE else None)
             rewritten = True
@@ -752,7 +756,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     # unsure of changes tool.
     favour = None
     if results_note is None and (context.last_call or {}).get("tool"):
-        if followup.looks_like_followup(request, context):
+        if followup.looks_like_followup(request, context) or (short and alone in (context.last_call["tool"], NONE)):
             favour = _followup_prior(request, context.last_call["tool"])
         else:
             favour = (context.last_call["tool"], THREAD_PRIOR)
@@ -812,7 +816,7 @@ def plan(request: str, model_factory: Any, history: Sequence[BaseMessage] = (), 
     if (rewritten and standalone.strip() == request.strip() and decision.get("tool")
             and decision["tool"] == (context.last_call or {}).get("tool")
             and (followup.points_at_the_last_request(request, decision["tool"])
-                 or followup.short_question_after_one(request, context))
+                 or (short and alone in (decision["tool"], NONE)))
             and all(decision["args"].get(name) == (context.last_call.get("args") or {}).get(name) for name in ("database", "video"))
             and context.last_request):
         # The rewrite came back unchanged for a turn that points back ("¿cuánto gastaron esos
@@ -1266,12 +1270,27 @@ _ABILITY_VERBOS = (r"puede|pueden|entiende|entienden|sabe|saben|usa|usan|utiliza
                    r"reconoce|adivina|funciona|necesita|aprende|distingue|partir")
 _BY_DEFAULT = re.compile(r"\b(?:by default|por defecto|de forma predeterminada|predeterminad[oa])\b", re.I)
 _UNDER_THE_HOOD = re.compile(r"\b(?:under the hood|internally|behind the scenes|por dentro|internamente)\b", re.I)
-_WHAT_IT_CAN_DO = re.compile(
-    rf"^\W*(?:(?:and|so|but|ok|okay|wait|y|pero|vale|oye)\W+)*(?:can|could|does|do|will|would)\s+"
-    rf"(?:it|that|this|the\s+(?:[^\W\d_]+\s+){{0,2}}?(?:model|tool|network|net|classifier|translator|one|vae|gan|"
-    rf"autoencoder|lstm|gru|rnn|pix2pix|seq2seq))\s+(?:also\s+|even\s+|ever\s+)?(?:{_ABILITY_VERBS})\b|"
-    rf"(?:^|[¿\s])(?:el|la|este|ese|esta|esa)\s+(?:modelo|red|herramienta|clasificador|traductor|vae|gan|"
-    rf"autoencoder|autocodificador|lstm|gru|rnn|pix2pix)\s+(?:tambi[eé]n\s+|ya\s+)?(?:{_ABILITY_VERBOS})\b", re.I)
+# The generic words for a model or tool; the models' own names come from the registry.
+_MODEL_NOUNS = ("model", "tool", "network", "net", "classifier", "translator", "one")
+_MODELO_NOUNS = ("modelo", "red", "herramienta", "clasificador", "traductor")
+
+
+@functools.lru_cache(maxsize=1)
+def _what_it_can_do() -> re.Pattern[str]:
+    """The pattern of a question about a model's abilities, with every model's words (registry)."""
+    from taller.tools import registry
+
+    names = sorted({re.escape(word.rstrip("*")) for words in registry.model_words().values() for word in words
+                    if word.strip("* ")}, key=len, reverse=True)
+    english = "|".join([*_MODEL_NOUNS, *names])
+    spanish = "|".join([*_MODELO_NOUNS, *names])
+    return re.compile(
+        rf"^\W*(?:(?:and|so|but|ok|okay|wait|y|pero|vale|oye)\W+)*(?:can|could|does|do|will|would)\s+"
+        rf"(?:it|that|this|the\s+(?:[^\W\d_]+\s+){{0,2}}?(?:{english})(?:\s+(?:{'|'.join(_MODEL_NOUNS)}))?)\s+"
+        rf"(?:also\s+|even\s+|ever\s+)?"
+        rf"(?:{_ABILITY_VERBS})\b|"
+        rf"(?:^|[¿\s])(?:el|la|este|ese|esta|esa)\s+(?:{spanish})\s+(?:tambi[eé]n\s+|ya\s+)?(?:{_ABILITY_VERBOS})\b",
+        re.I)
 
 
 def _asks_what_it_can_do(request: str) -> bool:
@@ -1283,7 +1302,7 @@ def _asks_what_it_can_do(request: str) -> bool:
     # the thing to look at, not a default to explain.
     by_default = bool(_BY_DEFAULT.search(request)) and not _DATA_OR_OWNED.search(request)
     return bool(_QUESTION.search(request) and (by_default or _UNDER_THE_HOOD.search(request)
-                                                or _WHAT_IT_CAN_DO.search(request))) and not (
+                                                or _what_it_can_do().search(request))) and not (
         grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
         or followup.VIDEO_ID.search(request) or _URL.search(request))
 

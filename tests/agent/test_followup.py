@@ -3,6 +3,8 @@ rewrite visible in the tool_start event and stored in the thread (scripted fake 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
@@ -1219,14 +1221,36 @@ def test_a_short_question_after_a_question_may_depend_on_it(text, tool, expected
     assert followup.short_question_after_one(text, context) is expected
 
 
-def test_a_short_question_the_rewrite_left_alone_goes_with_the_question_before():
+def test_a_short_question_the_rewrite_left_alone_goes_with_the_question_before(monkeypatch):
     previous = "what were the total sales per month in 2024?"
     context = followup.ThreadContext(turns=(previous,), last_call={"tool": "query_database", "args": {"question": previous}},
                                      last_request=previous)
     turn = "which month was the best?"
-    model = FakeChatModel(responses=[{"request": turn}, {"tool": "query_database"}])
-    decision = router.plan(turn, lambda: model, use_semantic=False, context=context)
+    monkeypatch.setattr(router, "semantic_router", lambda: _ClassifierByText(
+        {"what models are there?": [("list_models", 0.7), ("query_database", 0.3)]},
+        [("query_database", 0.55), ("none", 0.45)]))
+    model = FakeChatModel(responses=[{"request": turn}])
+    decision = router.plan(turn, lambda: model, context=context)
     assert decision["tool"] == "query_database" and decision["args"]["question"] == f"{previous} {turn}"
+    # One the classifier reads as another tool is no follow-up: it is not rewritten (the script is empty).
+    other = router.plan("what models are there?", lambda: FakeChatModel(responses=[{"tool": "list_models"}]), context=context)
+    assert other["tool"] == "list_models" and "standalone" not in other
+    # Nor is a question the last result offered as a next step.
+    offered = followup.ThreadContext(turns=context.turns, last_call=context.last_call, last_request=previous,
+                                     offered=("which month was the best?",))
+    assert router.plan(turn, lambda: FakeChatModel(responses=[]), context=offered)["args"]["question"] == turn
+
+
+def test_the_questions_a_result_offers_are_read_from_the_thread():
+    from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+
+    messages = [HumanMessage(content="best countries?"),
+                AIMessage(content="", tool_calls=[{"name": "query_database", "args": {"question": "best countries?"}, "id": "c1"}]),
+                ToolMessage(content=json.dumps({"summary": "3 rows.", "suggestions": ["Which genres sell most?"]}),
+                            tool_call_id="c1", name="query_database")]
+    assert followup.context_from_messages(messages).offered == ("Which genres sell most?",)
+    cut = [*messages[:2], ToolMessage(content='{"summary": "3 ro', tool_call_id="c1", name="query_database")]
+    assert followup.context_from_messages(cut).offered == ()
 
 
 @pytest.mark.parametrize("text,expected", [

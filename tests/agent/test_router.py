@@ -421,6 +421,7 @@ def test_a_concept_question_is_told_from_a_question_about_data(text, expected):
     ("¿y el VAE también puede partir de una imagen mía?", True),
     ("¿el modelo entiende los signos de apertura como ¿ y ¡?", True),
     ("does the tool also guess gender?", True),
+    ("can the cats vs dogs classifier also recognize rabbits?", True),  # a model named by its registry words
     # A request to the assistant, a question about what a recording says, or one with something to
     # run on is not a question about the tool.
     ("can you translate this?", False), ("¿puedes entrenar el VAE?", False), ("does it mention dropout?", False),
