@@ -876,7 +876,7 @@ def _names_a_value(words: str) -> bool:
                for word in re.findall(r"\w+", words))
 
 
-_WH = re.compile(r"why|when|where|whom?|whose|c[oó]mo|cu[aá]ndo|d[oó]nde|qui[eé]n(?:es)?|por", re.I)
+_WH = re.compile(r"why|when|where|whom?|whose|c[oó]mo|cu[aá]ndo|d[oó]nde|qui[eé]n(?:es)?", re.I)
 
 
 def says_what_it_replaces(text: str) -> bool:

@@ -28,7 +28,6 @@ modules.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 import re
@@ -887,13 +886,13 @@ def _earlier_value(decision: dict[str, Any], request: str, context: followup.Thr
         named = [value for value in seen
                  if said & set(re.findall(r"[^\W\d_]{4,}", grounding.normalize(Path(value).stem)))]
         chosen = named[0] if len(named) == 1 else None
-    if chosen is None:
+    if chosen is None or (decision["args"].get(field) == chosen and "error" not in decision):
         return decision
     out = {**decision, "args": {**decision["args"], field: chosen},
            "carried_over": sorted({*decision.get("carried_over", []), field})}
     if field in str(decision.get("error") or ""):
         out.pop("error")  # the error was the missing file ("which file?"), now chosen
-    return out if decision["args"].get(field) != chosen or "error" in decision else decision
+    return out
 
 
 def _database_called(request: str, name: str) -> str | None:
@@ -1275,7 +1274,7 @@ _MODEL_NOUNS = ("model", "tool", "network", "net", "classifier", "translator", "
 _MODELO_NOUNS = ("modelo", "red", "herramienta", "clasificador", "traductor")
 
 
-@functools.lru_cache(maxsize=1)
+@lru_cache(maxsize=1)
 def _what_it_can_do() -> re.Pattern[str]:
     """The pattern of a question about a model's abilities, with every model's words (registry)."""
     from taller.tools import registry
