@@ -779,6 +779,11 @@ _THAT_TIME = re.compile(
 _YEAR_DIGITS = r"(?:1[89]\d\d|20\d\d)"  # a year as people ask about them: 1800-2099
 _YEAR = re.compile(rf"\b{_YEAR_DIGITS}\b")
 _A_YEAR = re.compile(rf"^{_YEAR_DIGITS}$")
+
+
+def is_year(number: float) -> bool:
+    """Whether a number read off a turn is a year as people ask about them (1800-2099), not a count."""
+    return number == int(number) and 1800 <= number <= 2099
 _MONTH = re.compile(
     r"\b(?:january|february|march|april|may|june|july|august|september|october|november|december|enero|"
     r"febrero|marzo|abril|mayo|junio|julio|agosto|septiembre|setiembre|octubre|noviembre|diciembre)"

@@ -644,7 +644,7 @@ def _names_a_series(text: str) -> bool:
     """Three numbers or more that are not years, a CSV file, or a word for forecasting."""
     from taller.agent import grounding
 
-    numbers = [number for number in grounding.number_mentions(text) if not (1800 <= number <= 2099 and number == int(number))]
+    numbers = [number for number in grounding.number_mentions(text) if not followup.is_year(number)]
     return len(numbers) >= 3 or bool(_CSV_PATH.search(text)) or bool(_SERIES_WORDS.search(text))
 
 
@@ -883,8 +883,7 @@ def _earlier_value(decision: dict[str, Any], request: str, context: followup.Thr
         chosen = seen[_PLACES[place.group("place").lower()]]
     elif field == "image_path":
         said = {word for word in re.findall(r"[^\W\d_]{4,}", grounding.normalize(request))}
-        named = [value for value in seen
-                 if said & set(re.findall(r"[^\W\d_]{4,}", grounding.normalize(Path(value).stem)))]
+        named = [value for value in seen if said & _file_words(value)]
         chosen = named[0] if len(named) == 1 else None
     if chosen is None or (decision["args"].get(field) == chosen and "error" not in decision):
         return decision
@@ -979,7 +978,7 @@ def _lone_count(request: str) -> bool:
     from taller.agent import grounding
 
     numbers = grounding.number_mentions(request)
-    return (len(numbers) == 1 and float(numbers[0]).is_integer() and not 1800 <= numbers[0] <= 2099
+    return (len(numbers) == 1 and float(numbers[0]).is_integer() and not followup.is_year(numbers[0])
             and not (_PATHISH.search(request) or grounding.quoted_spans(request)))
 
 
@@ -1630,8 +1629,7 @@ def _same_tool_again(request: str, standalone: str, context: followup.ThreadCont
         # A question after a summary or a description ("¿y qué ejemplo usa para explicar el
         # gradiente?") is asked of the same video or database, by the tool that takes a question,
         # and in its own words: the request before it asked for no answer.
-        tool = next((name for name, spec in registry.TOOLS.items()
-                     if spec.free_text_fields and spec.sticky_fields & registry.TOOLS[tool].sticky_fields), tool)
+        tool = _question_tool_sharing(tool) or tool
         text = standalone
     args = {**_named_choices(tool, request), **followup.numbers_by_units(tool, request),
             **(extract_args(tool, request) or {})}
