@@ -75,8 +75,13 @@ def _render(items: Sequence[dict[str, Any]], limit: int) -> str:
                        for item in items)
 
 
-# Cues per window when looking for where a section's summary is said (~36 words, ~15 s).
-_WINDOW_CUES = 3
+# Cues per window when looking for where a section's summary is said (~96 words, ~40 s at a
+# speaking pace). A summary condenses a minute or more of speech into two or three sentences: a
+# window of three cues matched one clause of it, often a passing mention, and pointed away from
+# the passage that develops the point (docs/benchmarks.md, "Summaries that point where the point
+# is made": 3 → 8 cues took the bench's check from 12/14 to 14/14 on the speeches it was chosen
+# on, and from 13/22 to 20/22 on the benchmark's four transcripts).
+_WINDOW_CUES = 8
 
 
 def point_at_what_they_say(items: list[dict[str, Any]], cues: Sequence[Cue], video_id: str | None) -> None:
