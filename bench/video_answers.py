@@ -28,8 +28,8 @@ Latency is the wall time of ``ask`` (embedding, search, the model), model alread
 summary (MiniLM cosine at least 0.8 of the best window's) — "the time points at text that says
 what the section says". Its tuning half is three addresses that have no questions
 (``SUMMARY_TUNING`` in ``build_transcripts.py``), its held-out half the four transcripts of the
-questions; ``--split`` picks the half, as for the questions. Without a model installed the run prints why and exits 0 (``--require``
-makes it fail instead).
+questions; ``--split`` picks the half, as for the questions. Without a model installed the run
+prints why and exits 0 (``--require`` makes it fail instead).
 """
 
 from __future__ import annotations

@@ -80,7 +80,7 @@ def _render(items: Sequence[dict[str, Any]], limit: int) -> str:
 # window of three cues matched one clause of it, often a passing mention, and pointed away from
 # the passage that develops the point (docs/benchmarks.md, "Summaries that point where the point
 # is made": 3 → 8 cues took the bench's check from 12/14 to 14/14 on the speeches it was chosen
-# on, and from 13/22 to 20/22 on the benchmark's four transcripts).
+# on, and from 13/22 to 19/22 on the benchmark's four transcripts, held out).
 _WINDOW_CUES = 8
 
 
