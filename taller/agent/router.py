@@ -1244,17 +1244,23 @@ _DATA_OR_OWNED = re.compile(
 def _asks_what_it_is(request: str) -> bool:
     """A question about what a concept is that names nothing of the user's (no file, number, quote,
     video, data words): answered in words, whatever tool the classifier or the rewrite leaned to."""
-    from taller.agent import grounding
-
     sentences = [part for part in _SENTENCE_END.split(request.strip()) if part.strip()]
     # The question may come last, after what prompted it ("¿y eso cómo lo calcula? ¿qué es una GRU?").
     return bool(_WHAT_IS.search(request) or (sentences and _WHAT_IS.search(sentences[-1]))) and not (
         _DATA_OR_OWNED.search(request) or _SALES_SUBJECT.search(request) or _RECORDING.search(request)
-        or grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
-        or followup.VIDEO_ID.search(request) or _URL.search(request))
+        or _names_something_to_run_on(request))
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?;])\s+")
+
+
+def _names_something_to_run_on(request: str) -> bool:
+    """Whether ``request`` names something a tool would run on (a number, quoted text, a file or
+    link, a video): then a question about a concept or a model is a request after all."""
+    from taller.agent import grounding
+
+    return bool(grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
+                or followup.VIDEO_ID.search(request) or _URL.search(request))
 
 # A question about what a model or tool does or can do, or its defaults, rather than a request to
 # run it: "how many epochs does it use by default?", "does the tool also guess gender?", "¿y el VAE
@@ -1294,28 +1300,22 @@ def _what_it_can_do() -> re.Pattern[str]:
 def _asks_what_it_can_do(request: str) -> bool:
     """A question about a model's or tool's abilities or defaults that names nothing to run it on
     (no file, number, quoted text or video): answered in words."""
-    from taller.agent import grounding
-
     # "by default" of a thing of the user's ("¿qué hay en la base de datos por defecto?") names
     # the thing to look at, not a default to explain.
     by_default = bool(_BY_DEFAULT.search(request)) and not _DATA_OR_OWNED.search(request)
     return bool(_QUESTION.search(request) and (by_default or _UNDER_THE_HOOD.search(request)
-                                                or _what_it_can_do().search(request))) and not (
-        grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
-        or followup.VIDEO_ID.search(request) or _URL.search(request))
+                                                or _what_it_can_do().search(request))) \
+        and not _names_something_to_run_on(request)
 
 
 def _asks_why(request: str) -> bool:
     """A why-question that names nothing a tool could run on. The question may come last, after
     what prompted it ("that one's wrong, it's obviously a cat. why does it get confused?")."""
-    from taller.agent import grounding
-
     sentences = [part for part in _SENTENCE_END.split(request.strip()) if part.strip()]
     asked = sentences[-1] if sentences else request
     clauses = [part for part in _CLAUSE_END.split(asked) if part.strip()]
-    return bool(_WHY.search(request) or _WHY.search(asked) or (clauses and _WHY.search(clauses[-1]))) and not (
-        grounding.number_mentions(request) or grounding.quoted_spans(request) or _PATHISH.search(request)
-        or followup.VIDEO_ID.search(request))
+    return bool(_WHY.search(request) or _WHY.search(asked) or (clauses and _WHY.search(clauses[-1]))) \
+        and not _names_something_to_run_on(request)
 
 
 def _model_from_thread(decision: dict[str, Any], request: str, context: followup.ThreadContext) -> dict[str, Any]:
